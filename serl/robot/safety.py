@@ -22,7 +22,7 @@ class SafetyLimits:
     max_rotation_error: float = 0.3  # rad, largest target-to-measured rotation
 
     def __post_init__(self) -> None:
-        if any(lo >= hi for lo, hi in zip(self.xyz_low, self.xyz_high)):
+        if any(lo >= hi for lo, hi in zip(self.xyz_low, self.xyz_high, strict=True)):
             raise ValueError(f"safety box: xyz_low {self.xyz_low} must be below xyz_high {self.xyz_high}")
         if not 0.0 <= self.cone_half_angle <= math.pi:
             raise ValueError(f"safety cone_half_angle {self.cone_half_angle} must be in [0, pi]")

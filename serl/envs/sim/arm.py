@@ -32,7 +32,8 @@ class ImpedanceGains:
 class PandaSim:
     """One MuJoCo Panda scene; methods read or drive it, `advance` runs physics for a control period."""
 
-    def __init__(self, objects: panda.SceneObjects, physics_dt: float = 0.002, gains: ImpedanceGains = ImpedanceGains()):
+    def __init__(self, objects: panda.SceneObjects, physics_dt: float = 0.002,
+                 gains: ImpedanceGains = ImpedanceGains()):
         self.model = mujoco.MjModel.from_xml_string(panda.scene_xml(objects, physics_dt))
         self.data = mujoco.MjData(self.model)
         self.gains = gains

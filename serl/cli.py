@@ -1,0 +1,37 @@
+"""The `serl` command: `serl SUB ...`. Each subcommand lives in its own module with `main(argv) -> int`, imported
+only when run so that `serl --help` stays instant. Later work adds entries to COMMANDS."""
+
+from __future__ import annotations
+
+import importlib
+import sys
+
+# name -> (module, one-line help)
+COMMANDS: dict[str, tuple[str, str]] = {
+    "tasks": ("serl.commands.tasks", "list the task configurations in experiments/"),
+    "scripted": ("serl.commands.scripted", "run the scripted operator on a simulated task: success rate and a video"),
+}
+
+
+def usage() -> str:
+    width = max(map(len, COMMANDS))
+    lines = ["usage: serl SUBCOMMAND [args]  (serl SUBCOMMAND --help for its options)", "", "subcommands:"]
+    lines += [f"  {name:<{width}}  {help_}" for name, (_, help_) in COMMANDS.items()]
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if not argv or argv[0] in ("-h", "--help", "help"):
+        print(usage())
+        return 0
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"serl: unknown subcommand {name!r}\n\n{usage()}", file=sys.stderr)
+        return 2
+    module = importlib.import_module(COMMANDS[name][0])
+    return int(module.main(rest) or 0)
+
+
+if __name__ == "__main__":
+    sys.exit(main())

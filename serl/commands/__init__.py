@@ -1,0 +1,1 @@
+"""One module per `serl` subcommand, plus the shared parsing of a task and its field overrides."""

@@ -1,0 +1,315 @@
+"""The wrapper stack between the raw env of DESIGN.md and the policy, inside out: intervention → relative frame →
+quaternion to euler → flatten → reward classifier → gripper penalty → video. `make_policy_env` builds it.
+
+Frames: the raw env acts and observes in the robot's base frame; the policy acts and sees its pose in the
+end-effector (TCP) frame, so what it learns does not depend on where in the workspace it is.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import gymnasium as gym
+import imageio
+import numpy as np
+from gymnasium import spaces
+
+from serl import geometry as g
+from serl.devices.base import InterventionDevice
+
+# Order of the entries in the flattened state vector (19 values once tcp_pose is xyz + euler).
+STATE_KEYS = ("tcp_pose", "tcp_vel", "gripper_pose", "tcp_force", "tcp_torque")
+# State entries that are 3-vectors (or pairs of them) in the base frame, rotated into the TCP frame.
+VECTOR_KEYS = ("tcp_vel", "tcp_force", "tcp_torque")
+
+ActionRoundtrip = Callable[[dict, np.ndarray], np.ndarray]  # (raw obs, base-frame action) -> executed action
+
+
+# ---------- frames and actions (pure) ----------
+def tcp_rotation(raw_obs: dict) -> np.ndarray:
+    """Rotation matrix (TCP frame -> base frame) of the measured TCP orientation in a raw observation."""
+    return g.quat_to_mat(np.asarray(raw_obs["state"]["tcp_pose"][3:7], np.float64))
+
+
+def _rotate_blocks(action, R: np.ndarray) -> np.ndarray:
+    a = np.asarray(action, np.float64)
+    return np.concatenate([R @ a[:3], R @ a[3:6], a[6:]])
+
+
+def to_policy_frame(b, R: np.ndarray) -> np.ndarray:
+    """A base-frame action in the policy's (TCP) frame: R^T on the xyz block and on the rotation block."""
+    return _rotate_blocks(b, R.T)
+
+
+def from_policy_frame(p, R: np.ndarray) -> np.ndarray:
+    """A policy-frame action in the base frame: [R p_xyz, R p_rot, gripper].
+
+    The rotation block is treated as a small rotation vector in the TCP frame, so R maps it like any vector; the
+    raw env applies the result as its base-frame rpy delta (for small per-step angles, extrinsic xyz euler angles
+    and a rotation vector agree to first order). The same policy action from the same pose is the same motion.
+    """
+    return _rotate_blocks(p, R)
+
+
+def clip_policy_action(p) -> np.ndarray:
+    """Bring a policy-frame action inside [-1, 1]: each 3-block (xyz, rotation) is scaled by
+    1 / max(1, max|block|), the gripper is clipped. Scaling, not per-component clipping, keeps the direction of
+    the operator's motion; this is what "clipped" means for recorded operator actions."""
+    p = np.asarray(p, np.float64)
+    blocks = [p[i:i + 3] / max(1.0, float(np.max(np.abs(p[i:i + 3])))) for i in (0, 3)]
+    return np.concatenate([*blocks, np.clip(p[6:], -1.0, 1.0)])
+
+
+def operator_roundtrip(raw_obs: dict, b) -> np.ndarray:
+    """The base-frame action executed for the operator's base-frame action b: b mapped into the policy frame,
+    clipped there (`clip_policy_action`), mapped back. Recording it in the policy frame then reproduces exactly
+    this motion, and the recording is inside the action space. Each block is a scaled copy of b's, so the result
+    stays inside [-1, 1] in the base frame too and the raw env never clips it."""
+    R = tcp_rotation(raw_obs)
+    return from_policy_frame(clip_policy_action(to_policy_frame(b, R)), R)
+
+
+def relative_pose(pose, reset_pose) -> np.ndarray:
+    """Pose (xyz + quat xyzw) relative to reset_pose, T_reset^-1 T: R_reset^T (p - p_reset), q_reset^-1 q.
+    The quaternion has w >= 0, which is continuous around the identity, where relative poses live."""
+    pose, reset_pose = np.asarray(pose, np.float64), np.asarray(reset_pose, np.float64)
+    R0 = g.quat_to_mat(reset_pose[3:])
+    q = g.quat_mul(g.quat_conj(reset_pose[3:] / np.linalg.norm(reset_pose[3:])), pose[3:] / np.linalg.norm(pose[3:]))
+    return np.concatenate([R0.T @ (pose[:3] - reset_pose[:3]), g.canonical_quat(q)])
+
+
+def rotate_vectors(v, R: np.ndarray) -> np.ndarray:
+    """R^T applied to each consecutive 3-vector of v (base frame -> TCP frame)."""
+    v = np.asarray(v, np.float64)
+    return (v.reshape(-1, 3) @ R).reshape(v.shape)
+
+
+def quat_pose_to_euler(pose) -> np.ndarray:
+    """xyz + quat xyzw (7) -> xyz + extrinsic xyz euler angles (6)."""
+    pose = np.asarray(pose, np.float64)
+    return np.concatenate([pose[:3], g.quat_to_euler(pose[3:7])])
+
+
+def camera_frame(obs: dict) -> np.ndarray | None:
+    """The observation's camera images side by side (raw obs with "images" or flattened obs), or None."""
+    images = obs.get("images", obs)
+    frames = [v for v in images.values() if isinstance(v, np.ndarray) and v.dtype == np.uint8 and v.ndim == 3]
+    return np.concatenate(frames, axis=1) if frames else None
+
+
+# ---------- wrappers ----------
+class InterventionWrapper(gym.Wrapper):
+    """Decides who acts, and is the only place that does: each step it reads the device, and when the operator is
+    active executes the device's base-frame action (clipped to [-1, 1], then passed through `action_roundtrip`
+    with the last raw observation) instead of the policy's.
+
+    info: `intervened` (bool) every step, `intervene_action` (the executed base-frame action, float32) only when
+    the operator acted, `buttons` (the device's pressed controls) every step.
+    """
+
+    def __init__(self, env: gym.Env, device: InterventionDevice, action_roundtrip: ActionRoundtrip | None = None):
+        super().__init__(env)
+        self.device = device
+        self.action_roundtrip = action_roundtrip
+        self._raw_obs: dict | None = None
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self._raw_obs = obs
+        return obs, info
+
+    def step(self, action):
+        state = self.device.read()
+        if state.active:
+            action = np.clip(np.asarray(state.action, np.float64), -1.0, 1.0)
+            if self.action_roundtrip is not None:
+                action = self.action_roundtrip(self._raw_obs, action)
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._raw_obs = obs
+        info["intervened"] = bool(state.active)
+        info["buttons"] = state.buttons
+        if state.active:
+            info["intervene_action"] = np.asarray(action, np.float32)
+        return obs, reward, terminated, truncated, info
+
+
+class RelativeFrameWrapper(gym.Wrapper):
+    """The policy acts and sees itself in the TCP frame.
+
+    Actions: p -> [R p_xyz, R p_rot, p_grip] with R the measured TCP orientation before the step (see
+    `from_policy_frame`). A policy action whose base-frame image leaves [-1, 1] is clipped per component by the
+    raw env; recorded operator actions never are (see `operator_roundtrip`, exposed as `roundtrip` for the
+    intervention wrapper). `info["intervene_action"]`, when present, is replaced by the policy-frame action.
+    Observations: `tcp_pose` relative to the TCP pose at reset; `tcp_vel`, `tcp_force`, `tcp_torque` in the
+    current TCP frame.
+    """
+
+    roundtrip = staticmethod(operator_roundtrip)
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        self._raw_obs, self._reset_pose = None, None
+
+    def reset(self, **kwargs):
+        obs, info = self.env.reset(**kwargs)
+        self._raw_obs = obs
+        self._reset_pose = np.asarray(obs["state"]["tcp_pose"], np.float64)
+        return self._relative(obs), info
+
+    def step(self, action):
+        R = tcp_rotation(self._raw_obs)
+        obs, reward, terminated, truncated, info = self.env.step(from_policy_frame(action, R))
+        if "intervene_action" in info:
+            # The clip removes float rounding only: the executed action is already a policy-frame action mapped.
+            policy_action = np.clip(to_policy_frame(info["intervene_action"], R), -1.0, 1.0)
+            info["intervene_action"] = policy_action.astype(np.float32)
+        self._raw_obs = obs
+        return self._relative(obs), reward, terminated, truncated, info
+
+    def _relative(self, obs: dict) -> dict:
+        state = dict(obs["state"])
+        R = tcp_rotation(obs)
+        state["tcp_pose"] = relative_pose(state["tcp_pose"], self._reset_pose).astype(np.float32)
+        for key in VECTOR_KEYS:
+            state[key] = rotate_vectors(state[key], R).astype(np.float32)
+        return {**obs, "state": state}
+
+
+class QuatToEulerWrapper(gym.ObservationWrapper):
+    """`tcp_pose` as xyz + extrinsic xyz euler angles (6) instead of xyz + quaternion (7)."""
+
+    def __init__(self, env: gym.Env):
+        super().__init__(env)
+        space = env.observation_space
+        state = {**space["state"].spaces, "tcp_pose": spaces.Box(-np.inf, np.inf, (6,), np.float32)}
+        self.observation_space = spaces.Dict({**space.spaces, "state": spaces.Dict(state)})
+
+    def observation(self, obs: dict) -> dict:
+        state = {**obs["state"], "tcp_pose": quat_pose_to_euler(obs["state"]["tcp_pose"]).astype(np.float32)}
+        return {**obs, "state": state}
+
+
+class FlattenWrapper(gym.ObservationWrapper):
+    """Observation `{"state": float32 (N,), "<camera>": uint8 image, ...}`: the state entries concatenated in
+    `state_keys` order (N = 19 after the euler wrapper) and each camera at the top level."""
+
+    def __init__(self, env: gym.Env, state_keys: tuple[str, ...] = STATE_KEYS):
+        super().__init__(env)
+        self.state_keys = tuple(state_keys)
+        space = env.observation_space
+        boxes = [space["state"][k] for k in self.state_keys]
+        low = np.concatenate([b.low.ravel() for b in boxes]).astype(np.float32)
+        high = np.concatenate([b.high.ravel() for b in boxes]).astype(np.float32)
+        cameras = dict(space["images"].spaces) if "images" in space.spaces else {}
+        if "state" in cameras:
+            raise ValueError("a camera named 'state' would collide with the flattened state")
+        self.cameras = tuple(cameras)
+        self.observation_space = spaces.Dict({"state": spaces.Box(low, high, dtype=np.float32), **cameras})
+
+    def observation(self, obs: dict) -> dict:
+        state = np.concatenate([np.asarray(obs["state"][k], np.float32).ravel() for k in self.state_keys])
+        return {"state": state, **{c: obs["images"][c] for c in self.cameras}}
+
+
+class RewardClassifierWrapper(gym.Wrapper):
+    """Reward from a success classifier (any callable obs -> probability): reward 1 and terminated when the
+    probability reaches the threshold, else reward 0 (the env's own termination is kept). Sets
+    `info["classifier_prob"]` every step."""
+
+    def __init__(self, env: gym.Env, classifier: Callable[[dict], float], threshold: float = 0.5):
+        super().__init__(env)
+        self.classifier = classifier
+        self.threshold = threshold
+
+    def step(self, action):
+        obs, _, terminated, truncated, info = self.env.step(action)
+        prob = float(self.classifier(obs))
+        success = prob >= self.threshold
+        info["classifier_prob"] = prob
+        return obs, float(success), terminated or success, truncated, info
+
+
+class GripperPenaltyWrapper(gym.Wrapper):
+    """`info["grasp_penalty"]` every step: -penalty when the gripper changed state this step, else 0. It
+    discourages needless grasp toggling without touching the task reward."""
+
+    def __init__(self, env: gym.Env, penalty: float = 0.1):
+        super().__init__(env)
+        self.penalty = penalty
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        info["grasp_penalty"] = -float(self.penalty) if info.get("gripper_changed", False) else 0.0
+        return obs, reward, terminated, truncated, info
+
+
+class VideoRecorder(gym.Wrapper):
+    """Writes each episode's camera images (side by side) to `<path>/episode_NNNN.mp4` when the episode ends, a
+    new one starts, or on close(). Nothing is written for an episode without frames. `written` lists the files."""
+
+    def __init__(self, env: gym.Env, path: str | Path, fps: int = 10):
+        super().__init__(env)
+        self.directory = Path(path)
+        self.fps = fps
+        self.written: list[Path] = []
+        self._frames: list[np.ndarray] = []
+
+    def reset(self, **kwargs):
+        self._flush()
+        obs, info = self.env.reset(**kwargs)
+        self._record(obs)
+        return obs, info
+
+    def step(self, action):
+        obs, reward, terminated, truncated, info = self.env.step(action)
+        self._record(obs)
+        if terminated or truncated:
+            self._flush()
+        return obs, reward, terminated, truncated, info
+
+    def close(self):
+        self._flush()
+        super().close()
+
+    def _record(self, obs: dict) -> None:
+        if (frame := camera_frame(obs)) is not None:
+            self._frames.append(frame)
+
+    def _flush(self) -> None:
+        if not self._frames:
+            return
+        self.directory.mkdir(parents=True, exist_ok=True)
+        index = len(self.written)
+        while (path := self.directory / f"episode_{index:04d}.mp4").exists():  # never overwrite an earlier run's
+            index += 1
+        imageio.v2.mimwrite(path, self._frames, fps=self.fps)
+        self.written.append(path)
+        self._frames = []
+
+
+# ---------- the stack ----------
+@dataclass(frozen=True)
+class PolicyEnvConfig:
+    relative_frame: bool = True  # policy acts and sees its pose in the TCP frame (False: base frame, absolute pose)
+    grasp_penalty: float = 0.1  # magnitude of info["grasp_penalty"] on steps where the gripper changes state
+    classifier_threshold: float = 0.5  # success probability at which the reward classifier ends the episode
+    video_fps: int = 10  # frame rate of recorded videos
+
+
+def make_policy_env(env: gym.Env, cfg: PolicyEnvConfig = PolicyEnvConfig(), classifier=None,
+                    device: InterventionDevice | None = None, video_path: str | Path | None = None) -> gym.Env:
+    """The raw env wrapped, inside out: intervention (if a device is given) → relative frame (if configured) →
+    quaternion to euler → flatten → reward classifier (if given) → gripper penalty → video (if a path is given)."""
+    if device is not None:
+        env = InterventionWrapper(env, device, RelativeFrameWrapper.roundtrip if cfg.relative_frame else None)
+    if cfg.relative_frame:
+        env = RelativeFrameWrapper(env)
+    env = FlattenWrapper(QuatToEulerWrapper(env))
+    if classifier is not None:
+        env = RewardClassifierWrapper(env, classifier, cfg.classifier_threshold)
+    env = GripperPenaltyWrapper(env, cfg.grasp_penalty)
+    if video_path is not None:
+        env = VideoRecorder(env, video_path, cfg.video_fps)
+    return env
