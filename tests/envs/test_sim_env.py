@@ -248,3 +248,18 @@ def test_realtime_paces_steps_to_the_control_period():
         env.step(np.zeros(7, np.float32))
     assert time.monotonic() - start >= 0.45
     assert math.isclose(env.period, 0.1)
+
+
+@pytest.mark.timeout(60)
+def test_missing_gl_backend_names_the_variable_and_packages():
+    import ctypes.util
+    import subprocess
+    import sys
+
+    if ctypes.util.find_library("OSMesa"):
+        pytest.fail("this check needs a GL backend whose libraries are absent; OSMesa is installed here")
+    code = "import gymnasium as gym, serl; gym.make('serl/PandaPickCube-v0')"
+    out = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, "MUJOCO_GL": "osmesa"},
+                         capture_output=True, text=True, timeout=50)
+    assert out.returncode != 0
+    assert "MUJOCO_GL='osmesa'" in out.stderr and "libosmesa6" in out.stderr and "libegl1" in out.stderr

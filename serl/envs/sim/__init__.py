@@ -8,6 +8,12 @@ user set in MUJOCO_GL is left alone.
 import ctypes.util
 import os
 
+GL_HELP = (
+    "MuJoCo could not set up offscreen OpenGL (MUJOCO_GL={value!r}). Set MUJOCO_GL=egl (needs the Debian/Ubuntu "
+    "packages libegl1 and libgl1-mesa-dri) or MUJOCO_GL=osmesa (needs libosmesa6) before Python starts. "
+    "Original error: {err!r}"
+)
+
 
 def _default_gl_backend() -> str | None:
     if ctypes.util.find_library("EGL"):
@@ -19,3 +25,8 @@ def _default_gl_backend() -> str | None:
 
 if "MUJOCO_GL" not in os.environ and (_backend := _default_gl_backend()):
     os.environ["MUJOCO_GL"] = _backend
+
+try:
+    import mujoco  # noqa: F401  (imports the chosen GL backend, which fails here if its libraries are missing)
+except (ImportError, AttributeError, OSError) as _err:
+    raise RuntimeError(GL_HELP.format(value=os.environ.get("MUJOCO_GL"), err=_err)) from _err

@@ -7,11 +7,7 @@ import os
 import mujoco
 import numpy as np
 
-GL_HELP = (
-    "MuJoCo could not create an offscreen OpenGL context (MUJOCO_GL={value!r}). Set MUJOCO_GL=egl (needs the "
-    "Debian/Ubuntu packages libegl1 and libgl1-mesa-dri) or MUJOCO_GL=osmesa (needs libosmesa6), before Python "
-    "starts. Original error: {err}"
-)
+from serl.envs.sim import GL_HELP
 
 
 class CameraRenderer:
