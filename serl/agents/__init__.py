@@ -1,0 +1,1 @@
+"""Agents: RLPD-style SAC (`sac.py`) and its hybrid with a discrete grasp critic (`hybrid.py`)."""

@@ -1,0 +1,54 @@
+"""Pieces every agent's update shares: augmentation of a batch, soft target updates, and the scan over the
+critic-to-actor ratio wrapped in the non-finite guard."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import jax
+import jax.numpy as jnp
+
+from serl.networks.augment import random_crop
+
+
+def augment_batch(batch: dict, image_keys: tuple[str, ...], rng: jax.Array, pad: int) -> dict:
+    """Random-crop the raw camera frames of observations and next_observations (cached features are left alone)."""
+    if pad <= 0:
+        return batch
+    out = dict(batch)
+    for field in ("observations", "next_observations"):
+        obs = dict(batch[field])
+        for i, key in enumerate(image_keys):
+            if key in obs:
+                obs[key] = random_crop(obs[key], jax.random.fold_in(rng, 2 * i + (field == "observations")), pad)
+        out[field] = obs
+    return out
+
+
+def soft_update(target, online, tau: float):
+    return jax.tree.map(lambda t, o: (1.0 - tau) * t + tau * o, target, online)
+
+
+def global_norm(tree) -> jax.Array:
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
+
+
+def all_finite(tree) -> jax.Array:
+    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
+
+
+def guarded_ratio_update(agent, batch: dict, step: Callable) -> tuple:
+    """Run `step(agent, minibatch, full=False)` on all but the last minibatch (leading axis of every leaf) with
+    `lax.scan`, then `step(..., full=True)` on the last. If any loss or any resulting parameter, optimizer moment,
+    target or temperature is NaN or infinite, the whole agent is left exactly as it was and `skipped_updates`
+    counts it."""
+    head = jax.tree.map(lambda x: x[:-1], batch)
+    last = jax.tree.map(lambda x: x[-1], batch)
+    new, critic_infos = jax.lax.scan(lambda a, mb: step(a, mb, False), agent, head)
+    new, info = step(new, last, True)
+    info = {**info, **{f"critic_only/{k}": v.mean() for k, v in critic_infos.items()}}
+    ok = all_finite(new) & all_finite(info)
+    kept = jax.tree.map(lambda n, o: jnp.where(ok, n, o), new, agent)
+    kept = kept.replace(skipped_updates=agent.skipped_updates + (~ok).astype(jnp.int32))
+    return kept, {**info, "update_ok": ok.astype(jnp.float32)}

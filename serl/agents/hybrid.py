@@ -1,0 +1,116 @@
+"""The hybrid agent of HIL-SERL: SAC over the 6 arm dimensions plus a double-DQN grasp critic over
+{close, stay, open} with its own target network. The grasp critic's reward adds the transition's grasp_penalty;
+the action is arm action ++ (argmax - 1)."""
+
+from __future__ import annotations
+
+import functools
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from flax.training.train_state import TrainState
+
+from serl.agents import sac
+from serl.agents.common import guarded_ratio_update, soft_update
+from serl.networks.mlp import MLP
+from serl.networks.observation_encoder import encode
+
+ARM_DIMS = 6
+GRASP_ACTIONS = 3  # close, stay, open
+
+
+class GraspCritic(nn.Module):
+    hidden_dims: tuple[int, ...]
+
+    @nn.compact
+    def __call__(self, features):
+        return MLP((*self.hidden_dims, GRASP_ACTIONS), use_layer_norm=True)(features)
+
+
+def grasp_index(gripper: jax.Array) -> jax.Array:
+    """Recorded gripper command -> {0: close, 1: stay, 2: open}, with the env's +-0.5 thresholds."""
+    return jnp.where(gripper <= -0.5, 0, jnp.where(gripper >= 0.5, 2, 1))
+
+
+def _grasp_command(params: dict, feats: jax.Array, cfg: sac.SACConfig) -> jax.Array:
+    q = GraspCritic(cfg.hidden_dims).apply({"params": params}, feats)
+    return (jnp.argmax(q, axis=-1) - 1).astype(jnp.float32)[..., None]
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def sample_actions(params: dict, obs: dict, rng: jax.Array, cfg: sac.SACConfig) -> jax.Array:
+    obs, single = sac._batched(obs)
+    arm = sac.sample_actions(params, obs, rng, cfg=cfg, action_dim=ARM_DIMS)
+    feats = encode(params["encoder"], params["frozen"], obs, cfg.encoder)
+    actions = jnp.concatenate([arm, _grasp_command(params["grasp"], feats, cfg)], axis=-1)
+    return actions[0] if single else actions
+
+
+@functools.partial(jax.jit, static_argnames=("cfg",))
+def eval_actions(params: dict, obs: dict, cfg: sac.SACConfig) -> jax.Array:
+    obs, single = sac._batched(obs)
+    arm = sac.eval_actions(params, obs, cfg=cfg, action_dim=ARM_DIMS)
+    feats = encode(params["encoder"], params["frozen"], obs, cfg.encoder)
+    actions = jnp.concatenate([arm, _grasp_command(params["grasp"], feats, cfg)], axis=-1)
+    return actions[0] if single else actions
+
+
+class HybridAgent(struct.PyTreeNode):
+    sac: sac.SACAgent
+    grasp: TrainState
+    grasp_target_params: dict
+    skipped_updates: jax.Array
+    cfg: sac.SACConfig = struct.field(pytree_node=False)
+
+    @classmethod
+    def create(cls, rng: jax.Array, obs_example: dict, action_dim: int, cfg: sac.SACConfig,
+               frozen: dict | None = None) -> HybridAgent:
+        if action_dim != ARM_DIMS + 1:
+            raise ValueError(f"the hybrid agent needs a {ARM_DIMS + 1}-D action (arm + gripper), got {action_dim}")
+        rng, grasp_rng = jax.random.split(rng)
+        arm = sac.SACAgent.create(rng, obs_example, ARM_DIMS, cfg, frozen)
+        obs = jax.tree.map(lambda x: jnp.asarray(x)[None], obs_example)
+        feats = arm.features(arm.critic.params, obs)
+        params = jax.jit(GraspCritic(cfg.hidden_dims).init)(grasp_rng, feats)["params"]
+        grasp = TrainState.create(apply_fn=None, params=params, tx=optax.adam(cfg.learning_rate))
+        return cls(sac=arm, grasp=grasp, grasp_target_params=params, skipped_updates=jnp.zeros((), jnp.int32),
+                   cfg=cfg)
+
+    def policy_params(self) -> dict:
+        return {**self.sac.policy_params(), "grasp": self.grasp.params}
+
+    def grasp_step(self, batch: dict, rng: jax.Array) -> tuple[HybridAgent, dict]:
+        del rng  # the double-DQN update is deterministic given the batch
+        params = self.sac.critic.params
+        feats = jax.lax.stop_gradient(self.sac.features(params, batch["observations"]))
+        next_feats = jax.lax.stop_gradient(self.sac.features(params, batch["next_observations"]))
+        net = GraspCritic(self.cfg.hidden_dims)
+        next_best = jnp.argmax(net.apply({"params": self.grasp.params}, next_feats), axis=-1)
+        next_q = jnp.take_along_axis(net.apply({"params": self.grasp_target_params}, next_feats),
+                                     next_best[:, None], axis=-1)[:, 0]
+        reward = batch["rewards"] + batch["grasp_penalty"]
+        target = reward + self.cfg.discount * batch["masks"] * next_q
+        taken = grasp_index(batch["actions"][:, ARM_DIMS])
+
+        def loss_fn(p):
+            q = jnp.take_along_axis(net.apply({"params": p}, feats), taken[:, None], axis=-1)[:, 0]
+            return ((q - target) ** 2).mean(), q.mean()
+
+        (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(self.grasp.params)
+        grasp = self.grasp.apply_gradients(grads=grads)
+        targets = soft_update(self.grasp_target_params, grasp.params, self.cfg.tau)
+        return self.replace(grasp=grasp, grasp_target_params=targets), {"grasp_loss": loss, "grasp_q": q_mean}
+
+    def step(self, batch: dict, full: bool) -> tuple[HybridAgent, dict]:
+        arm_batch = {**batch, "actions": batch["actions"][:, :ARM_DIMS]}
+        arm, info = self.sac.step(arm_batch, full)
+        agent, grasp_info = self.replace(sac=arm).grasp_step(batch, arm.rng)
+        return agent, {**info, **grasp_info}
+
+    @jax.jit
+    def update(self, batch: dict) -> tuple[HybridAgent, dict]:
+        """Like `SACAgent.update`; batches also need `grasp_penalty`."""
+        return guarded_ratio_update(self, batch, lambda a, mb, full: a.step(mb, full))

@@ -1,0 +1,219 @@
+"""SAC as RLPD runs it: a layer-normed critic ensemble with REDQ-style subsampling, a high critic-to-actor ratio
+(a `lax.scan` inside one jitted update), a tanh-Gaussian policy and a Lagrange temperature. The pixel encoder's
+parameters live in the critic's train state; the actor reads them with a stop-gradient."""
+
+from __future__ import annotations
+
+import functools
+import math
+from dataclasses import dataclass, field
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import optax
+from flax import struct
+from flax.training.train_state import TrainState
+
+from serl.agents.common import augment_batch, global_norm, guarded_ratio_update, soft_update
+from serl.networks.ensemble import Ensemble, subsample
+from serl.networks.mlp import MLP
+from serl.networks.observation_encoder import EncoderConfig, encode, init_encoder
+from serl.networks.policy import TanhGaussianHead, sample_tanh_gaussian
+
+
+@dataclass(frozen=True)
+class SACConfig:
+    encoder: EncoderConfig = field(default_factory=EncoderConfig)  # pixel and state encoder
+    hidden_dims: tuple[int, ...] = (256, 256)  # actor and critic MLPs
+    critic_ensemble_size: int = 2  # critics in the ensemble (RLPD uses up to 10)
+    critic_subsample: int | None = None  # members whose minimum forms the target (REDQ); None: all
+    critic_layer_norm: bool = True  # layer norm in the critic MLPs (RLPD's key stabiliser)
+    discount: float = 0.97  # per-step discount
+    tau: float = 0.005  # soft target update rate
+    learning_rate: float = 3e-4  # Adam, all networks
+    init_temperature: float = 0.01  # initial entropy temperature
+    target_entropy: float | None = None  # None: -action_dim / 2
+    backup_entropy: bool = False  # subtract the entropy term in the critic's target
+    critic_actor_ratio: int = 2  # critic updates per actor update, all in one jitted update
+    batch_size: int = 256  # per minibatch (a full update consumes critic_actor_ratio minibatches)
+    augment_pad: int = 4  # random-crop padding for camera frames; 0 disables
+    grasp_critic: bool = False  # hybrid agent: SAC on the arm, a double-DQN critic on {close, stay, open}
+
+
+class CriticHead(nn.Module):
+    hidden_dims: tuple[int, ...]
+    use_layer_norm: bool
+
+    @nn.compact
+    def __call__(self, features, actions):
+        x = jnp.concatenate([features, actions], axis=-1)
+        return MLP((*self.hidden_dims, 1), use_layer_norm=self.use_layer_norm)(x).squeeze(-1)
+
+
+class Temperature(nn.Module):
+    initial: float
+
+    @nn.compact
+    def __call__(self):
+        return jnp.exp(self.param("log_temp", lambda _: jnp.array(math.log(self.initial), jnp.float32)))
+
+
+def critic_module(cfg: SACConfig) -> Ensemble:
+    head = functools.partial(CriticHead, cfg.hidden_dims, cfg.critic_layer_norm)
+    return Ensemble(head, cfg.critic_ensemble_size)
+
+
+def actor_module(cfg: SACConfig, action_dim: int) -> TanhGaussianHead:
+    return TanhGaussianHead(cfg.hidden_dims, action_dim)
+
+
+def _batched(obs: dict) -> tuple[dict, bool]:
+    single = obs["state"].ndim == 1
+    return (jax.tree.map(lambda x: x[None], obs) if single else obs), single
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "action_dim"))
+def sample_actions(params: dict, obs: dict, rng: jax.Array, cfg: SACConfig, action_dim: int) -> jax.Array:
+    """Exploration actions in [-1, 1] from `policy_params()` for one observation or a batch."""
+    obs, single = _batched(obs)
+    feats = encode(params["encoder"], params["frozen"], obs, cfg.encoder)
+    mean, log_std = actor_module(cfg, action_dim).apply({"params": params["actor"]}, feats)
+    actions, _ = sample_tanh_gaussian(mean, log_std, rng)
+    return actions[0] if single else actions
+
+
+@functools.partial(jax.jit, static_argnames=("cfg", "action_dim"))
+def eval_actions(params: dict, obs: dict, cfg: SACConfig, action_dim: int) -> jax.Array:
+    """Deterministic actions (the squashed mean) for evaluation."""
+    obs, single = _batched(obs)
+    feats = encode(params["encoder"], params["frozen"], obs, cfg.encoder)
+    mean, _ = actor_module(cfg, action_dim).apply({"params": params["actor"]}, feats)
+    return jnp.tanh(mean[0] if single else mean)
+
+
+class SACAgent(struct.PyTreeNode):
+    actor: TrainState
+    critic: TrainState  # params: {"encoder": ..., "q": ...}
+    target_critic_params: dict
+    temperature: TrainState
+    frozen: dict  # frozen trunk parameters (never trained), shared by actor and critics
+    rng: jax.Array
+    skipped_updates: jax.Array  # updates dropped by the non-finite guard
+    cfg: SACConfig = struct.field(pytree_node=False)
+    action_dim: int = struct.field(pytree_node=False)
+
+    @classmethod
+    def create(cls, rng: jax.Array, obs_example: dict, action_dim: int, cfg: SACConfig,
+               frozen: dict | None = None) -> SACAgent:
+        """Build networks and optimizers for an example observation (unbatched) and the action size. `frozen`
+        replaces the frozen trunk's random initialisation (pretrained weights)."""
+        obs = jax.tree.map(lambda x: jnp.asarray(x)[None], obs_example)
+        return _create_jit(cls, rng, obs, action_dim, cfg, frozen)
+
+    @classmethod
+    def _create(cls, rng: jax.Array, obs: dict, action_dim: int, cfg: SACConfig, frozen: dict | None) -> SACAgent:
+        rng, enc_rng, actor_rng, critic_rng, temp_rng = jax.random.split(rng, 5)
+        enc_params, init_frozen = init_encoder(enc_rng, obs, cfg.encoder)
+        frozen = init_frozen if frozen is None else frozen
+        feats = encode(enc_params, frozen, obs, cfg.encoder)
+        actions = jnp.zeros((1, action_dim))
+        opt = optax.adam(cfg.learning_rate)
+        q_params = critic_module(cfg).init(critic_rng, feats, actions)["params"]
+        critic_params = {"encoder": enc_params, "q": q_params}
+        actor_params = actor_module(cfg, action_dim).init(actor_rng, feats)["params"]
+        temp_params = Temperature(cfg.init_temperature).init(temp_rng)["params"]
+        return cls(
+            actor=TrainState.create(apply_fn=None, params=actor_params, tx=opt),
+            critic=TrainState.create(apply_fn=None, params=critic_params, tx=opt),
+            target_critic_params=critic_params,
+            temperature=TrainState.create(apply_fn=None, params=temp_params, tx=opt),
+            frozen=frozen, rng=rng, skipped_updates=jnp.zeros((), jnp.int32), cfg=cfg, action_dim=action_dim,
+        )
+
+    # ---------- what the actor needs ----------
+    def policy_params(self) -> dict:
+        return {"encoder": self.critic.params["encoder"], "frozen": self.frozen, "actor": self.actor.params}
+
+    @property
+    def target_entropy(self) -> float:
+        return self.cfg.target_entropy if self.cfg.target_entropy is not None else -self.action_dim / 2
+
+    # ---------- pieces ----------
+    def features(self, params: dict, obs: dict) -> jax.Array:
+        return encode(params["encoder"], self.frozen, obs, self.cfg.encoder)
+
+    def q_values(self, q_params: dict, feats: jax.Array, actions: jax.Array) -> jax.Array:
+        return critic_module(self.cfg).apply({"params": q_params}, feats, actions)  # (ensemble, batch)
+
+    def policy(self, actor_params: dict, feats: jax.Array, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
+        mean, log_std = actor_module(self.cfg, self.action_dim).apply({"params": actor_params}, feats)
+        return sample_tanh_gaussian(mean, log_std, rng)
+
+    def critic_step(self, batch: dict, rng: jax.Array) -> tuple[SACAgent, dict]:
+        cfg = self.cfg
+        next_rng, sub_rng = jax.random.split(rng)
+        next_feats = jax.lax.stop_gradient(self.features(self.critic.params, batch["next_observations"]))
+        next_actions, next_logp = self.policy(self.actor.params, next_feats, next_rng)
+        target_feats = self.features(self.target_critic_params, batch["next_observations"])
+        target_q = self.q_values(self.target_critic_params["q"], target_feats, next_actions)
+        target_q = subsample(target_q, sub_rng, cfg.critic_subsample).min(axis=0)
+        if cfg.backup_entropy:
+            target_q = target_q - self.temperature_value() * next_logp
+        target = batch["rewards"] + cfg.discount * batch["masks"] * target_q
+
+        def loss_fn(params):
+            qs = self.q_values(params["q"], self.features(params, batch["observations"]), batch["actions"])
+            return ((qs - target) ** 2).mean(), qs.mean()
+
+        (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(self.critic.params)
+        critic = self.critic.apply_gradients(grads=grads)
+        targets = soft_update(self.target_critic_params, critic.params, cfg.tau)
+        info = {"critic_loss": loss, "q": q_mean, "target_q": target.mean(), "critic_grad_norm": global_norm(grads)}
+        return self.replace(critic=critic, target_critic_params=targets), info
+
+    def temperature_value(self) -> jax.Array:
+        return Temperature(self.cfg.init_temperature).apply({"params": self.temperature.params})
+
+    def actor_step(self, batch: dict, rng: jax.Array) -> tuple[SACAgent, dict]:
+        feats = jax.lax.stop_gradient(self.features(self.critic.params, batch["observations"]))
+        alpha = self.temperature_value()
+
+        def loss_fn(params):
+            actions, logp = self.policy(params, feats, rng)
+            q = self.q_values(self.critic.params["q"], feats, actions).mean(axis=0)
+            return (alpha * logp - q).mean(), -logp.mean()
+
+        (loss, entropy), grads = jax.value_and_grad(loss_fn, has_aux=True)(self.actor.params)
+        actor = self.actor.apply_gradients(grads=grads)
+        return self.replace(actor=actor), {"actor_loss": loss, "entropy": entropy}
+
+    def temperature_step(self, entropy: jax.Array) -> tuple[SACAgent, dict]:
+        def loss_fn(params):
+            alpha = Temperature(self.cfg.init_temperature).apply({"params": params})
+            return alpha * (entropy - self.target_entropy)
+
+        loss, grads = jax.value_and_grad(loss_fn)(self.temperature.params)
+        temperature = self.temperature.apply_gradients(grads=grads)
+        new = self.replace(temperature=temperature)
+        return new, {"temperature_loss": loss, "temperature": new.temperature_value()}
+
+    def step(self, batch: dict, full: bool) -> tuple[SACAgent, dict]:
+        """One critic update, and for the last minibatch also the actor and temperature."""
+        rng, aug_rng, critic_rng, actor_rng = jax.random.split(self.rng, 4)
+        batch = augment_batch(batch, self.cfg.encoder.image_keys, aug_rng, self.cfg.augment_pad)
+        agent, info = self.replace(rng=rng).critic_step(batch, critic_rng)
+        if full:
+            agent, actor_info = agent.actor_step(batch, actor_rng)
+            agent, temp_info = agent.temperature_step(actor_info["entropy"])
+            info = {**info, **actor_info, **temp_info}
+        return agent, info
+
+    @jax.jit
+    def update(self, batch: dict) -> tuple[SACAgent, dict]:
+        """critic_actor_ratio minibatches stacked on the leading axis of every leaf: (ratio, batch, ...)."""
+        return guarded_ratio_update(self, batch, lambda a, mb, full: a.step(mb, full))
+
+
+# Initialising inside one jit is several times faster than op-by-op on a CPU.
+_create_jit = jax.jit(lambda cls, *args: cls._create(*args), static_argnums=(0, 3, 4))

@@ -1,0 +1,1 @@
+"""Small Flax modules: MLP, critic ensemble, pixel encoders, the tanh-Gaussian policy head."""

@@ -1,0 +1,78 @@
+"""Observation -> feature vector, shared by actor and critics: one trunk + pooled bottleneck per camera and the
+state. Written as pure functions over an explicit parameter dict, so a frozen trunk's parameters can live outside
+the optimizer and the same code runs on raw frames (actor) or on cached trunk features (learner)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from serl.networks.encoders import TRUNKS, PooledBottleneck
+
+FEATURES_SUFFIX = "_features"  # obs[camera + suffix] holds cached trunk features instead of running the trunk
+
+
+@dataclass(frozen=True)
+class EncoderConfig:
+    image_keys: tuple[str, ...] = ()  # cameras fed to the networks (empty: state only)
+    trunk: Literal["small", "resnet10"] = "small"  # the fixed encoder architectures of DESIGN.md
+    frozen_trunk: bool = False  # keep trunk weights fixed (pretrained resnet10); the pooling still trains
+    pretrained_path: str | None = None  # converted trunk weights (msgpack, see `serl import-encoder`)
+    num_spatial_features: int = 8  # spatial learned embeddings per channel
+    bottleneck_dim: int = 256  # per-camera feature size
+    state_latent_dim: int = 64  # state embedding size when images are used (raw state otherwise)
+
+
+class StateEmbedding(nn.Module):
+    dim: int
+
+    @nn.compact
+    def __call__(self, state):
+        return nn.tanh(nn.LayerNorm()(nn.Dense(self.dim)(state)))
+
+
+def trunk_features(trunk_params, images: jnp.ndarray, cfg: EncoderConfig) -> jnp.ndarray:
+    return TRUNKS[cfg.trunk]().apply({"params": trunk_params}, images)
+
+
+def init_encoder(rng: jax.Array, obs: dict, cfg: EncoderConfig) -> tuple[dict, dict]:
+    """(trainable params, frozen params) for an example observation (a batch of one is enough)."""
+    params, frozen = {"pool": {}}, {}
+    rngs = jax.random.split(rng, 2 * len(cfg.image_keys) + 2)
+    if cfg.image_keys:
+        example = obs[cfg.image_keys[0]]
+        trunk = TRUNKS[cfg.trunk]()
+        if cfg.frozen_trunk:
+            frozen["trunk"] = trunk.init(rngs[-1], example)["params"]
+        else:
+            params["trunk"] = {k: trunk.init(rngs[2 * i], example)["params"] for i, k in enumerate(cfg.image_keys)}
+        feats = jax.eval_shape(lambda p: trunk.apply({"params": p}, example),
+                               frozen.get("trunk") or params["trunk"][cfg.image_keys[0]])
+        dummy = jnp.zeros(feats.shape, feats.dtype)
+        pool = PooledBottleneck(cfg.num_spatial_features, cfg.bottleneck_dim)
+        params["pool"] = {k: pool.init(rngs[2 * i + 1], dummy)["params"] for i, k in enumerate(cfg.image_keys)}
+        params["state"] = StateEmbedding(cfg.state_latent_dim).init(rngs[-2], obs["state"])["params"]
+    return params, frozen
+
+
+def encode(params: dict, frozen: dict, obs: dict, cfg: EncoderConfig) -> jnp.ndarray:
+    """Features of a batch of observations: camera bottlenecks and the (embedded) state, concatenated."""
+    parts = []
+    for key in cfg.image_keys:
+        if key + FEATURES_SUFFIX in obs:
+            feats = obs[key + FEATURES_SUFFIX]
+        elif cfg.frozen_trunk:
+            feats = jax.lax.stop_gradient(trunk_features(frozen["trunk"], obs[key], cfg))
+        else:
+            feats = trunk_features(params["trunk"][key], obs[key], cfg)
+        pool = PooledBottleneck(cfg.num_spatial_features, cfg.bottleneck_dim)
+        parts.append(pool.apply({"params": params["pool"][key]}, feats.astype(jnp.float32)))
+    state = obs["state"]
+    if cfg.image_keys:
+        state = StateEmbedding(cfg.state_latent_dim).apply({"params": params["state"]}, state)
+    parts.append(state)
+    return jnp.concatenate(parts, axis=-1)
