@@ -1,13 +1,15 @@
 """The base experiment configuration. A task in this folder is a small override of `ExperimentConfig`; the `serl`
-command parses field overrides on top of it (`--env.max-episode-steps 50`)."""
+command parses field overrides on top of it (`--agent.batch-size 128`)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from serl.agents.sac import SACConfig
 from serl.devices.scripted import ScriptedOperatorConfig
 from serl.envs.sim.config import SimEnvConfig
 from serl.envs.wrappers import PolicyEnvConfig
+from serl.learner import LearnerConfig
 
 
 @dataclass(frozen=True)
@@ -16,5 +18,14 @@ class ExperimentConfig:
     env: SimEnvConfig = field(default_factory=SimEnvConfig)  # the simulated task (scene, limits, rates)
     wrappers: PolicyEnvConfig = field(default_factory=PolicyEnvConfig)  # what the policy sees and how it acts
     operator: ScriptedOperatorConfig = field(default_factory=ScriptedOperatorConfig)  # the simulated person
-    seed: int = 0  # seeds env resets, the operator and (later) the agent
+    agent: SACConfig = field(default_factory=lambda: SACConfig(grasp_critic=True))  # the RLPD agent
+    learner: LearnerConfig = field(default_factory=LearnerConfig)  # buffers, publishing, checkpoints, budgets
+    seed: int = 0  # seeds env resets, the operator and the agent
     runs_dir: str = "runs"  # a run lives in runs_dir/<run name>/
+
+    def __post_init__(self) -> None:
+        cameras = set(self.env.cameras) if self.env.image_obs else set()
+        unknown = set(self.agent.encoder.image_keys) - cameras
+        if unknown:
+            raise ValueError(f"agent.encoder.image_keys {sorted(unknown)} are not cameras of the env "
+                             f"(env.cameras={list(self.env.cameras)}, env.image_obs={self.env.image_obs})")

@@ -1,6 +1,13 @@
-"""Insert a held square peg into a hole whose position and yaw are randomised, from pixels and state."""
+"""Insert a held square peg into a hole whose position and yaw are randomised, from pixels and state. The gripper
+stays closed, so the agent is plain SAC over the 7-D action (its gripper dimension is ignored by the env)."""
 
 from experiments.base import ExperimentConfig
+from serl.agents.sac import SACConfig
 from serl.envs.sim.config import task_defaults
+from serl.networks.observation_encoder import EncoderConfig
 
-CONFIG = ExperimentConfig(env_id="serl/PandaPegInsert-v0", env=task_defaults("peg_insert"))
+CONFIG = ExperimentConfig(
+    env_id="serl/PandaPegInsert-v0",
+    env=task_defaults("peg_insert"),
+    agent=SACConfig(encoder=EncoderConfig(image_keys=("front", "wrist"))),
+)

@@ -1,7 +1,13 @@
 """Lift a cube from the arm state alone (no cameras): the fastest task to train on a CPU."""
 
-import dataclasses
+from dataclasses import replace
 
-from experiments.sim_pick_cube import CONFIG as PIXELS
+from experiments.base import ExperimentConfig
+from serl.agents.sac import SACConfig
+from serl.envs.sim.config import task_defaults
 
-CONFIG = dataclasses.replace(PIXELS, env=dataclasses.replace(PIXELS.env, image_obs=False))
+CONFIG = ExperimentConfig(
+    env_id="serl/PandaPickCube-v0",
+    env=replace(task_defaults("pick_cube"), image_obs=False),
+    agent=SACConfig(grasp_critic=True),
+)

@@ -76,6 +76,7 @@ class HybridAgent(struct.PyTreeNode):
         feats = arm.features(arm.critic.params, obs)
         params = jax.jit(GraspCritic(cfg.hidden_dims).init)(grasp_rng, feats)["params"]
         grasp = TrainState.create(apply_fn=None, params=params, tx=optax.adam(cfg.learning_rate))
+        grasp = grasp.replace(step=jnp.zeros((), jnp.int32))  # an array, like the jit-created SAC states
         return cls(sac=arm, grasp=grasp, grasp_target_params=params, skipped_updates=jnp.zeros((), jnp.int32),
                    cfg=cfg)
 

@@ -1,0 +1,92 @@
+"""Which slot each transition's observations go to, so that every camera frame is stored once.
+
+Transition k of an episode usually observes exactly what transition k-1 stored as its next observation; then it
+points at that slot instead of storing a copy. The rule is checked byte for byte, never assumed, so a reset, a gap
+or a resent episode can only cost a new slot, never return a wrong observation.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+import numpy as np
+
+EpisodeKey = tuple[int, int]  # (actor index, episode id)
+
+
+@dataclass
+class SlotPlan:
+    """Slots for one batch: per-row links, which rows' observations need a new slot, episode map updates."""
+
+    obs_slot: np.ndarray
+    next_slot: np.ndarray
+    new_obs_rows: np.ndarray  # rows whose observations get a new slot (the others reuse a slot)
+    tails: dict[EpisodeKey, tuple[int, int] | None] = field(default_factory=dict)  # None: episode ended
+
+
+class EpisodeMap:
+    """For every running episode: its last stored step and the slot of that step's next observation."""
+
+    def __init__(self) -> None:
+        self.tails: dict[EpisodeKey, tuple[int, int]] = {}
+
+    @classmethod
+    def rebuild(cls, rows: np.ndarray) -> EpisodeMap:
+        """From committed rows in append order (on open, so reuse continues across restarts)."""
+        episodes = cls()
+        if len(rows) == 0:
+            return episodes
+        keys = np.stack([rows["actor"].astype(np.int64), rows["episode_id"]], axis=1)[::-1]
+        _, last = np.unique(keys, axis=0, return_index=True)  # first in reversed order = last occurrence
+        for row in rows[::-1][last]:
+            if not row["dones"]:
+                episodes.tails[(int(row["actor"]), int(row["episode_id"]))] = (int(row["step"]), int(row["next_slot"]))
+        return episodes
+
+    def plan(self, actor: int, episode_ids: np.ndarray, steps: np.ndarray, dones: np.ndarray,
+             obs_bytes: Callable[[int], bytes], next_bytes: Callable[[int], bytes], first_new_slot: int,
+             read_slot: Callable[[int], bytes | None]) -> SlotPlan:
+        """Assign slots to a batch of one actor's transitions, in order.
+
+        `obs_bytes(i)`/`next_bytes(i)` are row i's observations as slot-record bytes; `read_slot(slot)` returns a
+        committed slot's bytes, or None when it is no longer stored. New slots are numbered from `first_new_slot`
+        in row order, each row's observations (when new) before its next observations.
+        """
+        n = len(episode_ids)
+        plan = SlotPlan(np.empty(n, np.int64), np.empty(n, np.int64), np.empty(0, np.int64))
+        new_obs_rows: list[int] = []
+        pending: dict[int, int] = {}  # new slot -> row whose next observation it holds (not yet on disk)
+        slot = first_new_slot
+        for i in range(n):
+            key = (actor, int(episode_ids[i]))
+            tail = plan.tails[key] if key in plan.tails else self.tails.get(key)
+            if tail is not None and tail[0] == int(steps[i]) - 1:
+                stored = next_bytes(pending[tail[1]]) if tail[1] in pending else read_slot(tail[1])
+                reuse = stored is not None and stored == obs_bytes(i)
+            else:
+                reuse = False
+            if reuse:
+                plan.obs_slot[i] = tail[1]
+            else:
+                plan.obs_slot[i] = slot
+                new_obs_rows.append(i)
+                slot += 1
+            plan.next_slot[i] = slot  # next observations always get a new slot
+            pending[slot] = i
+            slot += 1
+            plan.tails[key] = None if dones[i] else (int(steps[i]), int(plan.next_slot[i]))
+        plan.new_obs_rows = np.asarray(new_obs_rows, np.int64)
+        return plan
+
+    def apply(self, plan: SlotPlan) -> None:
+        """Record a committed plan's episode updates."""
+        for key, tail in plan.tails.items():
+            if tail is None:
+                self.tails.pop(key, None)
+            else:
+                self.tails[key] = tail
+
+    def forget_below(self, slot: int) -> None:
+        """Drop episodes whose last slot is no longer stored (they can only get new slots now)."""
+        self.tails = {k: t for k, t in self.tails.items() if t[1] >= slot}

@@ -1,0 +1,84 @@
+"""Which transitions of an incoming batch get stored: not duplicates, selected, and valid.
+
+Kept apart from the storage so the policy (watermarks, the selection mask, raise-or-drop) reads in one place.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from serl.data.schema import Batch, TransitionSpec, batch_len, stack, take
+
+
+@dataclass(frozen=True)
+class Intake:
+    """The transitions to store (None if none) with their sequences, and what was left out and why."""
+
+    batch: Batch | None
+    sequences: np.ndarray
+    duplicates: int
+    invalid: int
+    skipped: int  # valid or not, left out by the selection mask
+    first_error: str | None
+    last_sequence: int  # the actor's watermark once this batch is committed
+
+
+def intake(spec: TransitionSpec, batch: Any, watermark: int, first_sequence: int, keep: Any = None,
+           on_invalid: str = "raise") -> Intake:
+    """Split a batch dict or list of transitions with sequences first_sequence, ... (see `ReplayStorage.append`)."""
+    if on_invalid not in ("raise", "drop"):
+        raise ValueError(f"on_invalid must be 'raise' or 'drop', got {on_invalid!r}")
+    is_dict = isinstance(batch, Mapping)
+    n = batch_len(batch) if is_dict else len(batch)
+    selected = np.ones(n, bool) if keep is None else np.asarray(keep, bool).reshape(-1)
+    if len(selected) != n:
+        raise ValueError(f"keep has {len(selected)} entries for a batch of {n}")
+    duplicates = int(np.clip(watermark - first_sequence + 1, 0, n))
+    selected[:duplicates] = False
+    rows = np.flatnonzero(selected)
+    last = max(watermark, first_sequence + n - 1) if n else watermark
+    if is_dict:  # structure first: rows cannot be selected from a malformed batch
+        try:
+            spec.check_structure(batch)
+        except ValueError as e:
+            if on_invalid == "raise":
+                raise ValueError(f"invalid batch, nothing appended: {e}") from None
+            return Intake(None, rows[:0], duplicates, len(rows), n - duplicates - len(rows), str(e), last)
+    fresh = (batch if len(rows) == n else take(batch, rows)) if is_dict else [batch[i] for i in rows]
+    valid, kept, first_error = split_valid(spec, fresh, on_invalid) if len(rows) else (None, rows, None)
+    return Intake(valid, first_sequence + rows[kept], duplicates, len(rows) - len(kept),
+                  n - duplicates - len(rows), first_error, last)
+
+
+def split_valid(spec: TransitionSpec, fresh: Any, on_invalid: str) -> tuple[Batch | None, np.ndarray, str | None]:
+    """(valid transitions as a batch or None, their positions in `fresh`, the first problem or None).
+
+    `fresh` is a batch dict or a list of transitions. With `on_invalid="raise"` any problem raises ValueError naming
+    the row and field. A batch dict with a structural problem has no valid row; a list is judged per transition.
+    """
+    if isinstance(fresh, Mapping):
+        n, errors = batch_len(fresh), {}
+        try:
+            spec.check_structure(fresh)
+            batch, keep = fresh, np.arange(n)
+        except ValueError as e:
+            batch, keep, errors = None, np.empty(0, np.int64), {i: str(e) for i in range(n)}
+    else:  # structure per transition; values once, on the stacked batch
+        errors = {i: "; ".join(p) for i, t in enumerate(fresh) if (p := spec.structure_problems(t))}
+        keep = np.asarray([i for i in range(len(fresh)) if i not in errors], np.int64)
+        batch = stack([fresh[i] for i in keep]) if len(keep) else None
+    if batch is not None:
+        errors.update({int(keep[r]): msg for r, msg in spec.nonfinite_rows(batch).items()})
+    first = min(errors.items(), default=None)
+    if first is None:
+        return batch, keep, None
+    if on_invalid == "raise":
+        raise ValueError(f"batch row {first[0]} is invalid, nothing appended: {first[1]}")
+    if batch is not None:
+        finite = np.asarray([int(i) not in errors for i in keep], bool)
+        batch, keep = take(batch, finite), keep[finite]
+    return (batch if len(keep) else None), keep, first[1]

@@ -1,0 +1,195 @@
+"""The learner loop: take transitions from the transport, append them durably (online buffer; intervention steps
+also to the demo buffer), acknowledge, sample half online / half demo, update, publish weights, checkpoint.
+
+The loop does not know which transport it has; it only sees `TransitionSource` and `WeightsPublisher`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from serl.agents.factory import example_observation, make_agent
+from serl.agents.sac import SACConfig
+from serl.checkpoints import Checkpointer, LearnerCounters
+from serl.data import PrefetchIterator, ReplayStorage, TransitionSpec, sample_mixed
+from serl.networks.pretrained import frozen_params_for
+from serl.scalar_log import ScalarWriter
+from serl.transport.interfaces import TransitionSource, WeightsPublisher, WeightsVersion
+
+log = logging.getLogger("serl.learner")
+RESUMABLE = {"resumable": True}
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    buffer_capacity: int = 200_000  # newest transitions sampled from, per buffer (stored on disk, not in RAM)
+    buffer_chunk_size: int = 1024  # transitions per chunk file
+    min_online: int = 200  # online transitions before updates start
+    min_demo: int = 50  # demo transitions before batches take half from the demo buffer (all online until then)
+    publish_every: int = field(default=10, metadata=RESUMABLE)  # updates between weight publications
+    checkpoint_every: int = field(default=500, metadata=RESUMABLE)  # updates between checkpoints
+    log_every: int = field(default=50, metadata=RESUMABLE)  # updates between TensorBoard scalars
+    max_updates: int | None = field(default=None, metadata=RESUMABLE)  # stop after this many updates in total
+    receive_batches: int = 64  # most incoming batches drained per loop iteration
+    prefetch: int = 2  # batches sampled ahead on a background thread
+    keep_checkpoints: int = 3  # checkpoints kept on disk
+
+
+def _intervened(transition) -> bool:
+    try:
+        return bool(np.asarray(transition["intervened"]).reshape(()))
+    except (KeyError, TypeError, ValueError):
+        return False  # malformed: the online buffer's validation counts and drops it
+
+
+class Learner:
+    """Owns the run's buffers, agent, checkpoints and logs under `run_dir`."""
+
+    def __init__(self, agent_cfg: SACConfig, cfg: LearnerConfig, observation_space, action_space, run_dir: Path,
+                 source: TransitionSource, publisher: WeightsPublisher, seed: int = 0, resume: bool = False):
+        self.cfg, self.agent_cfg, self.run_dir = cfg, agent_cfg, Path(run_dir)
+        self.source, self.publisher = source, publisher
+        self.spec = TransitionSpec.from_spaces(observation_space, action_space)
+        self.online = ReplayStorage(self.run_dir / "buffers" / "online", self.spec, cfg.buffer_capacity,
+                                    cfg.buffer_chunk_size)
+        self.demo = ReplayStorage(self.run_dir / "buffers" / "demo", self.spec, cfg.buffer_capacity,
+                                  cfg.buffer_chunk_size)
+        self.agent = make_agent(agent_cfg, example_observation(observation_space), self.spec.action_dim, seed,
+                                frozen_params_for(agent_cfg.encoder))
+        self.checkpointer = Checkpointer(self.run_dir / "checkpoints", cfg.keep_checkpoints)
+        self.counters = LearnerCounters()
+        self.invalid_transitions = 0
+        self.redone_updates = 0  # updates done after the restored checkpoint, lost in the crash and redone
+        if resume and self.checkpointer.latest_step() is not None:
+            self._restore()
+        self.writer = ScalarWriter(self.run_dir / "tensorboard" / "learner")
+        self.rng = np.random.default_rng(seed + 7919 * self.counters.incarnation)
+        self._prefetch: PrefetchIterator | None = None
+        self._published: WeightsVersion | None = None
+
+    # ---------- resume ----------
+    def _restore(self) -> None:
+        self.agent, saved = self.checkpointer.restore(self.agent)
+        done = self._read_progress()
+        lost = max(0, done - saved.updates)
+        self.counters = LearnerCounters(updates=saved.updates, incarnation=saved.incarnation + 1,
+                                        skipped_updates=saved.skipped_updates, watermarks=saved.watermarks)
+        log.warning("resumed from update %d as incarnation %d; %d updates since that checkpoint are redone",
+                    saved.updates, self.counters.incarnation, lost)
+        self.redone_updates = lost
+
+    def _progress_path(self) -> Path:
+        return self.run_dir / "learner_progress.json"
+
+    def _read_progress(self) -> int:
+        try:
+            return int(json.loads(self._progress_path().read_text())["updates"])
+        except (FileNotFoundError, ValueError, KeyError):
+            return 0
+
+    def _write_progress(self) -> None:
+        tmp = self._progress_path().with_suffix(".tmp")
+        tmp.write_text(json.dumps({"updates": self.counters.updates, "incarnation": self.counters.incarnation}))
+        tmp.replace(self._progress_path())
+
+    # ---------- data ----------
+    def ingest(self, timeout: float) -> int:
+        """Receive, store durably, acknowledge. Returns the number of new online transitions."""
+        added = 0
+        for batch in self.source.receive(self.cfg.receive_batches, timeout):
+            # A list, not a stacked batch: the storage validates each transition and drops only the bad ones.
+            result = self.online.append(batch.transitions, batch.actor_id, batch.first_sequence, on_invalid="drop")
+            if result.invalid:
+                self.invalid_transitions += result.invalid
+                log.warning("dropped %d invalid transitions from %s: %s", result.invalid, batch.actor_id,
+                            result.first_error)
+            intervened = np.array([_intervened(t) for t in batch.transitions], bool)
+            if intervened.any():  # intervention steps go to the demo buffer too; its watermark covers the batch
+                self.demo.append(batch.transitions, batch.actor_id, batch.first_sequence, on_invalid="drop",
+                                 keep=intervened)
+            self.source.acknowledge(batch.actor_id, batch.last_sequence)
+            added += result.appended
+        return added
+
+    def ready(self) -> bool:
+        return self.online.size >= self.cfg.min_online
+
+    def _sample(self) -> dict:
+        ratio, size = self.agent_cfg.critic_actor_ratio, self.agent_cfg.batch_size
+        n = ratio * size
+        if self.demo.size >= self.cfg.min_demo:
+            flat = sample_mixed(self.online, self.demo, n, self.rng)
+        else:
+            flat = self.online.sample(n, self.rng)
+        fields = ("observations", "next_observations", "actions", "rewards", "masks", "grasp_penalty")
+        return jax.tree.map(lambda x: x.reshape(ratio, size, *x.shape[1:]), {f: flat[f] for f in fields})
+
+    # ---------- the loop ----------
+    def publish(self) -> None:
+        """Publish the policy weights, unless this version was already published."""
+        version = WeightsVersion(self.counters.incarnation, self.counters.updates)
+        if version != self._published:
+            self.publisher.publish(version, jax.device_get(self.agent.policy_params()))
+            self._published = version
+
+    def checkpoint(self) -> None:
+        self.counters.watermarks = self.online.watermarks()
+        self.counters.skipped_updates = int(self.agent.skipped_updates)
+        self.checkpointer.save(self.agent, self.counters)
+        self._write_progress()
+
+    def run(self, stop: threading.Event) -> LearnerCounters:
+        """Train until `stop` is set or `max_updates` is reached; always ends with a checkpoint."""
+        cfg = self.cfg
+        self.publish()  # actors start acting with the current weights at once
+        start, start_updates = time.monotonic(), self.counters.updates
+        try:
+            while not stop.is_set() and not self._budget_spent():
+                self.ingest(timeout=0.0 if self.ready() else 0.05)
+                if not self.ready():
+                    continue
+                if self._prefetch is None:
+                    self._prefetch = PrefetchIterator(self._sample, depth=cfg.prefetch)
+                self.agent, info = self.agent.update(next(self._prefetch))
+                self.counters.updates += 1
+                u = self.counters.updates
+                if u % cfg.publish_every == 0:
+                    self.publish()
+                if u % cfg.log_every == 0:
+                    self._log(info, (u - start_updates) / max(1e-9, time.monotonic() - start))
+                if u % cfg.checkpoint_every == 0:
+                    self.checkpoint()
+        finally:
+            if self._prefetch is not None:
+                self._prefetch.close()
+            self.checkpoint()
+            self.publish()
+        return self.counters
+
+    def _budget_spent(self) -> bool:
+        return self.cfg.max_updates is not None and self.counters.updates >= self.cfg.max_updates
+
+    def _log(self, info: dict, updates_per_s: float) -> None:
+        scalars = {f"learner/{k}": float(v) for k, v in jax.device_get(info).items()}
+        scalars.update({"learner/updates_per_s": updates_per_s, "buffer/online": self.online.size,
+                        "buffer/demo": self.demo.size, "learner/skipped_updates": int(self.agent.skipped_updates),
+                        "learner/invalid_transitions": self.invalid_transitions})
+        for stats in self.source.stats():
+            scalars.update({f"actor/{k}": float(v) for k, v in stats.items() if isinstance(v, (int, float, bool))})
+        self.writer.write(self.counters.updates, scalars)
+        self._write_progress()
+
+    def close(self) -> None:
+        self.writer.close()
+        self.checkpointer.close()
+        self.online.close()
+        self.demo.close()
+

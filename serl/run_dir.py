@@ -1,0 +1,74 @@
+"""A run's folder: created once, refused if it exists unless resuming, and resumed only with the same config
+(fields marked resumable may change; any other difference is refused naming the field)."""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+from pathlib import Path
+from typing import Any
+
+CONFIG_FILE = "config.json"
+
+
+class RunDirError(Exception):
+    """A run folder that cannot be created or resumed as asked; the message says why and what to do."""
+
+
+def config_to_dict(config: Any) -> dict:
+    return json.loads(json.dumps(dataclasses.asdict(config), default=str))
+
+
+def resumable_paths(config_type: type, prefix: str = "") -> set[str]:
+    """Dotted paths of every dataclass field marked `metadata={"resumable": True}`, recursively."""
+    out: set[str] = set()
+    for f in dataclasses.fields(config_type):
+        path = prefix + f.name
+        if f.metadata.get("resumable"):
+            out.add(path)
+        field_type = f.type if isinstance(f.type, type) else None
+        default = f.default_factory() if f.default_factory is not dataclasses.MISSING else f.default
+        if dataclasses.is_dataclass(default):
+            out |= resumable_paths(type(default), path + ".")
+        elif field_type is not None and dataclasses.is_dataclass(field_type):
+            out |= resumable_paths(field_type, path + ".")
+    return out
+
+
+def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        if isinstance(v, dict):
+            out.update(_flatten(v, f"{prefix}{k}."))
+        else:
+            out[prefix + k] = v
+    return out
+
+
+def config_differences(saved: dict, current: dict, resumable: set[str]) -> list[str]:
+    """Non-resumable fields whose values differ, as 'path: saved -> current'."""
+    a, b = _flatten(saved), _flatten(current)
+    return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
+            if a.get(k) != b.get(k) and k not in resumable]
+
+
+def prepare_run_dir(run_dir: Path, config: Any, resume: bool) -> Path:
+    """Create `run_dir` for a new run (writing the resolved config), or check it for `--resume`."""
+    run_dir = Path(run_dir)
+    saved_path = run_dir / CONFIG_FILE
+    current = config_to_dict(config)
+    if not resume:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise RunDirError(f"run folder {run_dir} already exists: pass --resume to continue it, or choose "
+                              "another run name")
+        run_dir.mkdir(parents=True, exist_ok=True)
+        saved_path.write_text(json.dumps(current, indent=2) + "\n")
+        return run_dir
+    if not saved_path.exists():
+        raise RunDirError(f"cannot resume: {saved_path} does not exist (start the run without --resume)")
+    diffs = config_differences(json.loads(saved_path.read_text()), current, resumable_paths(type(config)))
+    if diffs:
+        raise RunDirError("cannot resume with a different configuration; these fields are not resumable: "
+                          + "; ".join(diffs))
+    saved_path.write_text(json.dumps(current, indent=2) + "\n")  # resumable fields may have changed
+    return run_dir

@@ -1,0 +1,130 @@
+"""The learner loop with the in-process transport and a real simulated arm feeding it from another thread."""
+
+import dataclasses
+import threading
+
+import gymnasium as gym
+import jax
+import numpy as np
+import pytest
+
+import serl  # noqa: F401
+from serl.agents.sac import SACConfig
+from serl.checkpoints import Checkpointer, LearnerCounters
+from serl.devices import ScriptedOperator, ScriptedOperatorConfig
+from serl.envs.wrappers import PolicyEnvConfig, make_policy_env
+from serl.learner import Learner, LearnerConfig
+from serl.run_dir import RunDirError, prepare_run_dir
+from serl.transport.inprocess import InProcessTransport
+
+AGENT = SACConfig(hidden_dims=(32, 32), batch_size=32, grasp_critic=True)
+LEARNER = LearnerConfig(min_online=64, min_demo=16, publish_every=10, checkpoint_every=25, log_every=10,
+                        max_updates=60, buffer_chunk_size=64)
+
+
+def policy_env():
+    raw = gym.make("serl/PandaPickCube-v0", image_obs=False, max_episode_steps=30)
+    operator = ScriptedOperator(raw, ScriptedOperatorConfig(takeover_prob=0.2, takeover_steps=5), seed=0)
+    return make_policy_env(raw, PolicyEnvConfig(), device=operator)
+
+
+def produce(transport, actor_id, n, produced, seed=0):
+    """A stand-in actor: random policy actions, scripted take-overs, every step added with provenance."""
+    env, rng = policy_env(), np.random.default_rng(seed)
+    adder = transport.adder(actor_id)
+    obs, _ = env.reset(seed=seed)
+    episode, step = 0, 0
+    for _ in range(n):
+        action = rng.uniform(-1, 1, 7).astype(np.float32)
+        next_obs, reward, terminated, truncated, info = env.step(action)
+        executed = info.get("intervene_action", action)
+        adder.add({
+            "observations": obs, "actions": np.asarray(executed, np.float32), "rewards": np.float32(reward),
+            "masks": np.float32(1.0 - terminated), "dones": np.bool_(terminated or truncated),
+            "next_observations": next_obs, "intervened": np.bool_(info["intervened"]),
+            "grasp_penalty": np.float32(info["grasp_penalty"]), "episode_id": np.int64(episode),
+            "step": np.int32(step), "policy_version": np.zeros(2, np.int64), "classifier_version": np.int32(0),
+            "timestamp": np.float64(0.0),
+        })
+        produced.append(bool(info["intervened"]))
+        step += 1
+        obs = next_obs
+        if terminated or truncated:
+            obs, _ = env.reset()
+            episode, step = episode + 1, 0
+    return env
+
+
+def make_learner(tmp_path, transport, cfg=LEARNER, resume=False):
+    env = policy_env()
+    return Learner(AGENT, cfg, env.observation_space, env.action_space, tmp_path / "run",
+                   transport.transition_source(), transport.publisher(), seed=0, resume=resume)
+
+
+@pytest.mark.timeout(180)
+def test_learner_trains_publishes_checkpoints_and_resumes(tmp_path):
+    transport = InProcessTransport(max_batch=16)
+    produced: list[bool] = []
+    actor = threading.Thread(target=produce, args=(transport, "robot-1", 300, produced))
+    actor.start()
+    learner = make_learner(tmp_path, transport)
+    counters = learner.run(threading.Event())
+    assert counters.updates == 60 and counters.incarnation == 0
+    actor.join()
+    while learner.ingest(timeout=0.2):
+        pass
+    # Every produced transition is in the online buffer exactly once, interventions once more in the demo buffer.
+    assert learner.online.origins(np.arange(len(learner.online))) == [("robot-1", s) for s in range(300)]
+    interventions = [s for s, hit in enumerate(produced) if hit]
+    assert interventions and learner.demo.origins(np.arange(len(learner.demo))) == [
+        ("robot-1", s) for s in interventions]
+    version, params = transport.variable_client().poll()
+    assert (version.incarnation, version.step) == (0, 60)
+    assert set(params) == {"encoder", "frozen", "actor", "grasp"}
+    assert list((tmp_path / "run" / "tensorboard" / "learner").glob("events.out.tfevents.*"))
+    learner.close()
+
+    # Resume: counters continue, a new incarnation, the acknowledged data is not asked for again.
+    resumed = make_learner(tmp_path, transport, dataclasses.replace(LEARNER, max_updates=80), resume=True)
+    assert (resumed.counters.updates, resumed.counters.incarnation) == (60, 1)
+    assert resumed.counters.watermarks == {"robot-1": 299} and len(resumed.online) == 300
+    counters = resumed.run(threading.Event())
+    assert (counters.updates, counters.incarnation) == (80, 1)
+    version, _ = transport.variable_client().poll()
+    assert (version.incarnation, version.step) == (1, 80)
+    resumed.close()
+
+
+@pytest.mark.timeout(60)
+def test_checkpoint_round_trip_is_bit_exact(tmp_path):
+    from serl.agents.factory import make_agent
+
+    agent = make_agent(AGENT, {"state": np.zeros(5, np.float32)}, 7, seed=3)
+    checkpointer = Checkpointer(tmp_path / "ckpt")
+    checkpointer.save(agent, LearnerCounters(updates=7, incarnation=2, watermarks={"a": 9}))
+    fresh = make_agent(AGENT, {"state": np.zeros(5, np.float32)}, 7, seed=4)
+    restored, counters = Checkpointer(tmp_path / "ckpt").restore(fresh)
+    assert counters == LearnerCounters(updates=7, incarnation=2, watermarks={"a": 9})
+    for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(agent), jax.tree.leaves(restored), strict=True):
+        a, b = np.asarray(a), np.asarray(b)
+        assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), jax.tree_util.keystr(path)
+
+
+@pytest.mark.timeout(30)
+def test_run_folder_is_refused_or_resumed_by_the_rules(tmp_path):
+    @dataclasses.dataclass(frozen=True)
+    class Cfg:
+        learner: LearnerConfig = dataclasses.field(default_factory=LearnerConfig)
+        agent: SACConfig = dataclasses.field(default_factory=SACConfig)
+
+    run = prepare_run_dir(tmp_path / "run", Cfg(), resume=False)
+    (run / "marker").write_text("x")
+    with pytest.raises(RunDirError, match="already exists.*--resume"):
+        prepare_run_dir(run, Cfg(), resume=False)
+    # Budgets and logging may change on resume...
+    prepare_run_dir(run, Cfg(learner=LearnerConfig(max_updates=10, log_every=5)), resume=True)
+    # ...anything else is refused, naming the field.
+    with pytest.raises(RunDirError, match=r"agent\.discount: 0\.97 -> 0\.9"):
+        prepare_run_dir(run, Cfg(agent=SACConfig(discount=0.9)), resume=True)
+    with pytest.raises(RunDirError, match="does not exist"):
+        prepare_run_dir(tmp_path / "other", Cfg(), resume=True)
