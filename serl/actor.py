@@ -1,0 +1,169 @@
+"""The actor loop: step the env through the policy wrapper stack with the newest weights it has, add every
+transition with its provenance, report episode stats. It never waits on the network inside a step: weights are
+polled (non-blocking) and `add` only appends to the local spool or queue.
+
+The loop does not know which transport it has; it sees `Adder`, `VariableClient` and `StatsSink`.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import jax
+import numpy as np
+
+from serl.agents.factory import policy_functions
+from serl.agents.sac import SACConfig
+from serl.transport.interfaces import Adder, StatsSink, VariableClient, WeightsVersion
+
+log = logging.getLogger("serl.actor")
+RESUMABLE = {"resumable": True}
+
+
+@dataclass(frozen=True)
+class ActorConfig:
+    actor_id: str = "actor-0"  # stable across restarts: the learner keeps its watermark under this id
+    max_env_steps: int | None = field(default=None, metadata=RESUMABLE)  # stop after this many steps in total
+    max_steps_per_update: float | None = None  # rate limit: env steps allowed per learner update (None: none)
+    free_steps: int = 500  # steps allowed before the rate limit applies (fills the learner's minimum)
+    weights_timeout_s: float = 120.0  # start-up: how long to wait for the learner's first weights
+
+
+@dataclass
+class ActorCounters:
+    env_steps: int = 0  # transitions produced, ever (== the next sequence number)
+    episodes: int = 0  # next episode id
+    weights: WeightsVersion | None = None  # version of the params now in use
+
+
+class EpisodeTracker:
+    """Per-episode statistics the operator and TensorBoard see."""
+
+    def __init__(self):
+        self.start = time.monotonic()
+        self.ret, self.length, self.interventions = 0.0, 0, 0
+
+    def step(self, reward: float, intervened: bool) -> None:
+        self.ret += reward
+        self.length += 1
+        self.interventions += intervened
+
+    def summary(self, episode_id: int, info: dict, env_steps: int, version: WeightsVersion | None) -> dict:
+        return {
+            "episode_id": episode_id, "return": self.ret, "length": self.length,
+            "success": float(bool(info.get("succeed", False))), "interventions": self.interventions,
+            "intervention_rate": self.interventions / max(1, self.length),
+            "seconds": time.monotonic() - self.start, "env_steps": env_steps,
+            "policy_step": version.step if version else -1,
+        }
+
+
+def transition(obs, action, reward, next_obs, terminated, truncated, info, episode_id, step, version,
+               classifier_version=0) -> dict:
+    """One transition in the schema of `serl.data` (actions are the executed ones, in the policy's frame)."""
+    executed = info.get("intervene_action", action)
+    return {
+        "observations": obs, "actions": np.asarray(executed, np.float32), "rewards": np.float32(reward),
+        "masks": np.float32(1.0 - terminated), "dones": np.bool_(terminated or truncated),
+        "next_observations": next_obs, "intervened": np.bool_(info.get("intervened", False)),
+        "grasp_penalty": np.float32(info.get("grasp_penalty", 0.0)), "episode_id": np.int64(episode_id),
+        "step": np.int32(step),
+        "policy_version": np.array([version.incarnation, version.step] if version else [-1, -1], np.int64),
+        "classifier_version": np.int32(classifier_version), "timestamp": np.float64(time.time()),
+    }
+
+
+class Actor:
+    def __init__(self, env, agent_cfg: SACConfig, cfg: ActorConfig, adder: Adder, client: VariableClient,
+                 stats: StatsSink, state_dir: Path | None = None, seed: int = 0,
+                 policy_view: Callable[[dict], dict] = lambda obs: obs):
+        """`policy_view` maps an observation to what the policy sees (the wire's JPEG round trip of frames)."""
+        self.env, self.cfg, self.adder, self.client, self.stats = env, cfg, adder, client, stats
+        self.sample, _ = policy_functions(agent_cfg, int(np.prod(env.action_space.shape)))
+        self.policy_view = policy_view
+        self.state_path = Path(state_dir) / f"{cfg.actor_id}.json" if state_dir else None
+        self.counters = self._load_counters()
+        self.key = jax.random.PRNGKey(seed + 104729 * self.counters.episodes)
+        self.params = None
+
+    # ---------- counters that never go backwards ----------
+    def _load_counters(self) -> ActorCounters:
+        if self.state_path is None or not self.state_path.exists():
+            return ActorCounters()
+        saved = json.loads(self.state_path.read_text())
+        return ActorCounters(env_steps=int(saved["env_steps"]), episodes=int(saved["episodes"]))
+
+    def _claim_episode(self) -> int:
+        """Reserve the next episode id on disk before producing any of its transitions, so a crash mid-episode
+        can never reuse it."""
+        episode = self.counters.episodes
+        self.counters.episodes += 1
+        if self.state_path is not None:
+            self.state_path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.state_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps({"env_steps": self.counters.env_steps, "episodes": self.counters.episodes}))
+            tmp.replace(self.state_path)
+        return episode
+
+    # ---------- weights ----------
+    def _take(self, update) -> None:
+        if update is not None:
+            version, params = update
+            self.params = jax.device_put(params)  # once per version, not per inference
+            self.counters.weights = version
+
+    def wait_for_weights(self) -> None:
+        self._take(self.client.poll() or self.client.wait(self.cfg.weights_timeout_s))
+        if self.params is None:
+            raise TimeoutError(f"no policy weights from the learner within {self.cfg.weights_timeout_s} s")
+
+    def _rate_limited(self) -> bool:
+        limit = self.cfg.max_steps_per_update
+        if limit is None or self.counters.weights is None:
+            return False
+        return self.counters.env_steps > self.cfg.free_steps + limit * self.counters.weights.step
+
+    # ---------- the loop ----------
+    def act(self, obs: dict) -> np.ndarray:
+        self.key, sub = jax.random.split(self.key)
+        return np.asarray(self.sample(self.params, self.policy_view(obs), sub))
+
+    def run(self, stop: threading.Event) -> ActorCounters:
+        """Run episodes until `stop` or the step budget; a started episode is always finished."""
+        self.wait_for_weights()
+        while not stop.is_set() and not self._budget_spent():
+            while getattr(self.adder, "full", False) and not stop.is_set():
+                log.warning("the actor's spool is full: waiting for the learner before a new episode")
+                time.sleep(1.0)
+            self.run_episode(stop)
+        self.adder.flush(timeout=10.0)
+        return self.counters
+
+    def _budget_spent(self) -> bool:
+        return self.cfg.max_env_steps is not None and self.counters.env_steps >= self.cfg.max_env_steps
+
+    def run_episode(self, stop: threading.Event) -> dict:
+        episode = self._claim_episode()
+        obs, info = self.env.reset()
+        tracker, done, step = EpisodeTracker(), False, 0
+        while not done:
+            self._take(self.client.poll())
+            while self._rate_limited() and not stop.is_set():
+                time.sleep(0.01)
+                self._take(self.client.poll())
+            action = self.act(obs)
+            next_obs, reward, terminated, truncated, info = self.env.step(action)
+            self.adder.add(transition(obs, action, reward, next_obs, terminated, truncated, info, episode, step,
+                                      self.counters.weights))
+            self.counters.env_steps += 1
+            tracker.step(float(reward), bool(info.get("intervened", False)))
+            obs, step, done = next_obs, step + 1, terminated or truncated
+        summary = tracker.summary(episode, info, self.counters.env_steps, self.counters.weights)
+        self.stats.episode(summary)
+        return summary

@@ -1,0 +1,77 @@
+"""The actor loop against a real learner loop over the in-process transport, on the simulated arm."""
+
+import threading
+
+import gymnasium as gym
+import numpy as np
+import pytest
+
+import serl  # noqa: F401
+from serl.actor import Actor, ActorConfig
+from serl.agents.sac import SACConfig
+from serl.devices import ScriptedOperator, ScriptedOperatorConfig
+from serl.envs.wrappers import PolicyEnvConfig, make_policy_env
+from serl.learner import Learner, LearnerConfig
+from serl.transport.inprocess import InProcessTransport
+
+AGENT = SACConfig(hidden_dims=(32, 32), batch_size=32, grasp_critic=True)
+
+
+def policy_env(takeover=0.1):
+    raw = gym.make("serl/PandaPickCube-v0", image_obs=False, max_episode_steps=25)
+    operator = ScriptedOperator(raw, ScriptedOperatorConfig(takeover_prob=takeover, takeover_steps=5), seed=1)
+    return make_policy_env(raw, PolicyEnvConfig(), device=operator)
+
+
+@pytest.mark.timeout(180)
+def test_actor_and_learner_train_together(tmp_path):
+    transport = InProcessTransport(max_batch=16)
+    env = policy_env()
+    learner = Learner(AGENT, LearnerConfig(min_online=50, min_demo=10, publish_every=5, max_updates=40,
+                                           buffer_chunk_size=64),
+                      env.observation_space, env.action_space, tmp_path / "run", transport.transition_source(),
+                      transport.publisher())
+    stop = threading.Event()
+    actor = Actor(env, AGENT, ActorConfig(actor_id="a1", max_env_steps=400, max_steps_per_update=5, free_steps=60),
+                  transport.adder("a1"), transport.variable_client(), transport.stats_sink("a1"),
+                  state_dir=tmp_path / "actor")
+    thread = threading.Thread(target=actor.run, args=(stop,))
+    thread.start()
+    counters = learner.run(threading.Event())
+    stop.set()
+    thread.join(timeout=60)
+    assert not thread.is_alive()
+    assert counters.updates == 40
+    # The rate limit held the actor to about 5 steps per update beyond its free steps.
+    assert actor.counters.env_steps <= 60 + 5 * 40 + 25
+    assert actor.counters.weights.step >= 35  # it kept taking new weights
+    while learner.ingest(timeout=0.2):
+        pass
+    assert len(learner.online) == actor.counters.env_steps
+    assert learner.demo.size > 0
+    versions = learner.online.get(np.arange(len(learner.online)))["policy_version"]
+    assert versions[:, 1].max() >= 30 and np.all(np.diff(versions[:, 1]) >= 0)  # provenance is monotone
+    episodes = learner.online.get(np.arange(len(learner.online)))["episode_id"]
+    assert np.all(np.diff(episodes) >= 0) and episodes[-1] == actor.counters.episodes - 1
+    learner.close()
+
+
+@pytest.mark.timeout(60)
+def test_episode_ids_never_repeat_across_restarts(tmp_path):
+    transport = InProcessTransport()
+    transport.publisher().publish(__import__("serl.transport", fromlist=["WeightsVersion"]).WeightsVersion(0, 0),
+                                  _policy_params())
+    ids = []
+    for _ in range(2):  # the second actor is a restart with the same id and state folder
+        actor = Actor(policy_env(0.0), AGENT, ActorConfig(actor_id="a1"), transport.adder("a1"),
+                      transport.variable_client(), transport.stats_sink("a1"), state_dir=tmp_path)
+        actor.wait_for_weights()
+        ids.append(actor.run_episode(threading.Event())["episode_id"])
+    assert ids == [0, 1]
+
+
+def _policy_params():
+    from serl.agents.factory import example_observation, make_agent
+
+    env = policy_env()
+    return make_agent(AGENT, example_observation(env.observation_space), 7, seed=0).policy_params()
