@@ -18,8 +18,10 @@ import numpy as np
 
 from serl.agents.factory import example_observation, make_agent
 from serl.agents.sac import SACConfig
+from serl.agents.sharding import make_mesh, replicate, shard_batch
 from serl.checkpoints import Checkpointer, LearnerCounters
 from serl.data import PrefetchIterator, ReplayStorage, TransitionSpec, sample_mixed
+from serl.networks.observation_encoder import FEATURES_SUFFIX, trunk_feature_fn, trunk_feature_shape
 from serl.networks.pretrained import frozen_params_for
 from serl.scalar_log import ScalarWriter
 from serl.transport.interfaces import TransitionSource, WeightsPublisher, WeightsVersion
@@ -58,12 +60,18 @@ class Learner:
         self.cfg, self.agent_cfg, self.run_dir = cfg, agent_cfg, Path(run_dir)
         self.source, self.publisher = source, publisher
         self.spec = TransitionSpec.from_spaces(observation_space, action_space)
+        self.mesh = make_mesh()
+        if agent_cfg.batch_size % self.mesh.devices.size:
+            raise ValueError(f"agent.batch_size {agent_cfg.batch_size} must be divisible by the "
+                             f"{self.mesh.devices.size} devices the update is split over")
+        agent = make_agent(agent_cfg, example_observation(observation_space), self.spec.action_dim, seed,
+                           frozen_params_for(agent_cfg.encoder))
+        self.agent = replicate(agent, self.mesh)
+        cache = self._feature_cache(agent, observation_space)
         self.online = ReplayStorage(self.run_dir / "buffers" / "online", self.spec, cfg.buffer_capacity,
-                                    cfg.buffer_chunk_size)
+                                    cfg.buffer_chunk_size, **cache)
         self.demo = ReplayStorage(self.run_dir / "buffers" / "demo", self.spec, cfg.buffer_capacity,
-                                  cfg.buffer_chunk_size)
-        self.agent = make_agent(agent_cfg, example_observation(observation_space), self.spec.action_dim, seed,
-                                frozen_params_for(agent_cfg.encoder))
+                                  cfg.buffer_chunk_size, **cache)
         self.checkpointer = Checkpointer(self.run_dir / "checkpoints", cfg.keep_checkpoints)
         self.counters = LearnerCounters()
         self.invalid_transitions = 0
@@ -75,9 +83,20 @@ class Learner:
         self._prefetch: PrefetchIterator | None = None
         self._published: WeightsVersion | None = None
 
+    def _feature_cache(self, agent, observation_space) -> dict:
+        """Storage options for the frozen-trunk feature cache (computed once per frame at insertion)."""
+        enc = self.agent_cfg.encoder
+        if not enc.feature_cache:
+            return {}
+        frozen = agent.frozen if hasattr(agent, "frozen") else agent.sac.frozen
+        features = {k + FEATURES_SUFFIX: (trunk_feature_shape(enc, observation_space[k].shape), np.float16)
+                    for k in enc.image_keys}
+        return {"features": features, "feature_fn": trunk_feature_fn(frozen, enc), "drop_images_in_samples": True}
+
     # ---------- resume ----------
     def _restore(self) -> None:
-        self.agent, saved = self.checkpointer.restore(self.agent)
+        agent, saved = self.checkpointer.restore(self.agent)
+        self.agent = replicate(agent, self.mesh)
         done = self._read_progress()
         lost = max(0, done - saved.updates)
         self.counters = LearnerCounters(updates=saved.updates, incarnation=saved.incarnation + 1,
@@ -157,7 +176,8 @@ class Learner:
                 if not self.ready():
                     continue
                 if self._prefetch is None:
-                    self._prefetch = PrefetchIterator(self._sample, depth=cfg.prefetch)
+                    self._prefetch = PrefetchIterator(self._sample, lambda b: shard_batch(b, self.mesh),
+                                                      depth=cfg.prefetch)
                 self.agent, info = self.agent.update(next(self._prefetch))
                 self.counters.updates += 1
                 u = self.counters.updates

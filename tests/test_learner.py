@@ -128,3 +128,44 @@ def test_run_folder_is_refused_or_resumed_by_the_rules(tmp_path):
         prepare_run_dir(run, Cfg(agent=SACConfig(discount=0.9)), resume=True)
     with pytest.raises(RunDirError, match="does not exist"):
         prepare_run_dir(tmp_path / "other", Cfg(), resume=True)
+
+
+@pytest.mark.timeout(180)
+def test_frozen_trunk_feature_cache(tmp_path):
+    """With the cache on, frames are encoded once at insertion, samples carry features instead of images, and the
+    encoder's output on cached features matches running the frozen trunk on the frames."""
+    from serl.actor import transition
+    from serl.networks.observation_encoder import EncoderConfig, encode, trunk_feature_fn
+
+    encoder = EncoderConfig(image_keys=("front", "wrist"), frozen_trunk=True, feature_cache=True, bottleneck_dim=16)
+    agent_cfg = dataclasses.replace(AGENT, encoder=encoder, batch_size=8)
+    transport = InProcessTransport(max_batch=16)
+    raw = gym.make("serl/PandaPickCube-v0", max_episode_steps=10)
+    env = make_policy_env(raw, PolicyEnvConfig(), device=ScriptedOperator(raw, seed=0))
+    produced: list[bool] = []
+
+    def produce_images():
+        adder, (obs, _), episode, step = transport.adder("cam"), env.reset(seed=0), 0, 0
+        for _ in range(40):
+            next_obs, reward, terminated, truncated, info = env.step(np.zeros(7, np.float32))
+            adder.add(transition(obs, np.zeros(7), reward, next_obs, terminated, truncated, info, episode, step, None))
+            produced.append(True)
+            obs, step = next_obs, step + 1
+            if terminated or truncated:
+                (obs, _), episode, step = env.reset(), episode + 1, 0
+
+    produce_images()
+    learner = Learner(agent_cfg, LearnerConfig(min_online=16, min_demo=8, max_updates=3, buffer_chunk_size=16),
+                      env.observation_space, env.action_space, tmp_path / "run", transport.transition_source(),
+                      transport.publisher())
+    assert learner.run(threading.Event()).updates == 3
+    assert learner.online.bytes_on_disk().features > 0
+    sample = learner.online.sample(4, np.random.default_rng(0))
+    assert "front_features" in sample["observations"] and "front" not in sample["observations"]
+    stored = learner.online.get(np.arange(4))["observations"]  # get() still returns the frames
+    agent = learner.agent
+    with_frames = encode(agent.sac.critic.params["encoder"], agent.sac.frozen, stored, encoder)
+    cached = {"state": stored["state"], **trunk_feature_fn(agent.sac.frozen, encoder)(stored)}
+    with_cache = encode(agent.sac.critic.params["encoder"], agent.sac.frozen, cached, encoder)
+    np.testing.assert_allclose(np.asarray(with_frames), np.asarray(with_cache), atol=2e-2)
+    learner.close()

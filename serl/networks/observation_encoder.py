@@ -22,9 +22,16 @@ class EncoderConfig:
     trunk: Literal["small", "resnet10"] = "small"  # the fixed encoder architectures of DESIGN.md
     frozen_trunk: bool = False  # keep trunk weights fixed (pretrained resnet10); the pooling still trains
     pretrained_path: str | None = None  # converted trunk weights (msgpack, see `serl import-encoder`)
+    feature_cache: bool = False  # frozen trunk only: its features are computed once per frame at insertion and
+    #                              stored; updates then skip the trunk (and image augmentation, which needs pixels)
     num_spatial_features: int = 8  # spatial learned embeddings per channel
     bottleneck_dim: int = 256  # per-camera feature size
     state_latent_dim: int = 64  # state embedding size when images are used (raw state otherwise)
+
+
+    def __post_init__(self) -> None:
+        if self.feature_cache and not self.frozen_trunk:
+            raise ValueError("encoder.feature_cache needs encoder.frozen_trunk: a trained trunk's features change")
 
 
 class StateEmbedding(nn.Module):
@@ -76,3 +83,28 @@ def encode(params: dict, frozen: dict, obs: dict, cfg: EncoderConfig) -> jnp.nda
         state = StateEmbedding(cfg.state_latent_dim).apply({"params": params["state"]}, state)
     parts.append(state)
     return jnp.concatenate(parts, axis=-1)
+
+
+def trunk_feature_fn(frozen: dict, cfg: EncoderConfig, batch_size: int = 64):
+    """The feature-cache function the replay storage calls at insertion: camera frames -> float16 trunk features,
+    computed in fixed-size batches (one compiled shape) on the default device."""
+    apply = jax.jit(lambda images: trunk_features(frozen["trunk"], images, cfg).astype(jnp.float16))
+
+    def compute(obs: dict) -> dict:
+        out = {}
+        for key in cfg.image_keys:
+            frames = obs[key]
+            n = len(frames)
+            padded = jnp.concatenate([frames, jnp.zeros((-n % batch_size, *frames.shape[1:]), frames.dtype)])
+            feats = [apply(padded[i:i + batch_size]) for i in range(0, len(padded), batch_size)]
+            out[key + FEATURES_SUFFIX] = jax.device_get(jnp.concatenate(feats)[:n])
+        return out
+
+    return compute
+
+
+def trunk_feature_shape(cfg: EncoderConfig, image_shape: tuple[int, ...]) -> tuple[int, ...]:
+    trunk = TRUNKS[cfg.trunk]()
+    example = jax.ShapeDtypeStruct((1, *image_shape), jnp.uint8)
+    params = jax.eval_shape(trunk.init, jax.random.PRNGKey(0), example)["params"]
+    return jax.eval_shape(lambda p, x: trunk.apply({"params": p}, x), params, example).shape[1:]
