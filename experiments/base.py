@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+from serl.actor import ActorConfig
 from serl.agents.sac import SACConfig
 from serl.devices.scripted import ScriptedOperatorConfig
 from serl.envs.sim.config import SimEnvConfig
@@ -20,6 +21,7 @@ class ExperimentConfig:
     operator: ScriptedOperatorConfig = field(default_factory=ScriptedOperatorConfig)  # the simulated person
     agent: SACConfig = field(default_factory=lambda: SACConfig(grasp_critic=True))  # the RLPD agent
     learner: LearnerConfig = field(default_factory=LearnerConfig)  # buffers, publishing, checkpoints, budgets
+    actor: ActorConfig = field(default_factory=ActorConfig)  # actor id, step budget, update-to-data rate limit
     seed: int = 0  # seeds env resets, the operator and the agent
     runs_dir: str = "runs"  # a run lives in runs_dir/<run name>/
 

@@ -27,6 +27,9 @@ class Checkpointer:
         self._manager = ocp.CheckpointManager(Path(directory).absolute(), options=options)
 
     def save(self, agent, counters: LearnerCounters) -> None:
+        """Write a checkpoint for `counters.updates`; one for that step already on disk holds the same agent."""
+        if counters.updates == self.latest_step():
+            return
         args = ocp.args.Composite(agent=ocp.args.StandardSave(agent), counters=ocp.args.JsonSave(asdict(counters)))
         self._manager.save(counters.updates, args=args, force=True)
         self._manager.wait_until_finished()

@@ -1,0 +1,50 @@
+"""What the process-level commands (`learner`, `actor`, `train`) share: building the env a config describes,
+stopping cleanly on SIGINT/SIGTERM, and the handshake both sides of the transport compare."""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import json
+import logging
+import signal
+import threading
+
+import serl  # noqa: F401  (registers the envs)
+from serl.data import TransitionSpec
+from serl.devices.scripted import ScriptedOperator
+from serl.envs.registration import make
+from serl.envs.wrappers import make_policy_env
+
+PROTOCOL_VERSION = 1
+
+
+def build_env(config, *, operator: bool = True, video_path=None):
+    """The policy env of a task config; with `operator` the scripted operator sits at the intervention device."""
+    raw = make(config.env_id, config=config.env)
+    device = ScriptedOperator(raw, config.operator, seed=config.seed) if operator else None
+    return make_policy_env(raw, config.wrappers, device=device, video_path=video_path)
+
+
+def transition_spec(env) -> TransitionSpec:
+    return TransitionSpec.from_spaces(env.observation_space, env.action_space)
+
+
+def handshake_info(config, spec: TransitionSpec) -> dict:
+    """What actor and learner must agree on: protocol, transition spec and agent config (by hash, named)."""
+    agent = json.dumps(dataclasses.asdict(config.agent), sort_keys=True, default=str)
+    return {"protocol": PROTOCOL_VERSION, "transition_spec": spec.fingerprint(),
+            "agent_config": hashlib.sha256(agent.encode()).hexdigest()[:16], "env_id": config.env_id}
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM (the process then flushes, checkpoints and exits)."""
+    stop = threading.Event()
+
+    def handler(signum, _frame):
+        logging.getLogger("serl").warning("received %s: stopping cleanly", signal.Signals(signum).name)
+        stop.set()
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+    return stop

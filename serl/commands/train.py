@@ -1,0 +1,70 @@
+"""`serl train TASK`: learner and actor together. `--single-process` runs both in this process over the
+in-process transport (the actor on a thread); the run stops at the learner's or the actor's budget, or on
+Ctrl+C, always with a checkpoint."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import threading
+from pathlib import Path
+
+from serl.commands.config_args import parse_task_config
+
+
+def run_single_process(config, run_dir: Path, resume: bool) -> dict:
+    from serl.actor import Actor
+    from serl.commands.runtime import build_env, stop_on_signals
+    from serl.learner import Learner
+    from serl.transport.inprocess import InProcessTransport
+
+    stop = stop_on_signals()
+    transport = InProcessTransport()
+    env = build_env(config)
+    learner = Learner(config.agent, config.learner, env.observation_space, env.action_space, run_dir,
+                      transport.transition_source(), transport.publisher(), seed=config.seed, resume=resume)
+    actor = Actor(env, config.agent, config.actor, transport.adder(config.actor.actor_id),
+                  transport.variable_client(), transport.stats_sink(config.actor.actor_id),
+                  state_dir=run_dir / "actor", seed=config.seed)
+    learner.publish()  # the actor's start-up wait returns at once
+
+    def act():
+        try:
+            actor.run(stop)
+        finally:
+            stop.set()  # the actor's budget ends the run
+
+    thread = threading.Thread(target=act, name="actor", daemon=True)
+    thread.start()
+    try:
+        counters = learner.run(stop)
+    finally:
+        stop.set()
+        thread.join(timeout=30)
+        while learner.ingest(timeout=0.1):  # everything the actor produced is stored before the run ends
+            pass
+        learner.checkpoint()
+        learner.close()
+    return {"updates": counters.updates, "env_steps": actor.counters.env_steps, "episodes": actor.counters.episodes,
+            "run_dir": str(run_dir)}
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="serl train", description=__doc__)
+    parser.add_argument("--run", default=None, help="run name (default: the task name); the run is runs_dir/RUN")
+    parser.add_argument("--resume", action="store_true", help="continue an existing run")
+    parser.add_argument("--single-process", action="store_true", help="learner and actor in this process")
+    args, config = parse_task_config(parser, argv)
+    from serl.run_dir import RunDirError, prepare_run_dir
+
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    try:
+        run_dir = prepare_run_dir(Path(config.runs_dir) / (args.run or args.task), config, args.resume)
+    except RunDirError as err:
+        parser.error(str(err))
+    if not args.single_process:
+        parser.error("only --single-process is available until the ZeroMQ transport lands")
+    summary = run_single_process(config, run_dir, args.resume)
+    print(f"trained {summary['updates']} updates on {summary['env_steps']} env steps "
+          f"({summary['episodes']} episodes); run folder: {summary['run_dir']}")
+    return 0
