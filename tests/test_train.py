@@ -1,0 +1,37 @@
+"""`serl train` through its real entry point, in a subprocess, with a tiny budget."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+TINY = ["--learner.min-online", "40", "--learner.min-demo", "10", "--learner.publish-every", "5",
+        "--agent.batch-size", "16", "--agent.hidden-dims", "32", "32", "--actor.max-steps-per-update", "3",
+        "--actor.free-steps", "40", "--operator.takeover-prob", "0.1", "--env.max-episode-steps", "30"]
+
+
+def train(tmp_path, *extra):
+    cmd = [sys.executable, "-m", "serl.cli", "train", "sim_pick_cube_state", "--single-process",
+           "--runs-dir", str(tmp_path), *TINY, *extra]
+    return subprocess.run(cmd, capture_output=True, text=True, timeout=240)
+
+
+@pytest.mark.timeout(300)
+def test_single_process_train_then_resume(tmp_path):
+    out = train(tmp_path, "--learner.max-updates", "20")
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "trained 20 updates" in out.stdout
+    run = tmp_path / "sim_pick_cube_state"
+    progress = json.loads((run / "learner_progress.json").read_text())
+    assert progress == {"updates": 20, "incarnation": 0}
+    assert (run / "checkpoints" / "20").is_dir()
+    actor_state = json.loads((run / "actor" / "actor-0.json").read_text())
+    assert actor_state["episodes"] >= 1
+    refused = train(tmp_path, "--learner.max-updates", "20")
+    assert refused.returncode != 0 and "--resume" in refused.stderr
+    resumed = train(tmp_path, "--learner.max-updates", "30", "--resume")
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    assert "trained 30 updates" in resumed.stdout
+    assert json.loads((run / "learner_progress.json").read_text()) == {"updates": 30, "incarnation": 1}
+    assert json.loads((run / "actor" / "actor-0.json").read_text())["episodes"] > actor_state["episodes"]
