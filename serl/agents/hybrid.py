@@ -73,8 +73,8 @@ class HybridAgent(struct.PyTreeNode):
         rng, grasp_rng = jax.random.split(rng)
         arm = sac.SACAgent.create(rng, obs_example, ARM_DIMS, cfg, frozen)
         obs = jax.tree.map(lambda x: jnp.asarray(x)[None], obs_example)
-        feats = arm.features(arm.critic.params, obs)
-        params = jax.jit(GraspCritic(cfg.hidden_dims).init)(grasp_rng, feats)["params"]
+        feats = jax.eval_shape(arm.features, arm.critic.params, obs)  # the shape only: no encoder pass
+        params = jax.jit(GraspCritic(cfg.hidden_dims).init)(grasp_rng, jnp.zeros(feats.shape, feats.dtype))["params"]
         grasp = TrainState.create(apply_fn=None, params=params, tx=optax.adam(cfg.learning_rate))
         grasp = grasp.replace(step=jnp.zeros((), jnp.int32))  # an array, like the jit-created SAC states
         return cls(sac=arm, grasp=grasp, grasp_target_params=params, skipped_updates=jnp.zeros((), jnp.int32),
@@ -106,12 +106,14 @@ class HybridAgent(struct.PyTreeNode):
         return self.replace(grasp=grasp, grasp_target_params=targets), {"grasp_loss": loss, "grasp_q": q_mean}
 
     def step(self, batch: dict, full: bool) -> tuple[HybridAgent, dict]:
-        arm_batch = {**batch, "actions": batch["actions"][:, :ARM_DIMS]}
-        arm, info = self.sac.step(arm_batch, full)
+        # One augmentation for both critics: the grasp critic then sees the same frames and XLA can share the
+        # encoder passes between them.
+        arm, batch = self.sac.augment(batch)
+        arm, info = arm.step_augmented({**batch, "actions": batch["actions"][:, :ARM_DIMS]}, full)
         agent, grasp_info = self.replace(sac=arm).grasp_step(batch, arm.rng)
         return agent, {**info, **grasp_info}
 
     @jax.jit
     def update(self, batch: dict) -> tuple[HybridAgent, dict]:
         """Like `SACAgent.update`; batches also need `grasp_penalty`."""
-        return guarded_ratio_update(self, batch, lambda a, mb, full: a.step(mb, full))
+        return guarded_ratio_update(self, batch, lambda a, mb, full: a.step(mb, full), self.cfg.scan_ratio)

@@ -36,6 +36,7 @@ class SACConfig:
     target_entropy: float | None = None  # None: -action_dim / 2
     backup_entropy: bool = False  # subtract the entropy term in the critic's target
     critic_actor_ratio: int = 2  # critic updates per actor update, all in one jitted update
+    scan_ratio: bool = False  # lax.scan over the critic-only minibatches instead of unrolling (slow on XLA CPU)
     batch_size: int = 256  # per minibatch (a full update consumes critic_actor_ratio minibatches)
     augment_pad: int = 4  # random-crop padding for camera frames; 0 disables
     grasp_critic: bool = False  # hybrid agent: SAC on the arm, a double-DQN critic on {close, stay, open}
@@ -198,10 +199,18 @@ class SACAgent(struct.PyTreeNode):
         new = self.replace(temperature=temperature)
         return new, {"temperature_loss": loss, "temperature": new.temperature_value()}
 
+    def augment(self, batch: dict) -> tuple[SACAgent, dict]:
+        """Random-crop the batch's frames (once per minibatch; every network of the step sees the same crop)."""
+        rng, aug_rng = jax.random.split(self.rng)
+        return self.replace(rng=rng), augment_batch(batch, self.cfg.encoder.image_keys, aug_rng, self.cfg.augment_pad)
+
     def step(self, batch: dict, full: bool) -> tuple[SACAgent, dict]:
-        """One critic update, and for the last minibatch also the actor and temperature."""
-        rng, aug_rng, critic_rng, actor_rng = jax.random.split(self.rng, 4)
-        batch = augment_batch(batch, self.cfg.encoder.image_keys, aug_rng, self.cfg.augment_pad)
+        """Augment, then one critic update, and for the last minibatch also the actor and temperature."""
+        agent, batch = self.augment(batch)
+        return agent.step_augmented(batch, full)
+
+    def step_augmented(self, batch: dict, full: bool) -> tuple[SACAgent, dict]:
+        rng, critic_rng, actor_rng = jax.random.split(self.rng, 3)
         agent, info = self.replace(rng=rng).critic_step(batch, critic_rng)
         if full:
             agent, actor_info = agent.actor_step(batch, actor_rng)
@@ -212,7 +221,7 @@ class SACAgent(struct.PyTreeNode):
     @jax.jit
     def update(self, batch: dict) -> tuple[SACAgent, dict]:
         """critic_actor_ratio minibatches stacked on the leading axis of every leaf: (ratio, batch, ...)."""
-        return guarded_ratio_update(self, batch, lambda a, mb, full: a.step(mb, full))
+        return guarded_ratio_update(self, batch, lambda a, mb, full: a.step(mb, full), self.cfg.scan_ratio)
 
 
 # Initialising inside one jit is several times faster than op-by-op on a CPU.

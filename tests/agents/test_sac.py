@@ -160,3 +160,24 @@ def test_sharded_update_splits_the_batch_and_matches_one_device():
     assert result["devices"] == 2
     assert result["shard_shapes"] == [[2, 4]]  # each device holds half of the batch of 8
     assert result["max_diff"] <= 1e-5
+
+
+@pytest.mark.timeout(90)
+def test_unrolled_and_scanned_ratio_give_the_same_update():
+    import dataclasses
+
+    rng = np.random.default_rng(0)
+    obs = {"state": np.zeros(4, np.float32)}
+    batch = {"observations": {"state": rng.normal(size=(3, 16, 4)).astype(np.float32)},
+             "next_observations": {"state": rng.normal(size=(3, 16, 4)).astype(np.float32)},
+             "actions": rng.uniform(-1, 1, (3, 16, 2)).astype(np.float32),
+             "rewards": rng.normal(size=(3, 16)).astype(np.float32), "masks": np.ones((3, 16), np.float32)}
+    results = []
+    for scan in (False, True):
+        cfg = dataclasses.replace(STATE_CFG, critic_actor_ratio=3, batch_size=16, scan_ratio=scan)
+        agent, info = SACAgent.create(jax.random.PRNGKey(0), obs, 2, cfg).update(batch)
+        results.append((agent, info))
+    for a, b in zip(jax.tree.leaves(results[0][0]), jax.tree.leaves(results[1][0]), strict=True):
+        np.testing.assert_allclose(np.asarray(a), np.asarray(b), atol=1e-5)
+    assert float(results[0][1]["critic_only/critic_loss"]) == pytest.approx(
+        float(results[1][1]["critic_only/critic_loss"]), rel=1e-5)
