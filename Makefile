@@ -24,6 +24,10 @@ test: setup
 
 bench: setup
 	$(BIN)/python bench/sim_step.py
+	$(BIN)/python bench/buffer_memory.py
+	$(BIN)/python bench/policy_latency.py
+	$(BIN)/python bench/transport.py
+	$(BIN)/python bench/learner.py
 
 lint: setup
 	$(BIN)/ruff check .

@@ -11,6 +11,7 @@ from serl.devices.scripted import ScriptedOperatorConfig
 from serl.envs.sim.config import SimEnvConfig
 from serl.envs.wrappers import PolicyEnvConfig
 from serl.learner import LearnerConfig
+from serl.transport.config import TransportConfig
 
 
 @dataclass(frozen=True)
@@ -22,6 +23,7 @@ class ExperimentConfig:
     agent: SACConfig = field(default_factory=lambda: SACConfig(grasp_critic=True))  # the RLPD agent
     learner: LearnerConfig = field(default_factory=LearnerConfig)  # buffers, publishing, checkpoints, budgets
     actor: ActorConfig = field(default_factory=ActorConfig)  # actor id, step budget, update-to-data rate limit
+    transport: TransportConfig = field(default_factory=TransportConfig)  # ZeroMQ addresses, frames, CURVE keys
     seed: int = 0  # seeds env resets, the operator and the agent
     runs_dir: str = "runs"  # a run lives in runs_dir/<run name>/
 

@@ -33,6 +33,7 @@ class ActorConfig:
     max_steps_per_update: float | None = None  # rate limit: env steps allowed per learner update (None: none)
     free_steps: int = 500  # steps allowed before the rate limit applies (fills the learner's minimum)
     weights_timeout_s: float = 120.0  # start-up: how long to wait for the learner's first weights
+    flush_timeout_s: float = 120.0  # at the end: how long to wait for the learner to acknowledge everything
 
 
 @dataclass
@@ -82,13 +83,16 @@ def transition(obs, action, reward, next_obs, terminated, truncated, info, episo
 class Actor:
     def __init__(self, env, agent_cfg: SACConfig, cfg: ActorConfig, adder: Adder, client: VariableClient,
                  stats: StatsSink, state_dir: Path | None = None, seed: int = 0,
-                 policy_view: Callable[[dict], dict] = lambda obs: obs):
-        """`policy_view` maps an observation to what the policy sees (the wire's JPEG round trip of frames)."""
+                 policy_view: Callable[[dict], dict] = lambda obs: obs, produced: int = 0):
+        """`policy_view` maps an observation to what the policy sees (the wire's JPEG round trip of frames);
+        `produced` is how many transitions this actor id has ever produced (its spool's next sequence), which
+        can be ahead of the state file after a crash mid-episode."""
         self.env, self.cfg, self.adder, self.client, self.stats = env, cfg, adder, client, stats
         self.sample, _ = policy_functions(agent_cfg, int(np.prod(env.action_space.shape)))
         self.policy_view = policy_view
         self.state_path = Path(state_dir) / f"{cfg.actor_id}.json" if state_dir else None
         self.counters = self._load_counters()
+        self.counters.env_steps = max(self.counters.env_steps, produced)
         self.key = jax.random.PRNGKey(seed + 104729 * self.counters.episodes)
         self.params = None
 
@@ -142,7 +146,9 @@ class Actor:
                 log.warning("the actor's spool is full: waiting for the learner before a new episode")
                 time.sleep(1.0)
             self.run_episode(stop)
-        self.adder.flush(timeout=10.0)
+        if not self.adder.flush(timeout=self.cfg.flush_timeout_s):
+            log.warning("the learner has not acknowledged everything yet; the rest stays in the spool and is sent "
+                        "when this actor runs again")
         return self.counters
 
     def _budget_spent(self) -> bool:

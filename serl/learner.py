@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import threading
 import time
 from dataclasses import dataclass, field
@@ -43,6 +45,20 @@ class LearnerConfig:
     receive_batches: int = 64  # most incoming batches drained per loop iteration
     prefetch: int = 2  # batches sampled ahead on a background thread
     keep_checkpoints: int = 3  # checkpoints kept on disk
+
+
+_fault_hits: dict[str, int] = {}
+
+
+def fault_point(name: str) -> None:
+    """Chaos-test hook: with SERL_FAULT=`name`:N in the environment the process SIGKILLs itself the Nth time it
+    passes this point (e.g. between a batch's durable append and its acknowledgement). A no-op otherwise."""
+    spec = os.environ.get("SERL_FAULT", "")
+    if not spec.startswith(name + ":"):
+        return
+    _fault_hits[name] = _fault_hits.get(name, 0) + 1
+    if _fault_hits[name] >= int(spec.split(":", 1)[1]):
+        os.kill(os.getpid(), signal.SIGKILL)
 
 
 def _intervened(transition) -> bool:
@@ -134,6 +150,7 @@ class Learner:
             if intervened.any():  # intervention steps go to the demo buffer too; its watermark covers the batch
                 self.demo.append(batch.transitions, batch.actor_id, batch.first_sequence, on_invalid="drop",
                                  keep=intervened)
+            fault_point("after_append")
             self.source.acknowledge(batch.actor_id, batch.last_sequence)
             added += result.appended
         return added

@@ -1,6 +1,7 @@
-"""`serl train TASK`: learner and actor together. `--single-process` runs both in this process over the
-in-process transport (the actor on a thread); the run stops at the learner's or the actor's budget, or on
-Ctrl+C, always with a checkpoint."""
+"""`serl train TASK`: learner and actor together. By default they are two processes (`serl learner` and
+`serl actor`) talking ZeroMQ over loopback; `--single-process` runs both here over the in-process transport (the
+actor on a thread). The run stops at the learner's or the actor's budget, or on Ctrl+C, always with a
+checkpoint."""
 
 from __future__ import annotations
 
@@ -49,12 +50,44 @@ def run_single_process(config, run_dir: Path, resume: bool) -> dict:
             "run_dir": str(run_dir)}
 
 
+def run_two_processes(argv_rest: list[str], task: str, run: str | None, resume: bool) -> int:
+    """Start `serl learner` and `serl actor` with the same task and overrides; when either ends, stop the other."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    common = [task, *argv_rest] + (["--run", run] if run else [])
+    learner = subprocess.Popen([sys.executable, "-m", "serl.cli", "learner", *common,
+                                *(["--resume"] if resume else [])])
+    actor = subprocess.Popen([sys.executable, "-m", "serl.cli", "actor", *common])
+    procs = {"learner": learner, "actor": actor}
+
+    def forward(signum, _frame):
+        for p in procs.values():
+            if p.poll() is None:
+                p.send_signal(signum)
+
+    signal.signal(signal.SIGINT, forward)
+    signal.signal(signal.SIGTERM, forward)
+    while all(p.poll() is None for p in procs.values()):
+        time.sleep(0.2)
+    for p in procs.values():  # the one still running finishes cleanly: flush, checkpoint
+        if p.poll() is None:
+            p.send_signal(signal.SIGTERM)
+    codes = {name: p.wait(timeout=120) for name, p in procs.items()}
+    return max(abs(c) for c in codes.values())
+
+
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="serl train", description=__doc__)
     parser.add_argument("--run", default=None, help="run name (default: the task name); the run is runs_dir/RUN")
     parser.add_argument("--resume", action="store_true", help="continue an existing run")
     parser.add_argument("--single-process", action="store_true", help="learner and actor in this process")
     args, config = parse_task_config(parser, argv)
+    if not args.single_process:  # the learner process owns the run folder (and refuses or resumes it)
+        rest = _without_option([a for a in argv if a not in ("--single-process", "--resume", args.task)], "--run")
+        return run_two_processes(rest, args.task, args.run, args.resume)
     from serl.run_dir import RunDirError, prepare_run_dir
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -62,9 +95,19 @@ def main(argv: list[str]) -> int:
         run_dir = prepare_run_dir(Path(config.runs_dir) / (args.run or args.task), config, args.resume)
     except RunDirError as err:
         parser.error(str(err))
-    if not args.single_process:
-        parser.error("only --single-process is available until the ZeroMQ transport lands")
     summary = run_single_process(config, run_dir, args.resume)
     print(f"trained {summary['updates']} updates on {summary['env_steps']} env steps "
           f"({summary['episodes']} episodes); run folder: {summary['run_dir']}")
     return 0
+
+
+def _without_option(argv: list[str], name: str) -> list[str]:
+    out, skip = [], False
+    for a in argv:
+        if skip:
+            skip = False
+        elif a == name:
+            skip = True
+        elif not a.startswith(name + "="):
+            out.append(a)
+    return out

@@ -23,7 +23,7 @@ import zmq
 from serl.transport import messages as m
 from serl.transport.codec import BadMessage
 from serl.transport.interfaces import WeightsVersion
-from serl.transport.keys import ActorCurve, make_client
+from serl.transport.keys import ActorCurve, client_keys, make_client
 from serl.transport.params_codec import ParamsDecoder
 from serl.transport.spool import Spool
 from serl.transport.wake import WakePipe
@@ -55,7 +55,8 @@ class ActorLink(threading.Thread):
         super().__init__(name=f"serl-actor-io-{actor_id}", daemon=True)
         self.endpoints, self.actor_id, self.info, self.spool = endpoints, actor_id, dict(info), spool
         self.decoder, self.on_weights, self.stats = decoder, on_weights, stats
-        self.settings, self.curve = settings, curve
+        self.settings = settings
+        self._keys = None if curve is None else client_keys(curve)  # read now: a missing key file fails here
         self.counters: Counter[str] = Counter()
         self.connected = False  # welcomed by the learner
         self.refused: str | None = None  # why the learner refused us (then we stop trying)
@@ -86,10 +87,9 @@ class ActorLink(threading.Thread):
     def run(self) -> None:
         try:
             while not self._stopping:
-                now = time.monotonic()
-                if self._dealer is None and self.refused is None and now >= self._reconnect_at:
-                    self._connect()
                 try:
+                    if self._dealer is None and self.refused is None and time.monotonic() >= self._reconnect_at:
+                        self._connect()
                     self._wait(0.05)
                     self._tick(time.monotonic())
                 except Exception:  # noqa: BLE001 -- a bug must not silently end the link; it is logged and counted
@@ -145,8 +145,8 @@ class ActorLink(threading.Thread):
     def _socket(self, kind: int) -> zmq.Socket:
         socket = self._ctx.socket(kind)
         socket.setsockopt(zmq.LINGER, 0)
-        if self.curve is not None:
-            make_client(socket, self.curve)
+        if self._keys is not None:
+            make_client(socket, self._keys)
         return socket
 
     def _disconnect(self, reason: str | None, backoff: bool = True) -> None:

@@ -12,8 +12,9 @@ Extension types (msgpack ext codes):
 
 from __future__ import annotations
 
+import functools
 import math
-from collections import OrderedDict
+from collections import OrderedDict, deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -61,8 +62,13 @@ def encode_array(array: np.ndarray) -> msgpack.ExtType:
     array = np.asarray(array)
     if array.dtype.str not in ALLOWED_DTYPES:
         raise ValueError(f"cannot send dtype {array.dtype}")
-    header = f"{array.dtype.str}:{','.join(map(str, array.shape))}".encode()
-    return msgpack.ExtType(ARRAY_EXT, b"".join((bytes([len(header)]), header, np.ascontiguousarray(array).data)))
+    return msgpack.ExtType(ARRAY_EXT, _array_header(array.dtype.str, array.shape) + array.tobytes())
+
+
+@functools.lru_cache(maxsize=4096)
+def _array_header(dtype_str: str, shape: tuple[int, ...]) -> bytes:
+    header = f"{dtype_str}:{','.join(map(str, shape))}".encode()
+    return bytes([len(header)]) + header
 
 
 def decode_array(value: Any, shape: tuple[int, ...], dtype: np.dtype, path: str) -> np.ndarray:
@@ -165,11 +171,35 @@ def jpeg_roundtrip(frame: np.ndarray, quality: int) -> np.ndarray:
     return _jpeg_decode(_jpeg_encode(frame, quality), frame.shape, "frame")
 
 
-class _FrameCache:
-    """Recently decoded JPEGs by their bytes: a frame travels twice (next_observations of step t, observations of
-    t+1) with identical bytes, so the second decode is a lookup. Decoded frames are read-only, so sharing is safe."""
+# A frame travels twice (next_observations of step t, observations of t+1): the second encode and decode are
+# lookups in these small caches, which halves the codec's CPU time.
 
-    def __init__(self, size: int = 64):
+class _EncodeCache:
+    """Recent encodings by frame object, each checked against a copy of the frame's content at encoding time, so
+    a camera that refills one buffer in place never gets a stale encoding (and nothing is hashed)."""
+
+    def __init__(self, size: int):
+        self._entries: deque[tuple[np.ndarray, bytes, msgpack.ExtType]] = deque(maxlen=size)
+
+    def encode(self, frames: FrameCodec, frame: np.ndarray) -> msgpack.ExtType:
+        if not frames._jpeg_ok(frame):
+            return encode_array(frame)
+        content = None
+        for cached, snapshot, ext in self._entries:
+            if cached is frame:
+                content = frame.tobytes() if content is None else content
+                if content == snapshot:
+                    return ext
+        ext = frames.encode(frame)
+        self._entries.append((frame, frame.tobytes() if content is None else content, ext))
+        return ext
+
+
+class _DecodeCache:
+    """Recent decodings by JPEG bytes (deterministic decoding: same bytes, same frame). Decoded frames are
+    read-only, so sharing one between transitions is safe."""
+
+    def __init__(self, size: int):
         self.size, self._frames = size, OrderedDict()
 
     def decode(self, value: Any, shape: tuple[int, ...], path: str) -> np.ndarray:
@@ -194,20 +224,43 @@ class TransitionCodec:
         self.spec, self.frames, self.max_bytes = spec, frames, int(max_bytes)
         self._cameras = frozenset(spec.camera_keys)
         self._fixed = fixed_fields(spec.action_dim)
-        self._frame_cache = _FrameCache(16 * max(1, len(self._cameras)))
+        self._obs = spec.observation_spec
+        self._encoded = _EncodeCache(4 * max(1, len(self._cameras)))
+        self._decoded = _DecodeCache(16 * max(1, len(self._cameras)))
 
     def encode(self, transition: Mapping[str, Any]) -> bytes:
         """msgpack bytes of one transition. ValueError (naming the fields) if it does not match the spec exactly:
         the actor finds its own bugs instead of the learner dropping its data."""
-        problems = self.spec.structure_problems(transition)
-        if problems:
+        try:
+            tree = self._encode_tree(transition)
+        except (KeyError, TypeError, AttributeError, ValueError):
+            tree = None
+        if tree is None:  # the fast path only says "no": the spec names what is wrong
+            problems = self.spec.structure_problems(transition) or ["not encodable"]
             raise ValueError("cannot send transition: " + "; ".join(problems))
+        return msgpack.packb(tree, use_bin_type=True)
+
+    def _encode_tree(self, transition: Mapping[str, Any]) -> dict[str, Any] | None:
+        """The msgpack tree, or None if any key, type, dtype or shape differs from the spec."""
+        if len(transition) != len(self._fixed) + 2:
+            return None
         tree: dict[str, Any] = {}
         for top in OBSERVATION_FIELDS:
             obs = transition[top]
-            tree[top] = {k: self.frames.encode(v) if k in self._cameras else encode_array(v) for k, v in obs.items()}
-        tree.update({name: encode_array(transition[name]) for name in self._fixed})
-        return msgpack.packb(tree, use_bin_type=True)
+            if len(obs) != len(self._obs):
+                return None
+            tree[top] = out = {}
+            for key, (shape, dtype) in self._obs.items():
+                value = obs[key]
+                if not _exactly(value, shape, dtype):
+                    return None
+                out[key] = self._encoded.encode(self.frames, value) if key in self._cameras else encode_array(value)
+        for name, (shape, dtype) in self._fixed.items():
+            value = transition[name]
+            if not _exactly(value, shape, dtype):
+                return None
+            tree[name] = encode_array(value)
+        return tree
 
     def decode(self, data: Any) -> dict[str, Any]:
         """The transition in `data`: read-only arrays, numpy scalars for 0-d fields. BadMessage if anything is off."""
@@ -216,9 +269,9 @@ class TransitionCodec:
         out: dict[str, Any] = {}
         for top in OBSERVATION_FIELDS:
             obs = tree[top]
-            _check_keys(obs, tuple(self.spec.observation_spec), top)
+            _check_keys(obs, tuple(self._obs), top)
             out[top] = {k: self._decode_obs(obs[k], shape, dtype, f"{top}/{k}", k)
-                        for k, (shape, dtype) in self.spec.observation_spec.items()}
+                        for k, (shape, dtype) in self._obs.items()}
         for name, (shape, dtype) in self._fixed.items():
             array = decode_array(tree[name], shape, dtype, name)
             out[name] = array[()] if array.ndim == 0 else array
@@ -226,8 +279,12 @@ class TransitionCodec:
 
     def _decode_obs(self, value: Any, shape, dtype, path: str, key: str) -> np.ndarray:
         if key in self._cameras:
-            return self._frame_cache.decode(value, shape, path)
+            return self._decoded.decode(value, shape, path)
         return decode_array(value, shape, dtype, path)
+
+
+def _exactly(value: Any, shape: tuple[int, ...], dtype: np.dtype) -> bool:
+    return isinstance(value, np.ndarray | np.generic) and value.dtype == dtype and value.shape == shape
 
 
 def _check_keys(value: Any, expected: tuple[str, ...], path: str) -> None:

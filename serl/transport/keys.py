@@ -87,10 +87,15 @@ def make_server(socket: zmq.Socket, curve: LearnerCurve) -> None:
     socket.curve_secretkey, socket.curve_publickey, socket.curve_server = secret, public, True
 
 
-def make_client(socket: zmq.Socket, curve: ActorCurve) -> None:
-    """Make `socket` (before connect) a CURVE client that talks only to the learner's public key."""
+def client_keys(curve: ActorCurve) -> tuple[bytes, bytes, bytes]:
+    """(public, secret, learner's public) read from the key files; OSError or ValueError if they are unusable."""
     public, secret = zmq.auth.load_certificate(curve.secret_key_file)
     if secret is None:
         raise ValueError(f"{curve.secret_key_file} holds no secret key")
     server_public, _ = zmq.auth.load_certificate(curve.learner_public_key_file)
-    socket.curve_secretkey, socket.curve_publickey, socket.curve_serverkey = secret, public, server_public
+    return public, secret, server_public
+
+
+def make_client(socket: zmq.Socket, keys: tuple[bytes, bytes, bytes]) -> None:
+    """Make `socket` (before connect) a CURVE client that talks only to the learner's public key."""
+    socket.curve_publickey, socket.curve_secretkey, socket.curve_serverkey = keys

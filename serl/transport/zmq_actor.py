@@ -51,9 +51,13 @@ class ZmqActorTransport:
         self._weights_changed = threading.Condition()
         self._stats: deque[dict] = deque(maxlen=1000)
         endpoints = (f"tcp://{learner_host}:{data_port}", f"tcp://{learner_host}:{weights_port}")
-        self._link = ActorLink(endpoints, actor_id, handshake_info, self.spool,
-                               ParamsDecoder(template_params, settings.max_weights_bytes), self._set_weights,
-                               self._stats, settings, curve)
+        try:
+            self._link = ActorLink(endpoints, actor_id, handshake_info, self.spool,
+                                   ParamsDecoder(template_params, settings.max_weights_bytes), self._set_weights,
+                                   self._stats, settings, curve)
+        except BaseException:
+            self.spool.close()  # e.g. an unreadable key file: leave the spool free for the next try
+            raise
         self._link.start()
         self._closed = False
 

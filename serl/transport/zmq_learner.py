@@ -113,7 +113,7 @@ class ZmqLearnerTransport:
 
     def connected_actors(self) -> list[str]:
         """Actor ids with a live connection (said hello, heartbeating)."""
-        return sorted(set(self._peers.values()))
+        return sorted(set(self._peers.copy().values()))  # copy: atomic, while the I/O thread may be changing it
 
     def close(self) -> None:
         """Stop serving and release the ports. Unacknowledged transitions stay in the actors' spools."""
