@@ -83,13 +83,15 @@ def transition(obs, action, reward, next_obs, terminated, truncated, info, episo
 class Actor:
     def __init__(self, env, agent_cfg: SACConfig, cfg: ActorConfig, adder: Adder, client: VariableClient,
                  stats: StatsSink, state_dir: Path | None = None, seed: int = 0,
-                 policy_view: Callable[[dict], dict] = lambda obs: obs, produced: int = 0):
+                 policy_view: Callable[[dict], dict] = lambda obs: obs, produced: int = 0,
+                 link_error: Callable[[], str | None] = lambda: None):
         """`policy_view` maps an observation to what the policy sees (the wire's JPEG round trip of frames);
         `produced` is how many transitions this actor id has ever produced (its spool's next sequence), which
-        can be ahead of the state file after a crash mid-episode."""
+        can be ahead of the state file after a crash mid-episode; `link_error` returns why the learner refused
+        this actor (a handshake mismatch), if it did."""
         self.env, self.cfg, self.adder, self.client, self.stats = env, cfg, adder, client, stats
         self.sample, _ = policy_functions(agent_cfg, int(np.prod(env.action_space.shape)))
-        self.policy_view = policy_view
+        self.policy_view, self.link_error = policy_view, link_error
         self.state_path = Path(state_dir) / f"{cfg.actor_id}.json" if state_dir else None
         self.counters = self._load_counters()
         self.counters.env_steps = max(self.counters.env_steps, produced)
@@ -123,9 +125,16 @@ class Actor:
             self.counters.weights = version
 
     def wait_for_weights(self) -> None:
-        self._take(self.client.poll() or self.client.wait(self.cfg.weights_timeout_s))
+        deadline = time.monotonic() + self.cfg.weights_timeout_s
+        while self.params is None and time.monotonic() < deadline:
+            self._check_link()
+            self._take(self.client.poll() or self.client.wait(0.5))
         if self.params is None:
             raise TimeoutError(f"no policy weights from the learner within {self.cfg.weights_timeout_s} s")
+
+    def _check_link(self) -> None:
+        if (error := self.link_error()) is not None:
+            raise RuntimeError(f"the learner refused actor {self.cfg.actor_id!r}: {error}")
 
     def _rate_limited(self) -> bool:
         limit = self.cfg.max_steps_per_update
@@ -142,11 +151,13 @@ class Actor:
         """Run episodes until `stop` or the step budget; a started episode is always finished."""
         self.wait_for_weights()
         while not stop.is_set() and not self._budget_spent():
+            self._check_link()
             while getattr(self.adder, "full", False) and not stop.is_set():
                 log.warning("the actor's spool is full: waiting for the learner before a new episode")
                 time.sleep(1.0)
             self.run_episode(stop)
-        if not self.adder.flush(timeout=self.cfg.flush_timeout_s):
+        # A stop request exits promptly: what is not acknowledged stays in the spool for the next start.
+        if not self.adder.flush(timeout=5.0 if stop.is_set() else self.cfg.flush_timeout_s):
             log.warning("the learner has not acknowledged everything yet; the rest stays in the spool and is sent "
                         "when this actor runs again")
         return self.counters

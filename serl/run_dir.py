@@ -11,6 +11,14 @@ from typing import Any
 CONFIG_FILE = "config.json"
 
 
+def flatten(d: dict, prefix: str = "") -> dict[str, Any]:
+    """Nested dicts as one level of dotted keys."""
+    out: dict[str, Any] = {}
+    for k, v in d.items():
+        out.update(flatten(v, f"{prefix}{k}.") if isinstance(v, dict) else {prefix + k: v})
+    return out
+
+
 class RunDirError(Exception):
     """A run folder that cannot be created or resumed as asked; the message says why and what to do."""
 
@@ -35,19 +43,9 @@ def resumable_paths(config_type: type, prefix: str = "") -> set[str]:
     return out
 
 
-def _flatten(d: dict, prefix: str = "") -> dict[str, Any]:
-    out: dict[str, Any] = {}
-    for k, v in d.items():
-        if isinstance(v, dict):
-            out.update(_flatten(v, f"{prefix}{k}."))
-        else:
-            out[prefix + k] = v
-    return out
-
-
 def config_differences(saved: dict, current: dict, resumable: set[str]) -> list[str]:
     """Non-resumable fields whose values differ, as 'path: saved -> current'."""
-    a, b = _flatten(saved), _flatten(current)
+    a, b = flatten(saved), flatten(current)
     return [f"{k}: {a.get(k)!r} -> {b.get(k)!r}" for k in sorted(set(a) | set(b))
             if a.get(k) != b.get(k) and k not in resumable]
 

@@ -114,3 +114,40 @@ def test_kills_lose_nothing_and_duplicate_nothing(tmp_path):
     # Episode ids never repeat across the actor's restart: ids are claimed before use.
     order = np.argsort([s for _, s in origins])
     assert np.all(np.diff(episodes[order]) >= 0)
+
+
+@pytest.mark.timeout(180)
+def test_three_actors_into_one_learner(tmp_path):
+    run = Run(tmp_path, steps=80)
+    try:
+        learner = run.start("learner")
+        actors = [run.start("actor", "--actor.actor-id", f"robot-{i}", "--seed", str(i)) for i in range(3)]
+        assert [a.wait(timeout=150) for a in actors] == [0, 0, 0]
+        learner.send_signal(signal.SIGTERM)
+        assert learner.wait(timeout=60) == 0
+    finally:
+        run.close()
+    spec = TransitionSpec.from_json(__import__("json").loads((run.run_dir / "buffers" / "online" /
+                                                             "storage.json").read_text())["spec"])
+    with ReplayStorage(run.run_dir / "buffers" / "online", spec, capacity=10**6) as online:
+        origins = online.origins(np.arange(len(online)))
+        assert online.watermarks() == {f"robot-{i}": max(s for a, s in origins if a == f"robot-{i}")
+                                       for i in range(3)}
+    for i in range(3):
+        produced = read_produced_log(run.run_dir / "actor" / f"robot-{i}" / "spool" / "produced.log")
+        sequences = [s for r in produced for s in range(r.first, r.last + 1)]
+        assert sorted(s for a, s in origins if a == f"robot-{i}") == sequences == list(range(len(sequences)))
+
+
+@pytest.mark.timeout(120)
+def test_mismatched_agent_config_is_refused_naming_the_field(tmp_path):
+    run = Run(tmp_path, steps=50)
+    try:
+        run.start("learner")
+        actor = run.start("actor", "--agent.discount", "0.9")
+        assert actor.wait(timeout=100) != 0
+    finally:
+        run.close()
+    for side in ("actor", "learner"):  # both sides say what differs
+        log = (tmp_path / f"{side}.log").read_text()
+        assert "refused" in log and "agent.discount" in log and "0.9" in log and "0.97" in log

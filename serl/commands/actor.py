@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from serl.commands.config_args import parse_task_config
@@ -42,9 +43,12 @@ def main(argv: list[str]) -> int:
     actor = Actor(env, config.agent, a, transport.adder(), transport.variable_client(), transport.stats_sink(),
                   state_dir=actor_dir, seed=config.seed,
                   policy_view=lambda obs: frames.roundtrip_observation(obs, spec.camera_keys),
-                  produced=transport.spool.next_sequence)
+                  produced=transport.spool.next_sequence, link_error=lambda: transport.refused)
     try:
         counters = actor.run(stop)
+    except RuntimeError as err:  # refused by the learner: say why, no traceback
+        print(f"serl actor: {err}", file=sys.stderr)
+        return 1
     finally:
         transport.close()
         env.close()

@@ -4,7 +4,6 @@ stopping cleanly on SIGINT/SIGTERM, and the handshake both sides of the transpor
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import json
 import logging
 import signal
@@ -15,6 +14,7 @@ from serl.data import TransitionSpec
 from serl.devices.scripted import ScriptedOperator
 from serl.envs.registration import make
 from serl.envs.wrappers import make_policy_env
+from serl.run_dir import flatten
 
 PROTOCOL_VERSION = 1
 
@@ -31,10 +31,12 @@ def transition_spec(env) -> TransitionSpec:
 
 
 def handshake_info(config, spec: TransitionSpec) -> dict:
-    """What actor and learner must agree on: protocol, transition spec and agent config (by hash, named)."""
-    agent = json.dumps(dataclasses.asdict(config.agent), sort_keys=True, default=str)
-    return {"protocol": PROTOCOL_VERSION, "transition_spec": spec.fingerprint(),
-            "agent_config": hashlib.sha256(agent.encode()).hexdigest()[:16], "env_id": config.env_id}
+    """What actor and learner must agree on, one entry per field so a refusal names the one that differs:
+    protocol, transition spec and every agent config field (the policy's architecture follows from them)."""
+    agent = flatten(json.loads(json.dumps(dataclasses.asdict(config.agent), default=str)), "agent.")
+    return {"protocol": PROTOCOL_VERSION, "transition_spec": spec.fingerprint(), "env_id": config.env_id,
+            **{k: json.dumps(v) for k, v in agent.items()}}
+
 
 
 def stop_on_signals() -> threading.Event:
