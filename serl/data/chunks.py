@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serl.data.commit_log import fsync_directory
+from serl.durable import fsync_directory
 
 
 class ChunkFiles:

@@ -14,6 +14,8 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from serl.durable import fsync_directory
+
 _MAGIC = b"SRC1"
 _HEADER = struct.Struct("<4sQQqH")  # magic, n_slots, n_rows, watermark, actor id length
 _CRC = struct.Struct("<I")
@@ -53,15 +55,6 @@ def decode_record(data: bytes, offset: int) -> tuple[int, int, str, int, int] | 
     except UnicodeDecodeError:
         return None
     return n_slots, n_rows, actor, watermark, end + _CRC.size
-
-
-def fsync_directory(path: Path) -> None:
-    """Make a created, renamed or deleted directory entry durable."""
-    fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
 
 
 class CommitLog:

@@ -17,9 +17,9 @@ from typing import Any
 
 import numpy as np
 
-from serl.data.commit_log import fsync_directory
 from serl.data.episodes import SlotPlan
 from serl.data.schema import Batch, Shape, TransitionSpec, fixed_fields
+from serl.durable import fsync_directory
 
 FORMAT_VERSION = 1
 

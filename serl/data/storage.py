@@ -13,7 +13,6 @@ the committed counts and chunk maps, which the writer replaces after each commit
 
 from __future__ import annotations
 
-import fcntl
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
@@ -31,6 +30,7 @@ from serl.data.intake import intake
 from serl.data.layout import StorageLayout
 from serl.data.schema import Batch, TransitionSpec
 from serl.data.snapshot import Snapshot
+from serl.durable import lock_folder
 
 FeatureFn = Callable[[dict[str, np.ndarray]], Mapping[str, Any]]
 
@@ -82,7 +82,7 @@ class ReplayStorage:
         self._feature_fn, self._drop_images, self._cs = feature_fn, drop_images_in_samples, int(chunk_size)
         self._lock = threading.Lock()  # serialises writers; readers use `_snapshot`
         self._closed = False
-        self._folder_lock = _lock_folder(self.directory)
+        self._folder_lock = lock_folder(self.directory, "ReplayStorage")
         self._log = CommitLog(self.directory / "commits.log")
         try:
             self._open()
@@ -284,12 +284,3 @@ class ReplayStorage:
                 raise RuntimeError(f"{files.directory}: chunk files {missing} are missing")
 
 
-def _lock_folder(directory: Path) -> int:
-    """Hold an exclusive lock on the folder while open: two writers would corrupt each other's commits."""
-    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise RuntimeError(f"{directory} is already open in another ReplayStorage") from None
-    return fd

@@ -18,7 +18,6 @@ the acknowledged watermark, so they never go backwards.
 from __future__ import annotations
 
 import bisect
-import fcntl
 import logging
 import os
 import struct
@@ -28,6 +27,7 @@ from array import array
 from collections.abc import Iterator
 from pathlib import Path
 
+from serl.durable import fsync_directory, lock_folder
 from serl.transport.produced_log import ProducedLog
 
 log = logging.getLogger("serl.transport.spool")
@@ -58,7 +58,7 @@ class Spool:
         (self.directory / "segments").mkdir(parents=True, exist_ok=True)
         self.capacity_bytes, self.segment_bytes, self.fsync_interval = capacity_bytes, segment_bytes, fsync_interval
         self._cond = threading.Condition()
-        self._lock_fd = _lock_folder(self.directory)
+        self._lock_fd = lock_folder(self.directory, "process (a spool has one actor)")
         self._segments: list[_Segment] = []
         self._dirty = False  # segment files created or deleted since the last directory fsync
         self._closed = False
@@ -256,7 +256,7 @@ class Spool:
         self.produced.sync()
         if dirty:
             for folder in (self.directory / "segments", self.directory):
-                _fsync_folder(folder)
+                fsync_directory(folder)
 
     def close(self) -> None:
         """Sync and close; re-open the folder to continue (unacknowledged records are sent again)."""
@@ -281,19 +281,3 @@ def _write_all(fd: int, data: bytes) -> None:
         view = view[os.write(fd, view):]
 
 
-def _fsync_folder(folder: Path) -> None:
-    fd = os.open(folder, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _lock_folder(directory: Path) -> int:
-    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-    except BlockingIOError:
-        os.close(fd)
-        raise RuntimeError(f"spool {directory} is already open in another process") from None
-    return fd

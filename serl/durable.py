@@ -1,0 +1,28 @@
+"""The few file-system moves durability rests on, shared by the replay storage and the actor's spool."""
+
+from __future__ import annotations
+
+import fcntl
+import os
+from pathlib import Path
+
+
+def fsync_directory(path: Path) -> None:
+    """Make a created, renamed or deleted directory entry durable."""
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def lock_folder(directory: Path, what: str) -> int:
+    """Hold an exclusive lock on `directory` while open (two writers would corrupt each other's records); returns
+    the lock's file descriptor, or raises naming `what` already holds it."""
+    fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(fd)
+        raise RuntimeError(f"{directory} is already open in another {what}") from None
+    return fd
