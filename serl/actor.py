@@ -34,6 +34,9 @@ class ActorConfig:
     free_steps: int = 500  # steps allowed before the rate limit applies (fills the learner's minimum)
     weights_timeout_s: float = 120.0  # start-up: how long to wait for the learner's first weights
     flush_timeout_s: float = 120.0  # at the end: how long to wait for the learner to acknowledge everything
+    eval_every_episodes: int = field(default=10, metadata=RESUMABLE)  # training episodes between evaluations; 0: none
+    eval_episodes: int = field(default=5, metadata=RESUMABLE)  # episodes per evaluation (no interventions)
+    takeover_decay: bool = True  # scale the scripted operator's take-over chance by (1 - evaluation success)
 
 
 @dataclass
@@ -90,7 +93,7 @@ class Actor:
         can be ahead of the state file after a crash mid-episode; `link_error` returns why the learner refused
         this actor (a handshake mismatch), if it did."""
         self.env, self.cfg, self.adder, self.client, self.stats = env, cfg, adder, client, stats
-        self.sample, _ = policy_functions(agent_cfg, int(np.prod(env.action_space.shape)))
+        self.sample, self.evaluate = policy_functions(agent_cfg, int(np.prod(env.action_space.shape)))
         self.policy_view, self.link_error = policy_view, link_error
         self.state_path = Path(state_dir) / f"{cfg.actor_id}.json" if state_dir else None
         self.counters = self._load_counters()
@@ -156,6 +159,9 @@ class Actor:
                 log.warning("the actor's spool is full: waiting for the learner before a new episode")
                 time.sleep(1.0)
             self.run_episode(stop)
+            every = self.cfg.eval_every_episodes
+            if every and self.counters.episodes % every == 0 and not stop.is_set():
+                self.run_evaluation(stop)
         # A stop request exits promptly: what is not acknowledged stays in the spool for the next start.
         if not self.adder.flush(timeout=5.0 if stop.is_set() else self.cfg.flush_timeout_s):
             log.warning("the learner has not acknowledged everything yet; the rest stays in the spool and is sent "
@@ -164,6 +170,44 @@ class Actor:
 
     def _budget_spent(self) -> bool:
         return self.cfg.max_env_steps is not None and self.counters.env_steps >= self.cfg.max_env_steps
+
+    def run_evaluation(self, stop: threading.Event) -> dict:
+        """Episodes with the deterministic policy and no interventions; nothing is added to the buffers."""
+        self._set_interventions(False)
+        wins = 0
+        try:
+            for _ in range(self.cfg.eval_episodes):
+                obs, info = self.env.reset()
+                done = False
+                while not done and not stop.is_set():
+                    action = np.asarray(self.evaluate(self.params, self.policy_view(obs)))
+                    obs, _, terminated, truncated, info = self.env.step(action)
+                    done = terminated or truncated
+                wins += bool(info.get("succeed", False))
+        finally:
+            self._set_interventions(True)
+        success = wins / max(1, self.cfg.eval_episodes)
+        if self.cfg.takeover_decay:
+            self._set_takeover_scale(1.0 - success)
+        report = {"eval_success": success, "eval_episodes": self.cfg.eval_episodes,
+                  "env_steps": self.counters.env_steps,
+                  "policy_step": self.counters.weights.step if self.counters.weights else -1}
+        self.stats.episode(report)
+        return report
+
+    def _set_interventions(self, enabled: bool) -> None:
+        try:
+            self.env.set_wrapper_attr("interventions_enabled", enabled)
+        except AttributeError:
+            pass  # no intervention device in this env
+
+    def _set_takeover_scale(self, scale: float) -> None:
+        try:
+            device = self.env.get_wrapper_attr("device")
+        except AttributeError:
+            return
+        if hasattr(device, "takeover_scale"):
+            device.takeover_scale = scale
 
     def run_episode(self, stop: threading.Event) -> dict:
         episode = self._claim_episode()

@@ -23,6 +23,7 @@ from serl.agents.sac import SACConfig
 from serl.agents.sharding import make_mesh, replicate, shard_batch
 from serl.checkpoints import Checkpointer, LearnerCounters
 from serl.data import PrefetchIterator, ReplayStorage, TransitionSpec, sample_mixed
+from serl.monitor import RunMonitor
 from serl.networks.observation_encoder import FEATURES_SUFFIX, trunk_feature_fn, trunk_feature_shape
 from serl.networks.pretrained import frozen_params_for
 from serl.scalar_log import ScalarWriter
@@ -42,6 +43,8 @@ class LearnerConfig:
     checkpoint_every: int = field(default=500, metadata=RESUMABLE)  # updates between checkpoints
     log_every: int = field(default=50, metadata=RESUMABLE)  # updates between TensorBoard scalars
     max_updates: int | None = field(default=None, metadata=RESUMABLE)  # stop after this many updates in total
+    target_eval_success: float | None = field(default=None, metadata=RESUMABLE)  # stop once evaluation reaches it
+    progress_every_s: float = field(default=10.0, metadata=RESUMABLE)  # seconds between progress lines
     receive_batches: int = 64  # most incoming batches drained per loop iteration
     prefetch: int = 2  # batches sampled ahead on a background thread
     keep_checkpoints: int = 3  # checkpoints kept on disk
@@ -95,6 +98,8 @@ class Learner:
         if resume and self.checkpointer.latest_step() is not None:
             self._restore()
         self.writer = ScalarWriter(self.run_dir / "tensorboard" / "learner")
+        self.monitor = RunMonitor(self.run_dir, cfg.target_eval_success, cfg.progress_every_s)
+        self._updates_per_s = 0.0
         self.rng = np.random.default_rng(seed + 7919 * self.counters.incarnation)
         self._prefetch: PrefetchIterator | None = None
         self._published: WeightsVersion | None = None
@@ -190,6 +195,7 @@ class Learner:
         try:
             while not stop.is_set() and not self._budget_spent():
                 self.ingest(timeout=0.0 if self.ready() else 0.05)
+                self._observe_actors()
                 if not self.ready():
                     continue
                 if self._prefetch is None:
@@ -201,7 +207,8 @@ class Learner:
                 if u % cfg.publish_every == 0:
                     self.publish()
                 if u % cfg.log_every == 0:
-                    self._log(info, (u - start_updates) / max(1e-9, time.monotonic() - start))
+                    self._updates_per_s = (u - start_updates) / max(1e-9, time.monotonic() - start)
+                    self._log(info)
                 if u % cfg.checkpoint_every == 0:
                     self.checkpoint()
         finally:
@@ -212,15 +219,27 @@ class Learner:
         return self.counters
 
     def _budget_spent(self) -> bool:
+        if self.monitor.target_reached():
+            log.warning("evaluation success %.2f reached the target %.2f: stopping", self.monitor.last_eval,
+                        self.cfg.target_eval_success)
+            return True
         return self.cfg.max_updates is not None and self.counters.updates >= self.cfg.max_updates
 
-    def _log(self, info: dict, updates_per_s: float) -> None:
+    def _observe_actors(self) -> None:
+        reports = self.source.stats()
+        self.monitor.observe(reports)
+        for r in reports:
+            prefix = "eval" if "eval_success" in r else "actor"
+            self.writer.write(int(r.get("env_steps", 0)), {f"{prefix}/{k}": float(v) for k, v in r.items()
+                                                             if isinstance(v, (int, float, bool))})
+        version = f"{self.counters.incarnation}:{self.counters.updates}"
+        self.monitor.maybe_print(self._updates_per_s, version)
+
+    def _log(self, info: dict) -> None:
         scalars = {f"learner/{k}": float(v) for k, v in jax.device_get(info).items()}
-        scalars.update({"learner/updates_per_s": updates_per_s, "buffer/online": self.online.size,
+        scalars.update({"learner/updates_per_s": self._updates_per_s, "buffer/online": self.online.size,
                         "buffer/demo": self.demo.size, "learner/skipped_updates": int(self.agent.skipped_updates),
                         "learner/invalid_transitions": self.invalid_transitions})
-        for stats in self.source.stats():
-            scalars.update({f"actor/{k}": float(v) for k, v in stats.items() if isinstance(v, (int, float, bool))})
         self.writer.write(self.counters.updates, scalars)
         self._write_progress()
 

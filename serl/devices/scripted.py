@@ -44,6 +44,7 @@ class ScriptedOperator:
         self.env = env.unwrapped
         self.cfg = cfg
         self.rng = np.random.default_rng(seed)
+        self.takeover_scale = 1.0  # multiplies takeover_prob; the actor lowers it as evaluation success rises
         self._takeover_left = 0
 
     # ---------- InterventionDevice ----------
@@ -54,9 +55,10 @@ class ScriptedOperator:
         return DeviceState(action=np.clip(action, -1.0, 1.0).astype(np.float32), active=self._active())
 
     def _active(self) -> bool:
-        if self.cfg.takeover_prob >= 1.0:
+        prob = self.cfg.takeover_prob * self.takeover_scale
+        if prob >= 1.0:
             return True
-        if self._takeover_left == 0 and self.rng.random() < self.cfg.takeover_prob:
+        if self._takeover_left == 0 and self.rng.random() < prob:
             self._takeover_left = self.cfg.takeover_steps
         if self._takeover_left > 0:
             self._takeover_left -= 1

@@ -17,7 +17,7 @@ import numpy as np
 from gymnasium import spaces
 
 from serl import geometry as g
-from serl.devices.base import InterventionDevice
+from serl.devices.base import IDLE, InterventionDevice
 
 # Order of the entries in the flattened state vector (19 values once tcp_pose is xyz + euler).
 STATE_KEYS = ("tcp_pose", "tcp_vel", "gripper_pose", "tcp_force", "tcp_torque")
@@ -113,6 +113,7 @@ class InterventionWrapper(gym.Wrapper):
         super().__init__(env)
         self.device = device
         self.action_roundtrip = action_roundtrip
+        self.interventions_enabled = True  # False during evaluation episodes: the policy alone acts
         self._raw_obs: dict | None = None
 
     def reset(self, **kwargs):
@@ -121,7 +122,7 @@ class InterventionWrapper(gym.Wrapper):
         return obs, info
 
     def step(self, action):
-        state = self.device.read()
+        state = self.device.read() if self.interventions_enabled else IDLE
         if state.active:
             action = np.clip(np.asarray(state.action, np.float64), -1.0, 1.0)
             if self.action_roundtrip is not None:
