@@ -11,6 +11,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "tasks": ("serl.commands.tasks", "list the task configurations in experiments/"),
     "scripted": ("serl.commands.scripted", "run the scripted operator on a simulated task: success rate and a video"),
     "train": ("serl.commands.train", "train a task: learner and actor (scripted operator in simulation)"),
+    "eval": ("serl.commands.eval", "evaluate a run's latest checkpoint without interventions: success rate, videos"),
     "learner": ("serl.commands.learner", "run the learner half of a run, serving actors over ZeroMQ"),
     "actor": ("serl.commands.actor", "run the actor half of a run (the robot side), connecting to a learner"),
     "keys": ("serl.commands.keys", "generate CURVE key pairs for the learner and actors: serl keys generate DIR"),

@@ -19,8 +19,10 @@ from gymnasium import spaces
 from serl import geometry as g
 from serl.devices.base import IDLE, InterventionDevice
 
-# Order of the entries in the flattened state vector (19 values once tcp_pose is xyz + euler).
-STATE_KEYS = ("tcp_pose", "tcp_vel", "gripper_pose", "tcp_force", "tcp_torque")
+# Order of the entries in the flattened state vector (19 values once tcp_pose is xyz + euler); a simulated task
+# trained from state alone adds the privileged "object_pose" last.
+STATE_KEYS = ("tcp_pose", "tcp_vel", "gripper_pose", "tcp_force", "tcp_torque", "object_pose")
+POSE_KEYS = ("tcp_pose", "object_pose")  # xyz + quaternion entries: relative to the reset pose, then euler
 # State entries that are 3-vectors (or pairs of them) in the base frame, rotated into the TCP frame.
 VECTOR_KEYS = ("tcp_vel", "tcp_force", "tcp_torque")
 
@@ -173,33 +175,46 @@ class RelativeFrameWrapper(gym.Wrapper):
         state = dict(obs["state"])
         R = tcp_rotation(obs)
         state["tcp_pose"] = relative_pose(state["tcp_pose"], self._reset_pose).astype(np.float32)
+        if "object_pose" in state:
+            # Against the reset frame turned z-up (same yaw), so an object lying flat has roll = pitch = 0 and
+            # its euler angles sit far from the wrap at +-pi (the TCP frame itself points down).
+            upright = np.concatenate([self._reset_pose[:3], g.quat_mul(self._reset_pose[3:], g.GRIPPER_DOWN_XYZW)])
+            state["object_pose"] = relative_pose(state["object_pose"], upright).astype(np.float32)
         for key in VECTOR_KEYS:
             state[key] = rotate_vectors(state[key], R).astype(np.float32)
         return {**obs, "state": state}
 
 
 class QuatToEulerWrapper(gym.ObservationWrapper):
-    """`tcp_pose` as xyz + extrinsic xyz euler angles (6) instead of xyz + quaternion (7)."""
+    """Poses (`tcp_pose`, `object_pose`) as xyz + extrinsic xyz euler angles (6) instead of xyz + quaternion."""
 
     def __init__(self, env: gym.Env):
         super().__init__(env)
         space = env.observation_space
-        state = {**space["state"].spaces, "tcp_pose": spaces.Box(-np.inf, np.inf, (6,), np.float32)}
+        poses = [k for k in POSE_KEYS if k in space["state"].spaces]
+        state = {**space["state"].spaces, **{k: spaces.Box(-np.inf, np.inf, (6,), np.float32) for k in poses}}
         self.observation_space = spaces.Dict({**space.spaces, "state": spaces.Dict(state)})
 
     def observation(self, obs: dict) -> dict:
-        state = {**obs["state"], "tcp_pose": quat_pose_to_euler(obs["state"]["tcp_pose"]).astype(np.float32)}
+        state = dict(obs["state"])
+        for key in POSE_KEYS:
+            if key in state:
+                state[key] = quat_pose_to_euler(state[key]).astype(np.float32)
         return {**obs, "state": state}
 
 
 class FlattenWrapper(gym.ObservationWrapper):
     """Observation `{"state": float32 (N,), "<camera>": uint8 image, ...}`: the state entries concatenated in
-    `state_keys` order (N = 19 after the euler wrapper) and each camera at the top level."""
+    `state_keys` order, those the env has (N = 19 after the euler wrapper, 25 with `object_pose`) and each camera
+    at the top level. A state entry not in `state_keys` is an error, not silently dropped."""
 
     def __init__(self, env: gym.Env, state_keys: tuple[str, ...] = STATE_KEYS):
         super().__init__(env)
-        self.state_keys = tuple(state_keys)
         space = env.observation_space
+        unknown = set(space["state"].spaces) - set(state_keys)
+        if unknown:
+            raise ValueError(f"state entries {sorted(unknown)} have no place in the flattened state {state_keys}")
+        self.state_keys = tuple(k for k in state_keys if k in space["state"].spaces)
         boxes = [space["state"][k] for k in self.state_keys]
         low = np.concatenate([b.low.ravel() for b in boxes]).astype(np.float32)
         high = np.concatenate([b.high.ravel() for b in boxes]).astype(np.float32)

@@ -263,3 +263,19 @@ def test_missing_gl_backend_names_the_variable_and_packages():
                          capture_output=True, text=True, timeout=50)
     assert out.returncode != 0
     assert "MUJOCO_GL='osmesa'" in out.stderr and "libosmesa6" in out.stderr and "libegl1" in out.stderr
+
+
+@pytest.mark.timeout(30)
+def test_privileged_object_pose_for_state_only_training():
+    from serl.envs.wrappers import make_policy_env
+
+    env = state_env(object_pose=True)
+    obs, _ = env.reset(seed=2)
+    cube_pos, _ = env.sim.object_pose("cube")
+    np.testing.assert_allclose(obs["state"]["object_pose"][:3], cube_pos, atol=1e-6)
+    flat = make_policy_env(env)
+    obs, _ = flat.reset(seed=2)
+    assert obs["state"].shape == (25,)
+    # In the reset frame turned z-up, a cube lying flat has roll = pitch = 0: no euler wrap at +-pi.
+    np.testing.assert_allclose(obs["state"][22:24], 0.0, atol=1e-5)
+    assert abs(obs["state"][24]) <= np.pi / 4 + 1e-6  # its yaw, within the reset's randomisation

@@ -33,6 +33,7 @@ class SimEnvConfig:
     lift_height: float = 0.05  # m, pick_cube succeeds when the cube is this far above its resting height
     insert_tolerance: float = 0.004  # m, peg_insert succeeds when the peg tip is this close to the hole's bottom
     gripper_locked: bool = False  # hold the gripper closed and ignore its command (the peg task's peg stays held)
+    object_pose: bool = False  # add the object's pose (cube, or hole) to the state: privileged, for state-only runs
     safety: SafetyLimits = field(
         default_factory=lambda: SafetyLimits(xyz_low=(0.3, -0.25, 0.01), xyz_high=(0.7, 0.25, 0.35))
     )

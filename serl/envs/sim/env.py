@@ -29,8 +29,11 @@ def state_space() -> spaces.Dict:
     })
 
 
-def observation_space(cameras: tuple[str, ...], size: int, image_obs: bool) -> spaces.Dict:
-    obs = {"state": state_space()}
+def observation_space(cameras: tuple[str, ...], size: int, image_obs: bool, object_pose: bool = False) -> spaces.Dict:
+    state = state_space()
+    if object_pose:
+        state = spaces.Dict({**state.spaces, "object_pose": spaces.Box(-np.inf, np.inf, (7,), np.float32)})
+    obs = {"state": state}
     if image_obs:
         obs["images"] = spaces.Dict({c: spaces.Box(0, 255, (size, size, 3), np.uint8) for c in cameras})
     return spaces.Dict(obs)
@@ -59,7 +62,7 @@ class PandaSimEnv(gym.Env):
         self.sim = PandaSim(self.task.objects, cfg.physics_dt, cfg.gains)
         self.period = 1.0 / cfg.control_hz
         self.render_mode = render_mode
-        self.observation_space = observation_space(cfg.cameras, cfg.image_size, cfg.image_obs)
+        self.observation_space = observation_space(cfg.cameras, cfg.image_size, cfg.image_obs, cfg.object_pose)
         self.action_space = ACTION_SPACE
         self._renderer = CameraRenderer(self.sim.model, cfg.cameras, cfg.image_size) if cfg.image_obs else None
         self._steps = 0
@@ -152,6 +155,10 @@ class PandaSimEnv(gym.Env):
             "tcp_force": force.astype(np.float32),
             "tcp_torque": torque.astype(np.float32),
         }
+        if self.cfg.object_pose:
+            pos, quat = sim.object_pose(self.task.object_body)
+            state["object_pose"] = np.concatenate([pos, g.same_hemisphere(quat, np.array([0, 0, 0, 1.0]))]).astype(
+                np.float32)
         stamps = {"state": time.monotonic()}
         obs = {"state": state}
         if self._renderer is not None:

@@ -28,6 +28,7 @@ class PickCube:
     """Lift a randomly placed cube by `lift_height`."""
 
     objects = SceneObjects(with_cube=True)
+    object_body = "cube"
     gripper_open_at_reset = 1.0
 
     def __init__(self, cfg: SimEnvConfig):
@@ -53,6 +54,7 @@ class PegInsert:
     """Insert the peg, held in the hand from the start, into a hole whose pose is randomised."""
 
     objects = SceneObjects(with_cube=False, with_peg=True)
+    object_body = "hole"
     gripper_open_at_reset = 0.0
     grip_below_tcp = 0.02  # m: the fingers hold the peg this far above its centre
 

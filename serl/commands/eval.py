@@ -1,0 +1,53 @@
+"""`serl eval RUN`: the run's latest checkpoint acting alone (deterministic policy, no interventions) for N
+episodes; prints the success rate and writes a video per episode to RUN/eval/."""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+import numpy as np
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="serl eval", description=__doc__)
+    parser.add_argument("run", type=Path, help="the run folder (runs/<name>)")
+    parser.add_argument("--episodes", type=int, default=10, help="evaluation episodes")
+    parser.add_argument("--no-video", action="store_true", help="do not write videos")
+    parser.add_argument("--seed", type=int, default=10_000, help="seed of the first episode's reset")
+    args = parser.parse_args(argv)
+    if not (args.run / "config.json").exists():
+        parser.error(f"{args.run} is not a run folder (no config.json)")
+    from experiments.base import ExperimentConfig
+    from serl.agents.factory import example_observation, make_agent, policy_functions
+    from serl.checkpoints import Checkpointer
+    from serl.commands.runtime import build_env
+    from serl.config_io import from_dict
+
+    config = from_dict(ExperimentConfig, json.loads((args.run / "config.json").read_text()))
+    video = None if args.no_video or not config.env.image_obs else args.run / "eval"
+    env = build_env(config, operator=False, video_path=video)
+    action_dim = int(np.prod(env.action_space.shape))
+    agent = make_agent(config.agent, example_observation(env.observation_space), action_dim, config.seed)
+    checkpointer = Checkpointer(args.run / "checkpoints")
+    step = checkpointer.latest_step()
+    if step is None:
+        parser.error(f"{args.run} has no checkpoint yet")
+    agent, counters = checkpointer.restore(agent)
+    _, evaluate = policy_functions(config.agent, action_dim)
+    params = agent.policy_params()
+    wins = 0
+    for ep in range(args.episodes):
+        obs, _ = env.reset(seed=args.seed + ep)
+        done = False
+        while not done:
+            obs, _, terminated, truncated, info = env.step(np.asarray(evaluate(params, obs)))
+            done = terminated or truncated
+        wins += bool(info["succeed"])
+        print(f"episode {ep + 1}/{args.episodes}: {'success' if info['succeed'] else 'failure'}", flush=True)
+    env.close()
+    checkpointer.close()
+    print(f"success {wins}/{args.episodes} ({100 * wins / args.episodes:.0f}%) with the checkpoint at update "
+          f"{counters.updates}" + (f"; videos in {video}/" if video else ""))
+    return 0
