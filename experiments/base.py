@@ -28,6 +28,10 @@ class ExperimentConfig:
     runs_dir: str = "runs"  # a run lives in runs_dir/<run name>/
 
     def __post_init__(self) -> None:
+        if self.actor.max_steps_per_update is not None and self.actor.free_steps < self.learner.min_online:
+            raise ValueError(f"actor.free_steps ({self.actor.free_steps}) must be at least learner.min_online "
+                             f"({self.learner.min_online}): the rate-limited actor would wait for updates that "
+                             "never start")
         cameras = set(self.env.cameras) if self.env.image_obs else set()
         unknown = set(self.agent.encoder.image_keys) - cameras
         if unknown:

@@ -95,7 +95,7 @@ class Learner:
         self.counters = LearnerCounters()
         self.invalid_transitions = 0
         self.redone_updates = 0  # updates done after the restored checkpoint, lost in the crash and redone
-        if resume and self.checkpointer.latest_step() is not None:
+        if resume:
             self._restore()
         self.writer = ScalarWriter(self.run_dir / "tensorboard" / "learner")
         self.monitor = RunMonitor(self.run_dir, cfg.target_eval_success, cfg.progress_every_s)
@@ -116,24 +116,30 @@ class Learner:
 
     # ---------- resume ----------
     def _restore(self) -> None:
-        agent, saved = self.checkpointer.restore(self.agent)
-        self.agent = replicate(agent, self.mesh)
-        done = self._read_progress()
-        lost = max(0, done - saved.updates)
-        self.counters = LearnerCounters(updates=saved.updates, incarnation=saved.incarnation + 1,
+        """Continue from the latest checkpoint (if any) as a new incarnation, recorded before anything is
+        published: an incarnation that crashed before its first checkpoint is never reused."""
+        progress = self._read_progress()
+        saved = LearnerCounters()
+        if self.checkpointer.latest_step() is not None:
+            agent, saved = self.checkpointer.restore(self.agent)
+            self.agent = replicate(agent, self.mesh)
+        incarnation = max(saved.incarnation, progress.get("incarnation", -1)) + 1
+        self.counters = LearnerCounters(updates=saved.updates, incarnation=incarnation,
                                         skipped_updates=saved.skipped_updates, watermarks=saved.watermarks)
+        self.redone_updates = max(0, progress.get("updates", 0) - saved.updates)
+        self._write_progress()
         log.warning("resumed from update %d as incarnation %d; %d updates since that checkpoint are redone",
-                    saved.updates, self.counters.incarnation, lost)
-        self.redone_updates = lost
+                    saved.updates, incarnation, self.redone_updates)
 
     def _progress_path(self) -> Path:
         return self.run_dir / "learner_progress.json"
 
-    def _read_progress(self) -> int:
+    def _read_progress(self) -> dict:
         try:
-            return int(json.loads(self._progress_path().read_text())["updates"])
-        except (FileNotFoundError, ValueError, KeyError):
-            return 0
+            progress = json.loads(self._progress_path().read_text())
+            return {"updates": int(progress["updates"]), "incarnation": int(progress["incarnation"])}
+        except (FileNotFoundError, ValueError, KeyError, TypeError):
+            return {}
 
     def _write_progress(self) -> None:
         tmp = self._progress_path().with_suffix(".tmp")
@@ -142,9 +148,9 @@ class Learner:
 
     # ---------- data ----------
     def ingest(self, timeout: float) -> int:
-        """Receive, store durably, acknowledge. Returns the number of new online transitions."""
-        added = 0
-        for batch in self.source.receive(self.cfg.receive_batches, timeout):
+        """Receive, store durably, acknowledge. Returns the number of batches received."""
+        batches = self.source.receive(self.cfg.receive_batches, timeout)
+        for batch in batches:
             # A list, not a stacked batch: the storage validates each transition and drops only the bad ones.
             result = self.online.append(batch.transitions, batch.actor_id, batch.first_sequence, on_invalid="drop")
             if result.invalid:
@@ -157,21 +163,21 @@ class Learner:
                                  keep=intervened)
             fault_point("after_append")
             self.source.acknowledge(batch.actor_id, batch.last_sequence)
-            added += result.appended
-        return added
+        return len(batches)
 
     def ready(self) -> bool:
         return self.online.size >= self.cfg.min_online
 
     def _sample(self) -> dict:
-        ratio, size = self.agent_cfg.critic_actor_ratio, self.agent_cfg.batch_size
-        n = ratio * size
+        """critic_actor_ratio minibatches stacked on a leading axis, each half online and half demo."""
+        size = self.agent_cfg.batch_size
         if self.demo.size >= self.cfg.min_demo:
-            flat = sample_mixed(self.online, self.demo, n, self.rng)
+            draw = lambda: sample_mixed(self.online, self.demo, size, self.rng)  # noqa: E731
         else:
-            flat = self.online.sample(n, self.rng)
+            draw = lambda: self.online.sample(size, self.rng)  # noqa: E731
         fields = ("observations", "next_observations", "actions", "rewards", "masks", "grasp_penalty")
-        return jax.tree.map(lambda x: x.reshape(ratio, size, *x.shape[1:]), {f: flat[f] for f in fields})
+        minibatches = [draw() for _ in range(self.agent_cfg.critic_actor_ratio)]
+        return jax.tree.map(lambda *xs: np.stack(xs), *[{f: mb[f] for f in fields} for mb in minibatches])
 
     # ---------- the loop ----------
     def publish(self) -> None:

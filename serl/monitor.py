@@ -36,7 +36,11 @@ class RunMonitor:
     def _load(self) -> History:
         history = History()
         if self.path.exists():
-            for line in self.path.read_text().splitlines():
+            text = self.path.read_text()
+            if text and not text.endswith("\n"):  # a torn last line after a crash: cut it before appending
+                text = text[: text.rfind("\n") + 1]
+                self.path.write_text(text)
+            for line in text.splitlines():
                 try:
                     record = json.loads(line)
                 except ValueError:

@@ -11,6 +11,14 @@ TINY = ["--learner.min-online", "40", "--learner.min-demo", "10", "--learner.pub
         "--actor.free-steps", "40", "--operator.takeover-prob", "0.1", "--env.max-episode-steps", "30"]
 
 
+def stored_origins(run):
+    from serl.data import ReplayStorage, TransitionSpec
+
+    spec = TransitionSpec.from_json(json.loads((run / "buffers" / "online" / "storage.json").read_text())["spec"])
+    with ReplayStorage(run / "buffers" / "online", spec, capacity=10**6) as online:
+        return online.origins(range(len(online)))
+
+
 def train(tmp_path, *extra):
     cmd = [sys.executable, "-m", "serl.cli", "train", "sim_pick_cube_state", "--single-process",
            "--runs-dir", str(tmp_path), *TINY, *extra]
@@ -28,10 +36,19 @@ def test_single_process_train_then_resume(tmp_path):
     assert (run / "checkpoints" / "20").is_dir()
     actor_state = json.loads((run / "actor" / "actor-0.json").read_text())
     assert actor_state["episodes"] >= 1
+    first = stored_origins(run)
+    assert first == [("actor-0", s) for s in range(len(first))]
     refused = train(tmp_path, "--learner.max-updates", "20")
     assert refused.returncode != 0 and "--resume" in refused.stderr
     resumed = train(tmp_path, "--learner.max-updates", "30", "--resume")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
     assert "trained 30 updates" in resumed.stdout
     assert json.loads((run / "learner_progress.json").read_text()) == {"updates": 30, "incarnation": 1}
+    # The resumed actor continues its sequence: new transitions are stored, none mistaken for duplicates.
+    second = stored_origins(run)
+    assert len(second) > len(first) and second == [("actor-0", s) for s in range(len(second))]
     assert json.loads((run / "actor" / "actor-0.json").read_text())["episodes"] > actor_state["episodes"]
+    evaluated = subprocess.run([sys.executable, "-m", "serl.cli", "eval", str(run), "--episodes", "2"],
+                               capture_output=True, text=True, timeout=120)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    assert "checkpoint at update 30" in evaluated.stdout and "/2 (" in evaluated.stdout

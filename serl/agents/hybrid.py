@@ -75,8 +75,7 @@ class HybridAgent(struct.PyTreeNode):
         obs = jax.tree.map(lambda x: jnp.asarray(x)[None], obs_example)
         feats = jax.eval_shape(arm.features, arm.critic.params, obs)  # the shape only: no encoder pass
         params = jax.jit(GraspCritic(cfg.hidden_dims).init)(grasp_rng, jnp.zeros(feats.shape, feats.dtype))["params"]
-        grasp = TrainState.create(apply_fn=None, params=params, tx=optax.adam(cfg.learning_rate))
-        grasp = grasp.replace(step=jnp.zeros((), jnp.int32))  # an array, like the jit-created SAC states
+        grasp = sac.train_state(params, optax.adam(cfg.learning_rate))
         return cls(sac=arm, grasp=grasp, grasp_target_params=params, skipped_updates=jnp.zeros((), jnp.int32),
                    cfg=cfg)
 

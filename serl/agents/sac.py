@@ -60,6 +60,12 @@ class Temperature(nn.Module):
         return jnp.exp(self.param("log_temp", lambda _: jnp.array(math.log(self.initial), jnp.float32)))
 
 
+def train_state(params, tx) -> TrainState:
+    """A TrainState whose step is a strongly typed int32 array, as a checkpoint restores it (a weak-typed step
+    would make the first update after a restore compile again)."""
+    return TrainState.create(apply_fn=None, params=params, tx=tx).replace(step=jnp.zeros((), jnp.int32))
+
+
 def critic_module(cfg: SACConfig) -> Ensemble:
     head = functools.partial(CriticHead, cfg.hidden_dims, cfg.critic_layer_norm)
     return Ensemble(head, cfg.critic_ensemble_size)
@@ -125,10 +131,10 @@ class SACAgent(struct.PyTreeNode):
         actor_params = actor_module(cfg, action_dim).init(actor_rng, feats)["params"]
         temp_params = Temperature(cfg.init_temperature).init(temp_rng)["params"]
         return cls(
-            actor=TrainState.create(apply_fn=None, params=actor_params, tx=opt),
-            critic=TrainState.create(apply_fn=None, params=critic_params, tx=opt),
+            actor=train_state(actor_params, opt),
+            critic=train_state(critic_params, opt),
             target_critic_params=critic_params,
-            temperature=TrainState.create(apply_fn=None, params=temp_params, tx=opt),
+            temperature=train_state(temp_params, opt),
             frozen=frozen, rng=rng, skipped_updates=jnp.zeros((), jnp.int32), cfg=cfg, action_dim=action_dim,
         )
 

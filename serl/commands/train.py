@@ -24,14 +24,18 @@ def run_single_process(config, run_dir: Path, resume: bool) -> dict:
     env = build_env(config)
     learner = Learner(config.agent, config.learner, env.observation_space, env.action_space, run_dir,
                       transport.transition_source(), transport.publisher(), seed=config.seed, resume=resume)
-    actor = Actor(env, config.agent, config.actor, transport.adder(config.actor.actor_id),
-                  transport.variable_client(), transport.stats_sink(config.actor.actor_id),
-                  state_dir=run_dir / "actor", seed=config.seed)
+    actor_id = config.actor.actor_id
+    stored = learner.online.watermarks().get(actor_id, -1) + 1  # sequences the buffers already hold
+    actor = Actor(env, config.agent, config.actor, transport.adder(actor_id, stored), transport.variable_client(),
+                  transport.stats_sink(actor_id), state_dir=run_dir / "actor", seed=config.seed, produced=stored)
     learner.publish()  # the actor's start-up wait returns at once
+    failure: list[BaseException] = []
 
     def act():
         try:
             actor.run(stop)
+        except BaseException as err:  # re-raised below: a crashed actor must not look like a finished run
+            failure.append(err)
         finally:
             stop.set()  # the actor's budget ends the run
 
@@ -46,6 +50,8 @@ def run_single_process(config, run_dir: Path, resume: bool) -> dict:
             pass
         learner.checkpoint()
         learner.close()
+    if failure:
+        raise RuntimeError("the actor failed") from failure[0]
     return {"updates": counters.updates, "env_steps": actor.counters.env_steps, "episodes": actor.counters.episodes,
             "run_dir": str(run_dir)}
 

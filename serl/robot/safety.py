@@ -62,21 +62,33 @@ def clip_orientation(quat: np.ndarray, limits: SafetyLimits) -> np.ndarray:
 def clip_target(
     pos: np.ndarray, quat: np.ndarray, measured_pos: np.ndarray, measured_quat: np.ndarray, limits: SafetyLimits
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Clip a target pose: first its distance from the measured pose, then to the box and cone.
+    """Clip a target pose into the box and cone, then its distance from the measured pose.
 
-    The box and cone come last so the result is always inside them, even when the measured pose is not
-    (an arm pushed out of the box is pulled back in, never further out).
+    The distance clip comes last, so the force the impedance controller can apply (stiffness times error) is
+    always bounded. While the measured pose is inside the box and cone (or within the error bound of them) the
+    result is inside them too; an arm pushed far outside is led back toward them one bounded step at a time
+    instead of being yanked.
     """
-    pos = np.asarray(pos, dtype=np.float64)
-    quat = np.asarray(quat, dtype=np.float64)
-    if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(quat))):
-        raise ValueError(f"target pose is not finite: pos={pos}, quat={quat}")
+    pos, quat = np.asarray(pos, dtype=np.float64), np.asarray(quat, dtype=np.float64)
+    measured_pos = np.asarray(measured_pos, dtype=np.float64)
+    measured_quat = np.asarray(measured_quat, dtype=np.float64)
+    for name, value in (("target", (pos, quat)), ("measured", (measured_pos, measured_quat))):
+        if not all(np.all(np.isfinite(v)) for v in value):
+            raise ValueError(f"{name} pose is not finite: pos={value[0]}, quat={value[1]}")
+        if not np.linalg.norm(value[1]) > 1e-6:
+            raise ValueError(f"{name} quaternion {value[1]} has no direction (zero norm)")
+    pos, quat = clip_position(pos, limits), clip_orientation(quat / np.linalg.norm(quat), limits)
     offset = pos - measured_pos
     dist = float(np.linalg.norm(offset))
     if dist > limits.max_position_error:
         pos = measured_pos + offset * (limits.max_position_error / dist)
-    quat = g.slerp_toward(measured_quat, quat / np.linalg.norm(quat), limits.max_rotation_error)
-    return clip_position(pos, limits), clip_orientation(quat, limits)
+    measured_quat = measured_quat / np.linalg.norm(measured_quat)
+    # The cone with its yaw range is not geodesically convex: the bounded step toward an inside target can
+    # graze its edge, so it is clipped again; should that break the rotation bound, the arm keeps its orientation.
+    quat = clip_orientation(g.slerp_toward(measured_quat, quat, limits.max_rotation_error), limits)
+    if g.quat_angle(quat, measured_quat) > limits.max_rotation_error + 1e-9:
+        quat = g.canonical_quat(measured_quat)
+    return pos, quat
 
 
 def inside(pos: np.ndarray, quat: np.ndarray, limits: SafetyLimits, tol: float = 1e-6) -> bool:

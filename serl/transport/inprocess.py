@@ -37,10 +37,10 @@ def snapshot(tree):
 class _ActorLog:
     """One actor's transitions from the first unacknowledged one on, with its delivery cursor."""
 
-    def __init__(self):
-        self.acked = -1  # highest acknowledged sequence
-        self.cursor = 0  # next sequence to deliver
-        self.delivered = 0  # one past the highest sequence ever delivered
+    def __init__(self, first_sequence: int = 0):
+        self.acked = first_sequence - 1  # highest acknowledged sequence
+        self.cursor = first_sequence  # next sequence to deliver
+        self.delivered = first_sequence  # one past the highest sequence ever delivered
         self.unacked: deque[Transition] = deque()  # sequences acked + 1 .. next_sequence - 1
 
     @property
@@ -58,9 +58,9 @@ class _Ledger:
         self._turn = 0  # rotates which actor is served first, so one busy actor cannot starve the others
         self.stats: deque[dict] = deque()
 
-    def log(self, actor_id: str) -> _ActorLog:
+    def log(self, actor_id: str, first_sequence: int = 0) -> _ActorLog:
         with self._cond:
-            return self._logs.setdefault(actor_id, _ActorLog())
+            return self._logs.setdefault(actor_id, _ActorLog(first_sequence))
 
     def append(self, log: _ActorLog, transition: Transition) -> None:
         with self._cond:
@@ -126,8 +126,8 @@ class InProcessAdder:
     """`Adder` for one actor id. A new adder for the same id resumes its sequence (as an actor restarted over its
     spool does)."""
 
-    def __init__(self, ledger: _Ledger, actor_id: str):
-        self._ledger, self._log = ledger, ledger.log(actor_id)
+    def __init__(self, ledger: _Ledger, actor_id: str, first_sequence: int = 0):
+        self._ledger, self._log = ledger, ledger.log(actor_id, first_sequence)
         self.actor_id = actor_id
 
     def add(self, transition: Transition) -> None:
@@ -232,8 +232,10 @@ class InProcessTransport:
         self._ledger = _Ledger(max_batch)
         self._weights = InProcessWeights()
 
-    def adder(self, actor_id: str) -> InProcessAdder:
-        return InProcessAdder(self._ledger, actor_id)
+    def adder(self, actor_id: str, first_sequence: int = 0) -> InProcessAdder:
+        """The actor's adder; `first_sequence` continues an actor whose earlier transitions the learner already
+        stored (a resumed single-process run), so they are not mistaken for duplicates."""
+        return InProcessAdder(self._ledger, actor_id, first_sequence)
 
     def stats_sink(self, actor_id: str) -> InProcessStatsSink:
         return InProcessStatsSink(self._ledger, actor_id)

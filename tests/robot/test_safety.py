@@ -8,7 +8,14 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from serl import geometry as g
-from serl.robot.safety import SafetyLimits, clip_orientation, clip_target, cone_coordinates, inside
+from serl.robot.safety import (
+    SafetyLimits,
+    clip_orientation,
+    clip_position,
+    clip_target,
+    cone_coordinates,
+    inside,
+)
 
 LIMITS = SafetyLimits(xyz_low=(0.3, -0.2, 0.02), xyz_high=(0.7, 0.2, 0.4), cone_half_angle=0.5,
                       yaw_range=(-1.0, 1.2), max_position_error=0.05, max_rotation_error=0.3)
@@ -22,9 +29,21 @@ quats = st.tuples(finite, finite, finite, finite).filter(lambda q: np.linalg.nor
 @pytest.mark.timeout(60)
 @settings(max_examples=300, deadline=None)
 @given(target=vec3, target_q=quats, measured=vec3, measured_q=quats)
-def test_clipped_target_is_always_inside(target, target_q, measured, measured_q):
+def test_clipped_target_is_inside_while_the_arm_is(target, target_q, measured, measured_q):
+    measured, measured_q = clip_position(measured, LIMITS), clip_orientation(measured_q, LIMITS)
     pos, quat = clip_target(target, target_q, measured, measured_q, LIMITS)
     assert inside(pos, quat, LIMITS, tol=1e-6)
+
+
+@pytest.mark.timeout(60)
+@settings(max_examples=300, deadline=None)
+@given(target=vec3, target_q=quats, measured=vec3, measured_q=quats)
+def test_force_bound_always_holds_and_an_outside_arm_is_led_back(target, target_q, measured, measured_q):
+    pos, quat = clip_target(target, target_q, measured, measured_q, LIMITS)
+    assert np.linalg.norm(pos - measured) <= LIMITS.max_position_error + 1e-9
+    assert g.quat_angle(quat, measured_q) <= LIMITS.max_rotation_error + 1e-6
+    gap = lambda p: np.linalg.norm(p - clip_position(p, LIMITS))  # noqa: E731  distance from the box
+    assert gap(pos) <= gap(measured) + 1e-9
 
 
 @pytest.mark.timeout(60)
@@ -65,5 +84,9 @@ def test_cone_is_about_the_tool_axis_and_never_wraps_at_roll_pi():
 def test_bad_limits_and_non_finite_targets_are_refused():
     with pytest.raises(ValueError, match="xyz_low"):
         SafetyLimits(xyz_low=(0.5, 0, 0), xyz_high=(0.4, 1, 1))
-    with pytest.raises(ValueError, match="not finite"):
+    with pytest.raises(ValueError, match="target pose is not finite"):
         clip_target(np.array([np.nan, 0, 0]), g.GRIPPER_DOWN_XYZW, np.zeros(3), g.GRIPPER_DOWN_XYZW, LIMITS)
+    with pytest.raises(ValueError, match="measured pose is not finite"):
+        clip_target(np.zeros(3), g.GRIPPER_DOWN_XYZW, np.array([0, np.inf, 0]), g.GRIPPER_DOWN_XYZW, LIMITS)
+    with pytest.raises(ValueError, match="zero norm"):
+        clip_target(np.zeros(3), np.zeros(4), np.zeros(3), g.GRIPPER_DOWN_XYZW, LIMITS)
