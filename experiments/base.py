@@ -24,6 +24,8 @@ class ExperimentConfig:
     learner: LearnerConfig = field(default_factory=LearnerConfig)  # buffers, publishing, checkpoints, budgets
     actor: ActorConfig = field(default_factory=ActorConfig)  # actor id, step budget, update-to-data rate limit
     transport: TransportConfig = field(default_factory=TransportConfig)  # ZeroMQ addresses, frames, CURVE keys
+    demos_dir: str = "demos/sim_pick_cube"  # demonstration episodes; loaded into the demo buffer at start
+    demo_episodes: int = 20  # `serl train` first records this many with the scripted operator if none exist
     seed: int = 0  # seeds env resets, the operator and the agent
     runs_dir: str = "runs"  # a run lives in runs_dir/<run name>/
 

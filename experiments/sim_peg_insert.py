@@ -7,6 +7,7 @@ from serl.envs.sim.config import task_defaults
 from serl.networks.observation_encoder import EncoderConfig
 
 CONFIG = ExperimentConfig(
+    demos_dir="demos/sim_peg_insert",
     env_id="serl/PandaPegInsert-v0",
     env=task_defaults("peg_insert"),
     agent=SACConfig(encoder=EncoderConfig(image_keys=("front", "wrist"))),

@@ -10,6 +10,7 @@ import sys
 COMMANDS: dict[str, tuple[str, str]] = {
     "tasks": ("serl.commands.tasks", "list the task configurations in experiments/"),
     "scripted": ("serl.commands.scripted", "run the scripted operator on a simulated task: success rate and a video"),
+    "record-demos": ("serl.commands.record_demos", "record demonstration episodes (the scripted operator in sim)"),
     "train": ("serl.commands.train", "train a task: learner and actor (scripted operator in simulation)"),
     "eval": ("serl.commands.eval", "evaluate a run's latest checkpoint without interventions: success rate, videos"),
     "learner": ("serl.commands.learner", "run the learner half of a run, serving actors over ZeroMQ"),

@@ -23,6 +23,7 @@ from serl.agents.sac import SACConfig
 from serl.agents.sharding import make_mesh, replicate, shard_batch
 from serl.checkpoints import Checkpointer, LearnerCounters
 from serl.data import PrefetchIterator, ReplayStorage, TransitionSpec, sample_mixed
+from serl.data.demos import load_demos
 from serl.monitor import RunMonitor
 from serl.networks.observation_encoder import FEATURES_SUFFIX, trunk_feature_fn, trunk_feature_shape
 from serl.networks.pretrained import frozen_params_for
@@ -75,7 +76,8 @@ class Learner:
     """Owns the run's buffers, agent, checkpoints and logs under `run_dir`."""
 
     def __init__(self, agent_cfg: SACConfig, cfg: LearnerConfig, observation_space, action_space, run_dir: Path,
-                 source: TransitionSource, publisher: WeightsPublisher, seed: int = 0, resume: bool = False):
+                 source: TransitionSource, publisher: WeightsPublisher, seed: int = 0, resume: bool = False,
+                 demos_dir: str | Path | None = None):
         self.cfg, self.agent_cfg, self.run_dir = cfg, agent_cfg, Path(run_dir)
         self.source, self.publisher = source, publisher
         self.spec = TransitionSpec.from_spaces(observation_space, action_space)
@@ -97,6 +99,8 @@ class Learner:
         self.redone_updates = 0  # updates done after the restored checkpoint, lost in the crash and redone
         if resume:
             self._restore()
+        if demos_dir is not None:
+            self.load_demos(Path(demos_dir))
         self.writer = ScalarWriter(self.run_dir / "tensorboard" / "learner")
         self.monitor = RunMonitor(self.run_dir, cfg.target_eval_success, cfg.progress_every_s)
         self._updates_per_s = 0.0
@@ -113,6 +117,17 @@ class Learner:
         features = {k + FEATURES_SUFFIX: (trunk_feature_shape(enc, observation_space[k].shape), np.float16)
                     for k in enc.image_keys}
         return {"features": features, "feature_fn": trunk_feature_fn(frozen, enc), "drop_images_in_samples": True}
+
+    def load_demos(self, folder: Path) -> int:
+        """Append every demo file to the demo buffer, each as its own source: reloading (on resume) adds nothing
+        twice. A corrupt or foreign file is reported by name and skipped."""
+        episodes, problems = load_demos(folder, self.spec)
+        for problem in problems:
+            log.warning("skipped a demo file: %s", problem)
+        added = sum(self.demo.append(batch, f"demo:{name}", 0).appended for name, batch in episodes.items())
+        log.info("demo buffer: %d transitions from %d files in %s (%d new)", len(self.demo), len(episodes),
+                 folder, added)
+        return added
 
     # ---------- resume ----------
     def _restore(self) -> None:

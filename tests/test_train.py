@@ -11,17 +11,17 @@ TINY = ["--learner.min-online", "40", "--learner.min-demo", "10", "--learner.pub
         "--actor.free-steps", "40", "--operator.takeover-prob", "0.1", "--env.max-episode-steps", "30"]
 
 
-def stored_origins(run):
+def stored_origins(run, buffer="online"):
     from serl.data import ReplayStorage, TransitionSpec
 
-    spec = TransitionSpec.from_json(json.loads((run / "buffers" / "online" / "storage.json").read_text())["spec"])
-    with ReplayStorage(run / "buffers" / "online", spec, capacity=10**6) as online:
-        return online.origins(range(len(online)))
+    spec = TransitionSpec.from_json(json.loads((run / "buffers" / buffer / "storage.json").read_text())["spec"])
+    with ReplayStorage(run / "buffers" / buffer, spec, capacity=10**6) as storage:
+        return storage.origins(range(len(storage)))
 
 
 def train(tmp_path, *extra):
     cmd = [sys.executable, "-m", "serl.cli", "train", "sim_pick_cube_state", "--single-process",
-           "--runs-dir", str(tmp_path), *TINY, *extra]
+           "--runs-dir", str(tmp_path), "--demos-dir", str(tmp_path / "demos"), "--demo-episodes", "2", *TINY, *extra]
     return subprocess.run(cmd, capture_output=True, text=True, timeout=240)
 
 
@@ -30,6 +30,7 @@ def test_single_process_train_then_resume(tmp_path):
     out = train(tmp_path, "--learner.max-updates", "20")
     assert out.returncode == 0, out.stderr[-3000:]
     assert "trained 20 updates" in out.stdout
+    assert "recording 2 with the scripted operator" in out.stdout and len(list((tmp_path / "demos").glob("*.npz"))) == 2
     run = tmp_path / "sim_pick_cube_state"
     progress = json.loads((run / "learner_progress.json").read_text())
     assert progress == {"updates": 20, "incarnation": 0}
@@ -38,6 +39,8 @@ def test_single_process_train_then_resume(tmp_path):
     assert actor_state["episodes"] >= 1
     first = stored_origins(run)
     assert first == [("actor-0", s) for s in range(len(first))]
+    demo_files = [o for o in stored_origins(run, "demo") if o[0].startswith("demo:")]
+    assert len({name for name, _ in demo_files}) == 2  # both recorded demonstrations were loaded
     refused = train(tmp_path, "--learner.max-updates", "20")
     assert refused.returncode != 0 and "--resume" in refused.stderr
     resumed = train(tmp_path, "--learner.max-updates", "30", "--resume")
@@ -47,6 +50,7 @@ def test_single_process_train_then_resume(tmp_path):
     # The resumed actor continues its sequence: new transitions are stored, none mistaken for duplicates.
     second = stored_origins(run)
     assert len(second) > len(first) and second == [("actor-0", s) for s in range(len(second))]
+    assert [o for o in stored_origins(run, "demo") if o[0].startswith("demo:")] == demo_files  # not loaded twice
     assert json.loads((run / "actor" / "actor-0.json").read_text())["episodes"] > actor_state["episodes"]
     evaluated = subprocess.run([sys.executable, "-m", "serl.cli", "eval", str(run), "--episodes", "2"],
                                capture_output=True, text=True, timeout=120)

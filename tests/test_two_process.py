@@ -35,6 +35,7 @@ class Run:
     def __init__(self, tmp_path, steps):
         self.root = tmp_path
         self.common = ["sim_pick_cube_state", "--runs-dir", str(tmp_path), "--run", "r",
+                       "--demos-dir", str(tmp_path / "no-demos"),
                        "--transport.data-port", str(free_port()), "--transport.weights-port", str(free_port()),
                        "--learner.min-online", "40", "--learner.min-demo", "10", "--learner.publish-every", "5",
                        "--learner.checkpoint-every", "20", "--agent.batch-size", "16", "--agent.hidden-dims", "32",

@@ -34,7 +34,7 @@ def main(argv: list[str]) -> int:
     transport = ZmqLearnerTransport(spec, handshake_info(config, spec), t.bind_host, t.data_port, t.weights_port,
                                     curve)
     learner = Learner(config.agent, config.learner, env.observation_space, env.action_space, run_dir, transport,
-                      transport, seed=config.seed, resume=args.resume)
+                      transport, seed=config.seed, resume=args.resume, demos_dir=config.demos_dir)
     env.close()
     logging.getLogger("serl.learner").info("serving actors on %s:%d (weights on port %d), run folder %s",
                                            t.bind_host, t.data_port, t.weights_port, run_dir)

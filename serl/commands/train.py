@@ -23,7 +23,8 @@ def run_single_process(config, run_dir: Path, resume: bool) -> dict:
     transport = InProcessTransport()
     env = build_env(config)
     learner = Learner(config.agent, config.learner, env.observation_space, env.action_space, run_dir,
-                      transport.transition_source(), transport.publisher(), seed=config.seed, resume=resume)
+                      transport.transition_source(), transport.publisher(), seed=config.seed, resume=resume,
+                      demos_dir=config.demos_dir)
     actor_id = config.actor.actor_id
     stored = learner.online.watermarks().get(actor_id, -1) + 1  # sequences the buffers already hold
     actor = Actor(env, config.agent, config.actor, transport.adder(actor_id, stored), transport.variable_client(),
@@ -91,6 +92,12 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--resume", action="store_true", help="continue an existing run")
     parser.add_argument("--single-process", action="store_true", help="learner and actor in this process")
     args, config = parse_task_config(parser, argv)
+    if config.demo_episodes and not any(Path(config.demos_dir).glob("*.npz")):
+        from serl.commands.record_demos import record
+
+        print(f"no demonstrations in {config.demos_dir}/: recording {config.demo_episodes} with the scripted "
+              "operator first")
+        record(config, Path(config.demos_dir), config.demo_episodes)
     if not args.single_process:  # the learner process owns the run folder (and refuses or resumes it)
         rest = _without_option([a for a in argv if a not in ("--single-process", "--resume", args.task)], "--run")
         return run_two_processes(rest, args.task, args.run, args.resume)
