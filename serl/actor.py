@@ -35,7 +35,7 @@ class ActorConfig:
     weights_timeout_s: float = 120.0  # start-up: how long to wait for the learner's first weights
     flush_timeout_s: float = 120.0  # at the end: how long to wait for the learner to acknowledge everything
     eval_every_episodes: int = field(default=10, metadata=RESUMABLE)  # training episodes between evaluations; 0: none
-    eval_episodes: int = field(default=5, metadata=RESUMABLE)  # episodes per evaluation (no interventions)
+    eval_episodes: int = field(default=10, metadata=RESUMABLE)  # episodes per evaluation (no interventions)
     takeover_decay: bool = True  # scale the scripted operator's take-over chance by (1 - evaluation success)
 
 

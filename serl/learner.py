@@ -241,8 +241,8 @@ class Learner:
 
     def _budget_spent(self) -> bool:
         if self.monitor.target_reached():
-            log.warning("evaluation success %.2f reached the target %.2f: stopping", self.monitor.last_eval,
-                        self.cfg.target_eval_success)
+            log.warning("evaluation success reached the target %.2f over the last %d evaluations: stopping",
+                        self.cfg.target_eval_success, self.monitor.target_window)
             return True
         return self.cfg.max_updates is not None and self.counters.updates >= self.cfg.max_updates
 

@@ -20,9 +20,10 @@ class History:
 
 
 class RunMonitor:
-    def __init__(self, run_dir: Path, target_eval_success: float | None = None, progress_every_s: float = 10.0):
+    def __init__(self, run_dir: Path, target_eval_success: float | None = None, progress_every_s: float = 10.0,
+                 target_window: int = 3):
         self.run_dir = Path(run_dir)
-        self.target = target_eval_success
+        self.target, self.target_window = target_eval_success, target_window
         self.progress_every_s = progress_every_s
         self.history = self._load()
         self.recent = deque(self.history.train[-WINDOW:], maxlen=WINDOW)
@@ -57,7 +58,11 @@ class RunMonitor:
         return self.history.evals[-1]["eval_success"] if self.history.evals else None
 
     def target_reached(self) -> bool:
-        return self.target is not None and self.last_eval is not None and self.last_eval >= self.target
+        """Whether the mean of the last `target_window` evaluations reaches the target (one evaluation of a few
+        episodes is too noisy to stop a run on)."""
+        recent = [r["eval_success"] for r in self.history.evals[-self.target_window:]]
+        return (self.target is not None and len(recent) == self.target_window
+                and sum(recent) / len(recent) >= self.target)
 
     def observe(self, reports: list[dict]) -> None:
         """Take actor reports (training episodes and evaluations); persist them; redraw the curve on evaluations."""
