@@ -152,3 +152,26 @@ def test_mismatched_agent_config_is_refused_naming_the_field(tmp_path):
     for side in ("actor", "learner"):  # both sides say what differs
         log = (tmp_path / f"{side}.log").read_text()
         assert "refused" in log and "agent.discount" in log and "0.9" in log and "0.97" in log
+
+
+@pytest.mark.timeout(180)
+def test_sigterm_stops_both_sides_within_ten_seconds_and_resume_continues(tmp_path):
+    run = Run(tmp_path, steps=100_000)
+    try:
+        learner = run.start("learner")
+        actor = run.start("actor")
+        wait_for(lambda: (run.run_dir / "learner_progress.json").exists(), 120, "the learner to start updating")
+        for proc in (actor, learner):
+            proc.send_signal(signal.SIGTERM)
+        start = time.monotonic()
+        assert actor.wait(timeout=30) == 0 and learner.wait(timeout=30) == 0
+        assert time.monotonic() - start < 10.0
+        progress = __import__("json").loads((run.run_dir / "learner_progress.json").read_text())
+        assert (run.run_dir / "checkpoints" / str(progress["updates"])).is_dir()  # checkpointed on the way out
+        learner = run.start("learner", "--resume")
+        wait_for(lambda: __import__("json").loads((run.run_dir / "learner_progress.json").read_text())
+                 ["incarnation"] == 1, 60, "the resumed learner")
+        learner.send_signal(signal.SIGTERM)
+        assert learner.wait(timeout=30) == 0
+    finally:
+        run.close()
