@@ -44,6 +44,7 @@ class LearnerConfig:
     checkpoint_every: int = field(default=500, metadata=RESUMABLE)  # updates between checkpoints
     log_every: int = field(default=50, metadata=RESUMABLE)  # updates between TensorBoard scalars
     max_updates: int | None = field(default=None, metadata=RESUMABLE)  # stop after this many updates in total
+    max_minutes: float | None = field(default=None, metadata=RESUMABLE)  # stop after this long (this process)
     target_eval_success: float | None = field(default=None, metadata=RESUMABLE)  # stop once evaluation reaches it
     progress_every_s: float = field(default=10.0, metadata=RESUMABLE)  # seconds between progress lines
     receive_batches: int = 64  # most incoming batches drained per loop iteration
@@ -107,6 +108,7 @@ class Learner:
         self.rng = np.random.default_rng(seed + 7919 * self.counters.incarnation)
         self._prefetch: PrefetchIterator | None = None
         self._published: WeightsVersion | None = None
+        self._deadline: float | None = None
 
     def _feature_cache(self, agent, observation_space) -> dict:
         """Storage options for the frozen-trunk feature cache (computed once per frame at insertion)."""
@@ -213,6 +215,7 @@ class Learner:
         cfg = self.cfg
         self.publish()  # actors start acting with the current weights at once
         start, start_updates = time.monotonic(), self.counters.updates
+        self._deadline = None if cfg.max_minutes is None else start + 60.0 * cfg.max_minutes
         try:
             while not stop.is_set() and not self._budget_spent():
                 self.ingest(timeout=0.0 if self.ready() else 0.05)
@@ -243,6 +246,9 @@ class Learner:
         if self.monitor.target_reached():
             log.warning("evaluation success reached the target %.2f over the last %d evaluations: stopping",
                         self.cfg.target_eval_success, self.monitor.target_window)
+            return True
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            log.warning("the %.1f-minute budget is spent: stopping", self.cfg.max_minutes)
             return True
         return self.cfg.max_updates is not None and self.counters.updates >= self.cfg.max_updates
 

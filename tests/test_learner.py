@@ -169,3 +169,16 @@ def test_frozen_trunk_feature_cache(tmp_path):
     with_cache = encode(agent.sac.critic.params["encoder"], agent.sac.frozen, cached, encoder)
     np.testing.assert_allclose(np.asarray(with_frames), np.asarray(with_cache), atol=2e-2)
     learner.close()
+
+
+@pytest.mark.timeout(120)
+def test_minutes_budget_stops_the_learner(tmp_path):
+    import time
+
+    transport = InProcessTransport(max_batch=16)
+    produce(transport, "robot-1", 80, [])
+    learner = make_learner(tmp_path, transport, dataclasses.replace(LEARNER, max_updates=None, max_minutes=0.05))
+    start = time.monotonic()
+    counters = learner.run(threading.Event())
+    assert counters.updates >= 1 and time.monotonic() - start < 60
+    learner.close()

@@ -232,16 +232,25 @@ class FlattenWrapper(gym.ObservationWrapper):
 class RewardClassifierWrapper(gym.Wrapper):
     """Reward from a success classifier (any callable obs -> probability): reward 1 and terminated when the
     probability reaches the threshold, else reward 0 (the env's own termination is kept). Sets
-    `info["classifier_prob"]` every step."""
+    `info["classifier_prob"]` every step. A classifier that raises or returns a non-finite value never stops the
+    robot: that step gets reward 0, `info["classifier_error"]` says why, and `errors` counts it."""
 
     def __init__(self, env: gym.Env, classifier: Callable[[dict], float], threshold: float = 0.5):
         super().__init__(env)
         self.classifier = classifier
         self.threshold = threshold
+        self.errors = 0
 
     def step(self, action):
         obs, _, terminated, truncated, info = self.env.step(action)
-        prob = float(self.classifier(obs))
+        try:
+            prob = float(self.classifier(obs))
+            if not np.isfinite(prob):
+                raise ValueError(f"probability {prob} is not finite")
+        except Exception as err:  # any failure of a learned model must not crash the actor
+            self.errors += 1
+            info["classifier_error"] = f"{type(err).__name__}: {err}"
+            prob = 0.0
         success = prob >= self.threshold
         info["classifier_prob"] = prob
         return obs, float(success), terminated or success, truncated, info

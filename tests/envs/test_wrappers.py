@@ -286,3 +286,26 @@ def test_video_writes_nothing_without_frames(tmp_path):
     env.step(np.zeros(7, np.float32))
     env.close()
     assert env.written == [] and not (tmp_path / "videos").exists()
+
+
+@pytest.mark.timeout(30)
+def test_a_failing_classifier_never_crashes_the_actor():
+    import gymnasium as gym
+
+    from serl.envs.wrappers import RewardClassifierWrapper
+
+    calls = iter([RuntimeError("model file vanished"), float("nan"), 0.9])
+
+    def flaky(obs):
+        value = next(calls)
+        if isinstance(value, Exception):
+            raise value
+        return value
+
+    env = RewardClassifierWrapper(gym.make("serl/PandaPickCube-v0", image_obs=False), flaky)
+    env.reset(seed=0)
+    for expected_error in ("RuntimeError: model file vanished", "not finite"):
+        _, reward, terminated, _, info = env.step(np.zeros(7, np.float32))
+        assert reward == 0.0 and not terminated and expected_error in info["classifier_error"]
+    _, reward, terminated, _, info = env.step(np.zeros(7, np.float32))
+    assert reward == 1.0 and terminated and "classifier_error" not in info and env.errors == 2
