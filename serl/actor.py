@@ -44,6 +44,7 @@ class ActorCounters:
     env_steps: int = 0  # transitions produced, ever (== the next sequence number)
     episodes: int = 0  # next episode id
     weights: WeightsVersion | None = None  # version of the params now in use
+    takeover_scale: float = 1.0  # the scripted operator's take-over scale from the last evaluation
 
 
 class EpisodeTracker:
@@ -100,13 +101,15 @@ class Actor:
         self.counters.env_steps = max(self.counters.env_steps, produced)
         self.key = jax.random.PRNGKey(seed + 104729 * self.counters.episodes)
         self.params = None
+        self._set_takeover_scale(self.counters.takeover_scale)  # a restarted actor keeps its operator schedule
 
     # ---------- counters that never go backwards ----------
     def _load_counters(self) -> ActorCounters:
         if self.state_path is None or not self.state_path.exists():
             return ActorCounters()
         saved = json.loads(self.state_path.read_text())
-        return ActorCounters(env_steps=int(saved["env_steps"]), episodes=int(saved["episodes"]))
+        return ActorCounters(env_steps=int(saved["env_steps"]), episodes=int(saved["episodes"]),
+                             takeover_scale=float(saved.get("takeover_scale", 1.0)))
 
     def _claim_episode(self) -> int:
         """Reserve the next episode id on disk before producing any of its transitions, so a crash mid-episode
@@ -116,7 +119,8 @@ class Actor:
         if self.state_path is not None:
             self.state_path.parent.mkdir(parents=True, exist_ok=True)
             tmp = self.state_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps({"env_steps": self.counters.env_steps, "episodes": self.counters.episodes}))
+            tmp.write_text(json.dumps({"env_steps": self.counters.env_steps, "episodes": self.counters.episodes,
+                                       "takeover_scale": self.counters.takeover_scale}))
             tmp.replace(self.state_path)
         return episode
 
@@ -208,6 +212,7 @@ class Actor:
             return
         if hasattr(device, "takeover_scale"):
             device.takeover_scale = scale
+            self.counters.takeover_scale = scale
 
     def run_episode(self, stop: threading.Event) -> dict:
         episode = self._claim_episode()

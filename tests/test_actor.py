@@ -82,3 +82,20 @@ def _policy_params():
 
     env = policy_env()
     return make_agent(AGENT, example_observation(env.observation_space), 7, seed=0).policy_params()
+
+
+@pytest.mark.timeout(60)
+def test_operator_schedule_survives_a_restart(tmp_path):
+    from serl.transport import WeightsVersion
+
+    transport = InProcessTransport()
+    transport.publisher().publish(WeightsVersion(0, 0), _policy_params())
+    first = Actor(policy_env(0.5), AGENT, ActorConfig(actor_id="a1", eval_episodes=1), transport.adder("a1"),
+                  transport.variable_client(), transport.stats_sink("a1"), state_dir=tmp_path)
+    first.wait_for_weights()
+    first._set_takeover_scale(0.25)  # as after an evaluation at 75% success
+    first.run_episode(threading.Event())  # claiming the episode records the state
+    env = policy_env(0.5)
+    Actor(env, AGENT, ActorConfig(actor_id="a1"), transport.adder("a1"), transport.variable_client(),
+          transport.stats_sink("a1"), state_dir=tmp_path)
+    assert env.get_wrapper_attr("device").takeover_scale == 0.25
