@@ -14,14 +14,9 @@ from serl.commands.config_args import parse_task_config
 
 
 def run_episodes(config, episodes: int, video_path: Path | None) -> dict:
-    import serl  # noqa: F401  (registers the envs)
-    from serl.devices.scripted import ScriptedOperator
-    from serl.envs.registration import make
-    from serl.envs.wrappers import make_policy_env
+    from serl.commands.runtime import build_env
 
-    raw = make(config.env_id, config=config.env)
-    operator = ScriptedOperator(raw, config.operator, seed=config.seed)
-    env = make_policy_env(raw, config.wrappers, device=operator, video_path=video_path)
+    env = build_env(config, video_path=video_path)  # the scripted operator at the intervention device
     successes, lengths, interventions = [], [], 0
     start = time.monotonic()
     for ep in range(episodes):
