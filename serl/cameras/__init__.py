@@ -1,0 +1,1 @@
+"""Cameras behind one interface: OpenCV, RealSense, ROS 2 image topics."""
