@@ -69,6 +69,41 @@ class EpisodeTracker:
         }
 
 
+class EpisodeVideo:
+    """Frames of one episode from the env's `render()` (the cameras side by side), written atomically as
+    `<folder>/<name>.mp4`. A video is a convenience: an env that cannot render, or a failed write, is logged once
+    and never stops the actor."""
+
+    def __init__(self, env, folder: Path | None, name: str):
+        self.env, self.frames = env, []
+        self.path = folder / f"{name}.mp4" if folder else None
+
+    def capture(self) -> bool:
+        if self.path is None:
+            return False
+        try:
+            self.frames.append(np.asarray(self.env.unwrapped.render()))
+        except Exception as err:  # no renderer on this env
+            log.warning("no evaluation video: %s", err)
+            self.path = None
+        return self.path is not None
+
+    def write(self) -> Path | None:
+        if self.path is None or not self.frames:
+            return None
+        import imageio
+
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = self.path.with_suffix(".tmp.mp4")
+            imageio.v2.mimwrite(tmp, self.frames, fps=10)
+            tmp.replace(self.path)
+            return self.path
+        except OSError as err:
+            log.warning("could not write the evaluation video %s: %s", self.path, err)
+            return None
+
+
 def transition(obs, action, reward, next_obs, terminated, truncated, info, episode_id, step, version,
                classifier_version=0) -> dict:
     """One transition in the schema of `serl.data` (actions are the executed ones, in the policy's frame)."""
@@ -88,14 +123,16 @@ class Actor:
     def __init__(self, env, agent_cfg: SACConfig, cfg: ActorConfig, adder: Adder, client: VariableClient,
                  stats: StatsSink, state_dir: Path | None = None, seed: int = 0,
                  policy_view: Callable[[dict], dict] = lambda obs: obs, produced: int = 0,
-                 link_error: Callable[[], str | None] = lambda: None):
+                 link_error: Callable[[], str | None] = lambda: None, video_dir: Path | None = None):
         """`policy_view` maps an observation to what the policy sees (the wire's JPEG round trip of frames);
         `produced` is how many transitions this actor id has ever produced (its spool's next sequence), which
         can be ahead of the state file after a crash mid-episode; `link_error` returns why the learner refused
-        this actor (a handshake mismatch), if it did."""
+        this actor (a handshake mismatch), if it did; `video_dir` receives a video of each evaluation's first
+        episode (`eval_<env steps>.mp4`)."""
         self.env, self.cfg, self.adder, self.client, self.stats = env, cfg, adder, client, stats
         self.sample, self.evaluate = policy_functions(agent_cfg, int(np.prod(env.action_space.shape)))
         self.policy_view, self.link_error = policy_view, link_error
+        self.video_dir = Path(video_dir) if video_dir else None
         self.state_path = Path(state_dir) / f"{cfg.actor_id}.json" if state_dir else None
         self.counters = self._load_counters()
         self.counters.env_steps = max(self.counters.env_steps, produced)
@@ -180,13 +217,19 @@ class Actor:
         self._set_interventions(False)
         wins = 0
         try:
-            for _ in range(self.cfg.eval_episodes):
+            for episode in range(self.cfg.eval_episodes):
+                video = EpisodeVideo(self.env, self.video_dir, f"eval_{self.counters.env_steps:08d}") \
+                    if episode == 0 else None
                 obs, info = self.env.reset()
                 done = False
                 while not done and not stop.is_set():
+                    if video:
+                        video.capture()
                     action = np.asarray(self.evaluate(self.params, self.policy_view(obs)))
                     obs, _, terminated, truncated, info = self.env.step(action)
                     done = terminated or truncated
+                if video and video.capture():
+                    video.write()
                 wins += bool(info.get("succeed", False))
         finally:
             self._set_interventions(True)

@@ -70,6 +70,7 @@ class RunMonitor:
             return
         with self.path.open("a") as f:
             for r in reports:
+                r.setdefault("time", time.time())  # when the learner heard it: minutes-to-target come from this
                 f.write(json.dumps(r) + "\n")
                 if "eval_success" in r:
                     self.history.evals.append(r)

@@ -66,8 +66,9 @@ def test_actor_and_learner_train_together(tmp_path):
 @pytest.mark.timeout(60)
 def test_episode_ids_never_repeat_across_restarts(tmp_path):
     transport = InProcessTransport()
-    transport.publisher().publish(__import__("serl.transport", fromlist=["WeightsVersion"]).WeightsVersion(0, 0),
-                                  _policy_params())
+    from serl.transport import WeightsVersion
+
+    transport.publisher().publish(WeightsVersion(0, 0), _policy_params())
     ids = []
     for _ in range(2):  # the second actor is a restart with the same id and state folder
         actor = Actor(policy_env(0.0), AGENT, ActorConfig(actor_id="a1"), transport.adder("a1"),
@@ -99,3 +100,22 @@ def test_operator_schedule_survives_a_restart(tmp_path):
     Actor(env, AGENT, ActorConfig(actor_id="a1"), transport.adder("a1"), transport.variable_client(),
           transport.stats_sink("a1"), state_dir=tmp_path)
     assert env.get_wrapper_attr("device").takeover_scale == 0.25
+
+
+@pytest.mark.timeout(60)
+def test_each_evaluation_writes_a_video_of_its_first_episode_even_from_state(tmp_path):
+    import imageio
+
+    from serl.transport import WeightsVersion
+
+    transport = InProcessTransport()
+    transport.publisher().publish(WeightsVersion(0, 0), _policy_params())
+    actor = Actor(policy_env(0.0), AGENT, ActorConfig(actor_id="a1", eval_episodes=2), transport.adder("a1"),
+                  transport.variable_client(), transport.stats_sink("a1"), state_dir=tmp_path / "actor",
+                  video_dir=tmp_path / "videos")
+    actor.wait_for_weights()
+    report = actor.run_evaluation(threading.Event())
+    videos = sorted((tmp_path / "videos").glob("eval_*.mp4"))
+    assert [v.name for v in videos] == ["eval_00000000.mp4"] and report["eval_episodes"] == 2
+    frames = imageio.v3.imread(videos[0])
+    assert frames.shape[0] >= 2 and frames.shape[2] == 2 * frames.shape[1]  # two cameras side by side

@@ -43,7 +43,8 @@ def main(argv: list[str]) -> int:
     actor = Actor(env, config.agent, a, transport.adder(), transport.variable_client(), transport.stats_sink(),
                   state_dir=actor_dir, seed=config.seed,
                   policy_view=lambda obs: frames.roundtrip_observation(obs, spec.camera_keys),
-                  produced=transport.spool.next_sequence, link_error=lambda: transport.refused)
+                  produced=transport.spool.next_sequence, link_error=lambda: transport.refused,
+                  video_dir=actor_dir.parent / "videos")
     try:
         counters = actor.run(stop)
     except RuntimeError as err:  # refused by the learner: say why, no traceback

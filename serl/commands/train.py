@@ -28,7 +28,8 @@ def run_single_process(config, run_dir: Path, resume: bool) -> dict:
     actor_id = config.actor.actor_id
     stored = learner.online.watermarks().get(actor_id, -1) + 1  # sequences the buffers already hold
     actor = Actor(env, config.agent, config.actor, transport.adder(actor_id, stored), transport.variable_client(),
-                  transport.stats_sink(actor_id), state_dir=run_dir / "actor", seed=config.seed, produced=stored)
+                  transport.stats_sink(actor_id), state_dir=run_dir / "actor", seed=config.seed, produced=stored,
+                  video_dir=run_dir / "videos")
     learner.publish()  # the actor's start-up wait returns at once
     failure: list[BaseException] = []
 

@@ -112,8 +112,9 @@ class PandaSimEnv(gym.Env):
         return obs, reward, terminated, truncated, info
 
     def render(self):
+        """The cameras side by side (uint8); a state-only env sets its renderer up on the first call (videos)."""
         if self._renderer is None:
-            raise RuntimeError("render() needs image_obs=True (the cameras are not set up otherwise)")
+            self._renderer = CameraRenderer(self.sim.model, self.cfg.cameras, self.cfg.image_size)
         frames = self._renderer.render(self.sim.data)
         return np.concatenate([frames[c] for c in self.cfg.cameras], axis=1)
 
@@ -161,7 +162,7 @@ class PandaSimEnv(gym.Env):
                 np.float32)
         stamps = {"state": time.monotonic()}
         obs = {"state": state}
-        if self._renderer is not None:
+        if self.cfg.image_obs:
             obs["images"] = self._renderer.render(sim.data)
             now = time.monotonic()
             stamps.update({c: now for c in self.cfg.cameras})
