@@ -17,7 +17,8 @@ import numpy as np
 from gymnasium import spaces
 
 from serl import geometry as g
-from serl.devices.base import IDLE, InterventionDevice
+from serl.devices.base import InterventionDevice
+from serl.envs.intervention import InterventionWrapper
 
 # Order of the entries in the flattened state vector (19 values once tcp_pose is xyz + euler); a simulated task
 # trained from state alone adds the privileged "object_pose" last.
@@ -25,9 +26,6 @@ STATE_KEYS = ("tcp_pose", "tcp_vel", "gripper_pose", "tcp_force", "tcp_torque", 
 POSE_KEYS = ("tcp_pose", "object_pose")  # xyz + quaternion entries: relative to the reset pose, then euler
 # State entries that are 3-vectors (or pairs of them) in the base frame, rotated into the TCP frame.
 VECTOR_KEYS = ("tcp_vel", "tcp_force", "tcp_torque")
-
-ActionRoundtrip = Callable[[dict, np.ndarray], np.ndarray]  # (raw obs, base-frame action) -> executed action
-
 
 # ---------- frames and actions (pure) ----------
 def tcp_rotation(raw_obs: dict) -> np.ndarray:
@@ -102,42 +100,6 @@ def camera_frame(obs: dict) -> np.ndarray | None:
 
 
 # ---------- wrappers ----------
-class InterventionWrapper(gym.Wrapper):
-    """Decides who acts, and is the only place that does: each step it reads the device, and when the operator is
-    active executes the device's base-frame action (clipped to [-1, 1], then passed through `action_roundtrip`
-    with the last raw observation) instead of the policy's.
-
-    info: `intervened` (bool) every step, `intervene_action` (the executed base-frame action, float32) only when
-    the operator acted, `buttons` (the device's pressed controls) every step.
-    """
-
-    def __init__(self, env: gym.Env, device: InterventionDevice, action_roundtrip: ActionRoundtrip | None = None):
-        super().__init__(env)
-        self.device = device
-        self.action_roundtrip = action_roundtrip
-        self.interventions_enabled = True  # False during evaluation episodes: the policy alone acts
-        self._raw_obs: dict | None = None
-
-    def reset(self, **kwargs):
-        obs, info = self.env.reset(**kwargs)
-        self._raw_obs = obs
-        return obs, info
-
-    def step(self, action):
-        state = self.device.read() if self.interventions_enabled else IDLE
-        if state.active:
-            action = np.clip(np.asarray(state.action, np.float64), -1.0, 1.0)
-            if self.action_roundtrip is not None:
-                action = self.action_roundtrip(self._raw_obs, action)
-        obs, reward, terminated, truncated, info = self.env.step(action)
-        self._raw_obs = obs
-        info["intervened"] = bool(state.active)
-        info["buttons"] = state.buttons
-        if state.active:
-            info["intervene_action"] = np.asarray(action, np.float32)
-        return obs, reward, terminated, truncated, info
-
-
 class RelativeFrameWrapper(gym.Wrapper):
     """The policy acts and sees itself in the TCP frame.
 
@@ -321,6 +283,9 @@ class PolicyEnvConfig:
     grasp_penalty: float = 0.1  # magnitude of info["grasp_penalty"] on steps where the gripper changes state
     classifier_threshold: float = 0.5  # success probability at which the reward classifier ends the episode
     video_fps: int = 10  # frame rate of recorded videos
+    intervention_hold_steps: int = 0  # steps the operator keeps control after the device goes idle (real rigs: ~3)
+    confirm_reset: bool = False  # after each reset, wait for the operator's "confirm_reset" (real rigs; not in sim)
+    operator_poll_s: float = 0.05  # device polling period while paused or waiting for the reset confirmation
 
 
 def make_policy_env(env: gym.Env, cfg: PolicyEnvConfig = PolicyEnvConfig(), classifier=None,
@@ -328,7 +293,9 @@ def make_policy_env(env: gym.Env, cfg: PolicyEnvConfig = PolicyEnvConfig(), clas
     """The raw env wrapped, inside out: intervention (if a device is given) → relative frame (if configured) →
     quaternion to euler → flatten → reward classifier (if given) → gripper penalty → video (if a path is given)."""
     if device is not None:
-        env = InterventionWrapper(env, device, RelativeFrameWrapper.roundtrip if cfg.relative_frame else None)
+        roundtrip = RelativeFrameWrapper.roundtrip if cfg.relative_frame else None
+        env = InterventionWrapper(env, device, roundtrip, cfg.intervention_hold_steps, cfg.confirm_reset,
+                                  cfg.operator_poll_s)
     if cfg.relative_frame:
         env = RelativeFrameWrapper(env)
     env = FlattenWrapper(QuatToEulerWrapper(env))

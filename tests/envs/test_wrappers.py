@@ -43,7 +43,7 @@ class FakeDevice:
         i, self.step = self.step, self.step + 1
         if i >= len(self.actions):
             return IDLE
-        return DeviceState(action=self.actions[i], buttons=("pause",) if i == 0 else (), active=self.active(i))
+        return DeviceState(action=self.actions[i], buttons=("confirm_reset",) if i == 0 else (), active=self.active(i))
 
 
 def raw_env(**overrides):
@@ -171,7 +171,7 @@ def test_device_acts_only_when_active():
         _, _, _, _, info = env.step(policy_action)
         motion = tcp(env)[0] - before
         assert info["intervened"] is (i in (2, 3))
-        assert info["buttons"] == (("pause",) if i == 0 else ())
+        assert info["buttons"] == (("confirm_reset",) if i == 0 else ())
         if i in (2, 3):
             np.testing.assert_array_equal(info["intervene_action"], np.float32(device_action))
             assert motion[1] > 0.005 and motion[1] > 2 * abs(motion[0])
