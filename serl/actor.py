@@ -48,23 +48,29 @@ class ActorCounters:
 
 
 class EpisodeTracker:
-    """Per-episode statistics the operator and TensorBoard see."""
+    """Per-episode statistics the operator and TensorBoard see. Created after the env's reset, so time in resets
+    is not episode time; time the operator paused (`paused_s` of each step) is subtracted too."""
 
     def __init__(self):
         self.start = time.monotonic()
-        self.ret, self.length, self.interventions = 0.0, 0, 0
+        self.ret, self.length, self.interventions, self.takeovers, self.paused = 0.0, 0, 0, 0, 0.0
+        self._was_intervened = False
 
-    def step(self, reward: float, intervened: bool) -> None:
+    def step(self, reward: float, intervened: bool, paused_s: float = 0.0) -> None:
         self.ret += reward
         self.length += 1
-        self.interventions += intervened
+        self.interventions += intervened  # steps the operator acted
+        self.takeovers += intervened and not self._was_intervened  # separate take-overs
+        self._was_intervened = intervened
+        self.paused += paused_s
 
     def summary(self, episode_id: int, info: dict, env_steps: int, version: WeightsVersion | None) -> dict:
         return {
             "episode_id": episode_id, "return": self.ret, "length": self.length,
             "success": float(bool(info.get("succeed", False))), "interventions": self.interventions,
-            "intervention_rate": self.interventions / max(1, self.length),
-            "seconds": time.monotonic() - self.start, "env_steps": env_steps,
+            "intervention_rate": self.interventions / max(1, self.length), "takeovers": self.takeovers,
+            "seconds": time.monotonic() - self.start - self.paused, "paused_s": self.paused,
+            "aborted": float(bool(info.get("aborted", False))), "env_steps": env_steps,
             "policy_step": version.step if version else -1,
         }
 
@@ -259,6 +265,7 @@ class Actor:
 
     def run_episode(self, stop: threading.Event) -> dict:
         episode = self._claim_episode()
+        self.env.set_wrapper_attr("operator_stop", stop, force=False)  # an operator wait ends on shutdown
         obs, info = self.env.reset()
         tracker, done, step = EpisodeTracker(), False, 0
         while not done:
@@ -271,7 +278,7 @@ class Actor:
             self.adder.add(transition(obs, action, reward, next_obs, terminated, truncated, info, episode, step,
                                       self.counters.weights))
             self.counters.env_steps += 1
-            tracker.step(float(reward), bool(info.get("intervened", False)))
+            tracker.step(float(reward), bool(info.get("intervened", False)), float(info.get("paused_s", 0.0)))
             obs, step, done = next_obs, step + 1, terminated or truncated
         summary = tracker.summary(episode, info, self.counters.env_steps, self.counters.weights)
         self.stats.episode(summary)
