@@ -37,8 +37,9 @@ def main(argv: list[str]) -> int:
         keys = Path(t.curve_keys) / "actor"
         curve = ActorCurve.from_dir(keys, a.actor_id if (keys / f"{a.actor_id}.key_secret").exists() else "actor")
     frames = FrameCodec(t.jpeg_quality)
-    transport = ZmqActorTransport(t.learner_host, t.data_port, t.weights_port, a.actor_id, spec,
-                                  handshake_info(config, spec), actor_dir / a.actor_id / "spool", template, curve,
+    handshake = handshake_info(config, spec, actor_dir.parent.name)
+    transport = ZmqActorTransport(t.learner_host, t.data_port, t.weights_port, a.actor_id, spec, handshake,
+                                  actor_dir / a.actor_id / "spool", template, curve,
                                   frames=frames, spool_capacity_bytes=int(t.spool_capacity_gb * (1 << 30)))
     actor = Actor(env, config.agent, a, transport.adder(), transport.variable_client(), transport.stats_sink(),
                   state_dir=actor_dir, seed=config.seed,

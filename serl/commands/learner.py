@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import sys
 from pathlib import Path
 
 from serl.commands.config_args import parse_task_config
@@ -17,7 +18,7 @@ def main(argv: list[str]) -> int:
     args, config = parse_task_config(parser, argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
     from serl.commands.runtime import build_env, handshake_info, stop_on_signals, transition_spec
-    from serl.learner import Learner
+    from serl.learner import DiskWriteError, Learner
     from serl.run_dir import RunDirError, prepare_run_dir
     from serl.transport.keys import LearnerCurve
     from serl.transport.zmq_learner import ZmqLearnerTransport
@@ -31,8 +32,12 @@ def main(argv: list[str]) -> int:
     spec = transition_spec(env)
     t = config.transport
     curve = LearnerCurve.from_dir(Path(t.curve_keys) / "learner") if t.curve_keys else None
-    transport = ZmqLearnerTransport(spec, handshake_info(config, spec), t.bind_host, t.data_port, t.weights_port,
-                                    curve)
+    try:
+        transport = ZmqLearnerTransport(spec, handshake_info(config, spec, run_dir.name), t.bind_host, t.data_port,
+                                        t.weights_port, curve)
+    except OSError as err:  # a port in use: say which, no traceback
+        print(f"serl learner: {err}", file=sys.stderr)
+        return 2
     learner = Learner(config.agent, config.learner, env.observation_space, env.action_space, run_dir, transport,
                       transport, seed=config.seed, resume=args.resume, demos_dir=config.demos_dir)
     env.close()
@@ -40,6 +45,9 @@ def main(argv: list[str]) -> int:
                                            t.bind_host, t.data_port, t.weights_port, run_dir)
     try:
         counters = learner.run(stop)
+    except DiskWriteError as err:  # learner.on_disk_error=stop: a clear message, no traceback
+        print(f"serl learner: {err}", file=sys.stderr)
+        return 3
     finally:
         learner.close()
         transport.close()

@@ -14,6 +14,7 @@ from serl.data import TransitionSpec
 from serl.devices.scripted import ScriptedOperator
 from serl.envs.registration import make
 from serl.envs.wrappers import make_policy_env
+from serl.reward.store import ClassifierFolder
 from serl.run_dir import flatten
 
 PROTOCOL_VERSION = 1
@@ -23,20 +24,24 @@ def build_env(config, *, operator: bool = True, video_path=None):
     """The policy env of a task config; with `operator` the scripted operator sits at the intervention device."""
     raw = make(config.env_id, config=config.env)
     device = ScriptedOperator(raw, config.operator, seed=config.seed) if operator else None
-    return make_policy_env(raw, config.wrappers, device=device, video_path=video_path)
+    reward = config.reward  # None classifier_dir: the env's own reward; else the folder's newest classifier
+    classifier = ClassifierFolder(reward.classifier_dir) if reward.classifier_dir else None
+    return make_policy_env(raw, config.wrappers, classifier=classifier, device=device, video_path=video_path,
+                           predicate=reward.predicate if reward.predicate.name != "none" else None,
+                           human_reward=reward.human)
 
 
 def transition_spec(env) -> TransitionSpec:
     return TransitionSpec.from_spaces(env.observation_space, env.action_space)
 
 
-def handshake_info(config, spec: TransitionSpec) -> dict:
+def handshake_info(config, spec: TransitionSpec, run: str) -> dict:
     """What actor and learner must agree on, one entry per field so a refusal names the one that differs:
-    protocol, transition spec and every agent config field (the policy's architecture follows from them)."""
+    protocol, run name (an actor never feeds another run's learner), transition spec and every agent config field
+    (the policy's architecture follows from them)."""
     agent = flatten(json.loads(json.dumps(dataclasses.asdict(config.agent), default=str)), "agent.")
-    return {"protocol": PROTOCOL_VERSION, "transition_spec": spec.fingerprint(), "env_id": config.env_id,
+    return {"protocol": PROTOCOL_VERSION, "run": run, "transition_spec": spec.fingerprint(), "env_id": config.env_id,
             **{k: json.dumps(v) for k, v in agent.items()}}
-
 
 
 def stop_on_signals() -> threading.Event:

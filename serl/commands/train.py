@@ -65,6 +65,8 @@ def run_two_processes(argv_rest: list[str], task: str, run: str | None, resume: 
     import sys
     import time
 
+    if not any(a.startswith(("--transport.data-port", "--transport.weights-port")) for a in argv_rest):
+        argv_rest = [*argv_rest, *_free_port_overrides()]  # two runs on one machine never share a port
     common = [task, *argv_rest] + (["--run", run] if run else [])
     learner = subprocess.Popen([sys.executable, "-m", "serl.cli", "learner", *common,
                                 *(["--resume"] if resume else [])])
@@ -101,7 +103,11 @@ def main(argv: list[str]) -> int:
         record(config, Path(config.demos_dir), config.demo_episodes)
     if not args.single_process:  # the learner process owns the run folder (and refuses or resumes it)
         rest = _without_option([a for a in argv if a not in ("--single-process", "--resume", args.task)], "--run")
-        return run_two_processes(rest, args.task, args.run, args.resume)
+        code = run_two_processes(rest, args.task, args.run, args.resume)
+        run_dir = Path(config.runs_dir) / (args.run or args.task)
+        if (run_dir / "config.json").exists():
+            print(run_summary(run_dir, args.task), flush=True)
+        return code
     from serl.run_dir import RunDirError, prepare_run_dir
 
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
@@ -111,8 +117,50 @@ def main(argv: list[str]) -> int:
         parser.error(str(err))
     summary = run_single_process(config, run_dir, args.resume)
     print(f"trained {summary['updates']} updates on {summary['env_steps']} env steps "
-          f"({summary['episodes']} episodes); run folder: {summary['run_dir']}")
+          f"({summary['episodes']} episodes)")
+    print(run_summary(run_dir, args.task), flush=True)
     return 0
+
+
+def _free_port_overrides() -> list[str]:
+    """Config overrides naming two loopback ports free right now (the learner binds them a moment later)."""
+    import socket
+
+    sockets = [socket.socket() for _ in range(2)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        data, weights = (s.getsockname()[1] for s in sockets)
+    finally:
+        for s in sockets:
+            s.close()
+    return ["--transport.data-port", str(data), "--transport.weights-port", str(weights)]
+
+
+def run_summary(run_dir: Path, task: str) -> str:
+    """What a person wants to know when a run ends: how well it does, where its files are, what to run next."""
+    from serl.monitor import RunMonitor
+
+    monitor = RunMonitor(run_dir)
+    evals = monitor.history.evals
+    videos = sorted((run_dir / "videos").glob("eval_*.mp4"))
+    steps = sorted((run_dir / "checkpoints").glob("[0-9]*"), key=lambda p: int(p.name))
+    last = ", ".join(f"{100 * e['eval_success']:.0f}%" for e in evals[-3:]) or "none yet"
+    lines = [
+        f"run folder:   {run_dir}/",
+        f"evaluation:   last {min(3, len(evals))} evaluations (no interventions) {last}, "
+        f"after {monitor.env_steps} env steps",
+        f"curve:        {run_dir / 'curve.png'}" + ("" if (run_dir / "curve.png").exists() else " (not drawn yet)"),
+        f"video:        {videos[-1] if videos else '(none yet)'}",
+        f"checkpoint:   {steps[-1] if steps else '(none yet)'}",
+    ]
+    commands = [(f"serl eval {run_dir} --episodes 20", "success of this checkpoint, with videos"),
+                (f"serl train {task} --run {run_dir.name} --resume", "continue this run"),
+                ("serl train sim_pick_cube", "the same skill from two 128x128 cameras (pixels)"),
+                (f"tensorboard --logdir {run_dir.parent}", "learner and episode curves")]
+    width = max(len(c) for c, _ in commands)
+    lines += ["next:"] + [f"  {c:<{width}}  # {why}" for c, why in commands]
+    return "\n".join(lines)
 
 
 def _without_option(argv: list[str], name: str) -> list[str]:

@@ -284,7 +284,11 @@ class ZmqLearnerTransport:
 
 
 def _bind(socket: zmq.Socket, host: str, port: int) -> int:
-    socket.bind(f"tcp://{host}:{port or '*'}")
+    try:
+        socket.bind(f"tcp://{host}:{port or '*'}")
+    except zmq.ZMQError as err:
+        raise OSError(f"cannot listen on {host}:{port} ({err}): is another learner running there? Choose other "
+                      "ports with --transport.data-port / --transport.weights-port") from err
     return int(socket.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
 
 
