@@ -1,0 +1,22 @@
+"""Real rig template: pick up a USB stick and lift it (FR3 + Franka Hand, two RealSense cameras, SpaceMouse).
+
+Copy hardware_configs/franka_fr3_template.yaml, fill in the placeholders, run `serl check-rig` on it, then point
+`--env.hardware-config` at it. The grasp is learned too: SAC for the arm plus the grasp critic."""
+
+from dataclasses import replace
+
+from experiments.sim_pick_cube_ros import RigExperimentConfig
+from serl.agents.sac import SACConfig
+from serl.envs.franka_config import FrankaEnvConfig
+from serl.envs.wrappers import PolicyEnvConfig
+from serl.networks.observation_encoder import EncoderConfig
+
+CONFIG = RigExperimentConfig(
+    demos_dir="demos/franka_usb_pickup",
+    env=FrankaEnvConfig(hardware_config="hardware_configs/franka_fr3_template.yaml", cameras=("wrist_1", "wrist_2"),
+                        max_episode_steps=120, joint_reset_every=20),
+    wrappers=replace(PolicyEnvConfig(), intervention_hold_steps=3, confirm_reset=True),
+    agent=replace(SACConfig(grasp_critic=True),
+                  encoder=EncoderConfig(image_keys=("wrist_1", "wrist_2"), trunk="resnet10", frozen_trunk=True)),
+    demo_episodes=20,
+)

@@ -1,0 +1,129 @@
+"""`serl check-rig CONFIG`: is the rig ready? Validates the rig file (an error names the key), then asks the robot
+server for its health, reads a frame from each camera (and its age), enumerates SpaceMice, and prints a table of
+what is up and what is not. Exit status 0 when everything required is up, 1 when something is down, 2 for a bad
+rig file."""
+
+from __future__ import annotations
+
+import argparse
+import time
+from dataclasses import dataclass
+
+from serl.robot.hardware_config import HardwareConfig, HardwareConfigError, load_hardware_config
+
+
+@dataclass(frozen=True)
+class Check:
+    name: str  # what was checked, e.g. "camera front"
+    up: bool  # it works
+    detail: str  # what was seen, or why it is down
+    required: bool = True  # a down required part fails the check
+
+
+def check_robot(rig: HardwareConfig, timeout_s: float) -> Check:
+    from serl.robot.client import RobotClient, RobotError
+
+    client = RobotClient(rig.robot.address, timeout_s=timeout_s)
+    try:
+        health = client.health()
+    except RobotError as err:
+        return Check("robot server", False, f"{rig.robot.address}: {err}")
+    finally:
+        client.close()
+    mode = health.get("mode", "?")
+    parts = [f"{rig.robot.address}", f"mode {mode}"]
+    if health.get("fault"):
+        parts.append(f"fault: {health['fault']}")
+    if isinstance(health.get("state_age_s"), float | int):
+        parts.append(f"state age {1e3 * health['state_age_s']:.0f} ms")
+    return Check("robot server", mode in ("ok", "hold"), ", ".join(parts))
+
+
+def check_cameras(rig: HardwareConfig, wait_s: float, ros_domain_id: int | None) -> list[Check]:
+    from serl.cameras import Camera, CameraError, make_source
+
+    results, host = [], None
+    if any(c.type == "ros" for c in rig.cameras.values()):
+        from serl.cameras.ros import RosImageHost
+
+        host = RosImageHost(ros_domain_id, node_name="serl_check_rig")
+    try:
+        for name, cfg in rig.cameras.items():
+            label = f"camera {name} ({cfg.type} {cfg.topic or cfg.serial or cfg.device})"
+            try:
+                camera = Camera(name, make_source(cfg, host), cfg, rig.control.max_frame_age_s)
+            except (CameraError, ImportError, ValueError, OSError) as err:
+                results.append(Check(label, False, str(err)))
+                continue
+            try:
+                results.append(_first_frame(label, camera, wait_s))
+            finally:
+                camera.close()
+    finally:
+        if host is not None:
+            host.close()
+    return results
+
+
+def _first_frame(label: str, camera, wait_s: float) -> Check:
+    from serl.cameras import CameraError
+
+    deadline, error = time.monotonic() + wait_s, None
+    while time.monotonic() < deadline:
+        try:
+            image, stamp = camera.read()
+        except CameraError as err:  # not yet (discovery, start-up) or really down: the last error is reported
+            error = err
+            continue
+        age_ms = 1e3 * (time.monotonic() - stamp)
+        return Check(label, True, f"{image.shape[1]}x{image.shape[0]} frame, {age_ms:.0f} ms old")
+    return Check(label, False, str(error) if error else f"no frame within {wait_s} s")
+
+
+def check_spacemouse(required: bool) -> Check:
+    """Enumerate (never open: a running actor may hold it) the HID devices that pyspacemouse's table knows."""
+    try:
+        import pyspacemouse
+
+        from serl.devices.spacemouse import describe_hid, system_hid_devices
+
+        specs = pyspacemouse.get_device_specs()
+        found = list(system_hid_devices())
+    except (ImportError, RuntimeError, OSError) as err:
+        return Check("spacemouse", False, f"cannot enumerate HID devices: {err}", required)
+    mice = [f"{name}: {describe_hid(hid)}" for hid in found for name, spec in specs.items()
+            if (hid.vendor_id, hid.product_id) == (spec.vendor_id, spec.product_id)]
+    if not mice:
+        return Check("spacemouse", False, f"no supported SpaceMouse among {len(found)} HID devices", required)
+    return Check("spacemouse", True, "; ".join(mice), required)
+
+
+def format_table(checks: list[Check]) -> str:
+    width = max(len(c.name) for c in checks)
+    rows = [f"{'part':<{width}}  status  detail"]
+    for c in checks:
+        status = "up" if c.up else ("DOWN" if c.required else "down")
+        rows.append(f"{c.name:<{width}}  {status:<6}  {c.detail}")
+    return "\n".join(rows)
+
+
+def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(prog="serl check-rig", description=__doc__)
+    parser.add_argument("config", help="rig file, e.g. hardware_configs/sim_panda.yaml")
+    parser.add_argument("--wait", type=float, default=3.0, help="seconds to wait for each camera's first frame")
+    parser.add_argument("--require-spacemouse", action="store_true", help="a missing SpaceMouse fails the check")
+    parser.add_argument("--ros-domain-id", type=int, default=None, help="ROS 2 domain (default: ROS_DOMAIN_ID)")
+    args = parser.parse_args(argv)
+    try:
+        rig = load_hardware_config(args.config)
+    except HardwareConfigError as err:
+        print(f"serl check-rig: {err}")
+        return 2
+    checks = [Check("rig file", True, f"{args.config}: valid ({len(rig.cameras)} cameras)")]
+    checks.append(check_robot(rig, rig.robot.request_timeout_s))
+    checks += check_cameras(rig, args.wait, args.ros_domain_id)
+    checks.append(check_spacemouse(args.require_spacemouse))
+    print(format_table(checks))
+    down = [c.name for c in checks if c.required and not c.up]
+    print(f"\nrig is {'NOT ready: ' + ', '.join(down) + ' down' if down else 'ready'}")
+    return 1 if down else 0

@@ -1,0 +1,51 @@
+"""Typed configuration of `FrankaEnv` (`serl/Franka-v0`), and the operator's confirmation of a fault recovery.
+
+Task geometry (box, reset pose), rates, action scale and cameras live in the rig's YAML (`hardware_config`); this
+config says which rig, which of its cameras the policy sees, and how episodes run."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FrankaEnvConfig:
+    hardware_config: str = "hardware_configs/sim_panda.yaml"  # rig file: server, cameras, limits, rates, reset
+    cameras: tuple[str, ...] = ("front", "wrist")  # rig cameras in the observation, in this order
+    image_obs: bool = True  # read the cameras; False gives the state only
+    image_size: int = 128  # pixels, square; each listed camera's `size` in the rig file must be this
+    max_episode_steps: int = 100  # steps before truncation
+    joint_reset_every: int = 0  # a joint reset before every Nth episode (0: never), against drift in the nullspace
+    gripper_locked: bool = False  # never send gripper commands (a task that holds its tool)
+    ros_domain_id: int | None = None  # ROS 2 domain of the ROS cameras; None: the ROS_DOMAIN_ID environment variable
+    launch_sim: bool = False  # start the simulated driver and robot server for the rig (sim rigs; tests, demos)
+    recovery_timeout_s: float = 600.0  # how long reset() waits for the operator to confirm a fault recovery
+
+    def __post_init__(self) -> None:
+        if self.image_obs and not self.cameras:
+            raise ValueError("image_obs needs at least one camera in 'cameras'")
+        if len(set(self.cameras)) != len(self.cameras):
+            raise ValueError(f"cameras {self.cameras} lists a camera twice")
+        if self.max_episode_steps <= 0 or self.image_size <= 0:
+            raise ValueError("max_episode_steps and image_size must be positive")
+
+
+Confirm = Callable[[str], bool]  # (why the arm stopped) -> True once the operator confirms recovery
+
+
+def device_confirmation(device, poll_s: float = 0.05, timeout_s: float = 600.0) -> Confirm:
+    """A `Confirm` that waits for the device's "confirm_reset" control (an `InterventionDevice`); False on timeout."""
+
+    def confirm(reason: str) -> bool:
+        print(f"robot fault: {reason}\n  check the robot and its surroundings, then press confirm_reset to recover",
+              flush=True)
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if "confirm_reset" in device.read().buttons:
+                return True
+            time.sleep(poll_s)
+        return False
+
+    return confirm

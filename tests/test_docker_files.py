@@ -1,0 +1,104 @@
+"""The docker files refer only to things that exist: copied paths, extras, base images on pinned tags, `serl`
+subcommands, modules, tasks, rig files and mounted folders (no Docker engine runs here, so this is what can be
+checked)."""
+
+import re
+import shlex
+import tomllib
+from pathlib import Path
+
+import pytest
+import yaml
+
+import experiments
+from serl.cli import COMMANDS
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCKER = ROOT / "docker"
+DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
+RUNTIME_DIRS = {"runs", "demos", "keys"}  # created by the commands that fill them (git does not hold them)
+
+
+def substitute(text: str) -> str:
+    """Compose variables with their defaults: ${VAR:-default} -> default."""
+    return re.sub(r"\$\{\w+:-([^}]*)\}", r"\1", text)
+
+
+def check_command(argv: list[str]) -> None:
+    """A container command names a real `serl` subcommand, task and rig file, or a real module."""
+    argv = [substitute(a) for a in argv]
+    if argv[0] == "serl":
+        if argv[1] in ("--help", "-h"):
+            return
+        assert argv[1] in COMMANDS, f"serl has no subcommand {argv[1]!r}"
+        if argv[1] in ("learner", "actor", "train", "record-demos"):
+            assert argv[2] in experiments.names(), f"no task {argv[2]!r} in experiments/"
+        if argv[1] == "check-rig":
+            assert (ROOT / argv[2]).is_file(), f"no rig file {argv[2]}"
+    elif argv[:2] == ["python", "-m"]:
+        module = ROOT / argv[2].replace(".", "/")
+        assert module.with_suffix(".py").is_file() or (module / "__main__.py").is_file(), f"no module {argv[2]}"
+        for arg in argv[3:]:
+            if arg.startswith("hardware_configs/"):
+                assert (ROOT / arg).is_file(), f"no rig file {arg}"
+    else:
+        raise AssertionError(f"unexpected container command {argv}")
+
+
+def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
+    text = re.sub(r"\\\n", " ", path.read_text())
+    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
+def test_dockerfile_references_exist(path):
+    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    instructions = dockerfile_instructions(path)
+    bases = [arg for op, arg in instructions if op == "FROM"]
+    assert bases, "no FROM"
+    for base in bases:
+        image = base.split()[0]
+        tag = image.rsplit(":", 1)[1] if ":" in image.split("/")[-1] else ""
+        # pinned: a version number, or a full distro-variant-OS tag like jazzy-ros-base-noble (never "latest")
+        pinned = tag and tag != "latest" and (re.search(r"\d", tag) or tag.count("-") >= 2)
+        assert pinned, f"base image {image} is not on a pinned tag"
+    for op, arg in instructions:
+        if op == "COPY":
+            *sources, _dest = shlex.split(arg)
+            for src in sources:
+                assert (ROOT / src).exists(), f"{path.name} copies {src}, which is not in the repo"
+        if op == "RUN":
+            for spec in re.findall(r"pip install [^&]*-e '?\.\[([\w,]+)\]", arg):
+                missing = set(spec.split(",")) - set(extras)
+                assert not missing, f"{path.name} installs unknown extras {missing}"
+        if op == "CMD":
+            check_command(yaml.safe_load(arg))  # exec form is a JSON list
+
+
+@pytest.mark.timeout(30)
+def test_compose_wires_existing_images_commands_and_volumes():
+    compose = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())
+    services = compose["services"]
+    assert {"learner", "robot-server", "actor"} <= set(services)
+    built = {}
+    for name, svc in services.items():
+        if "build" in svc:
+            context = (DOCKER / svc["build"]["context"]).resolve()
+            assert context == ROOT, f"{name} builds from {context}, not the repo root"
+            assert (context / svc["build"]["dockerfile"]).is_file(), f"{name}: no {svc['build']['dockerfile']}"
+            built[svc["image"]] = name
+    for name, svc in services.items():
+        assert svc["image"] in built, f"{name} uses image {svc['image']} that no service builds"
+        check_command(svc["command"])
+        for volume in svc.get("volumes", []):
+            host = Path(volume.split(":")[0])
+            if host.parts[0] == "..":
+                rel = (DOCKER / host).resolve().relative_to(ROOT)
+                assert rel.parts[0] in RUNTIME_DIRS or (ROOT / rel).exists(), f"{name} mounts missing {rel}"
+    learner_ports = {int(p.split(":")[1]) for p in services["learner"]["ports"]}
+    from serl.transport.config import TransportConfig
+
+    assert learner_ports == {TransportConfig().data_port, TransportConfig().weights_port}
+    assert services["robot-server"]["network_mode"] == "host" and services["actor"]["network_mode"] == "host"
