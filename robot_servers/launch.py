@@ -1,0 +1,134 @@
+"""Start the simulated driver and the robot server as subprocesses, wait until the server reports robot state, and
+always tear both down (SIGTERM, then SIGKILL). Used by tests, the benchmark and people:
+
+    with launch_sim_rig("hardware_configs/sim_panda.yaml") as rig:
+        client = RobotClient(rig.address)
+        ...
+
+    python -m robot_servers.launch hardware_configs/sim_panda.yaml   # until Ctrl-C
+
+Each launch gets a private ROS_DOMAIN_ID (unless one is given) and a free loopback port, with ROS discovery kept on
+the host, so parallel launches and other machines never see each other's topics.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+from robot_servers.ros_msgs import loopback_env
+from serl.robot.client import RobotClient, RobotError
+from serl.robot.hardware_config import HardwareConfig, load_hardware_config, parse_hardware_config
+
+
+@dataclass(frozen=True)
+class SimRig:
+    address: str  # where the robot server listens
+    domain_id: int  # ROS_DOMAIN_ID of the driver and server
+    config: HardwareConfig  # the rig file as the processes read it
+    config_path: Path  # the file they read (a copy with the launch's address)
+    env: dict[str, str]  # environment to run other ROS nodes of this rig (e.g. camera subscribers) with
+    driver: subprocess.Popen
+    server: subprocess.Popen
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@contextlib.contextmanager
+def launch_sim_rig(config: str | Path | dict, domain_id: int | None = None, address: str | None = None,
+                   timeout_s: float = 60.0, log_dir: str | Path | None = None) -> Iterator[SimRig]:
+    """Driver + server for `config` (a rig file path, or its content as a dict), ready to serve on exit.
+    `address`: where the server listens (default: a free loopback port)."""
+    raw = yaml.safe_load(Path(config).read_text()) if not isinstance(config, dict) else dict(config)
+    domain = domain_id if domain_id is not None else random.randint(1, 101)
+    address = address or f"tcp://127.0.0.1:{free_port()}"
+    raw["robot"] = {**raw.get("robot", {}), "address": address}
+    cfg = parse_hardware_config(raw, str(config) if not isinstance(config, dict) else "launch config")
+    env = loopback_env(domain)
+    env.setdefault("MUJOCO_GL", "egl")
+    with tempfile.TemporaryDirectory(prefix="serl-rig-") as tmp:
+        path = Path(tmp) / "rig.yaml"
+        path.write_text(yaml.safe_dump(raw))
+        logs = Path(log_dir) if log_dir is not None else Path(tmp)
+        procs: list[subprocess.Popen] = []
+        try:
+            for name in ("sim_franka_driver", "franka_server"):
+                out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 -- closed with the process below
+                procs.append(subprocess.Popen([sys.executable, "-m", f"robot_servers.{name}", str(path)],
+                                              env=env, stdout=out, stderr=subprocess.STDOUT))
+                out.close()
+            _wait_ready(address, procs, logs, timeout_s)
+            yield SimRig(address, domain, cfg, path, env, procs[0], procs[1])
+        finally:
+            for proc in reversed(procs):
+                stop_process(proc)
+
+
+def _wait_ready(address: str, procs: list[subprocess.Popen], logs: Path, timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    with RobotClient(address, timeout_s=0.5) as client:
+        while time.monotonic() < deadline:
+            for proc in procs:
+                if proc.poll() is not None:
+                    raise RuntimeError(f"{proc.args[2]} exited with {proc.returncode}:\n{_tail(logs)}")
+            try:
+                health = client.health()
+                if health["has_state"] and health["state_age_s"] < 0.5:
+                    return
+            except RobotError:
+                pass
+            time.sleep(0.1)
+    raise TimeoutError(f"the simulated rig was not ready within {timeout_s:.0f} s:\n{_tail(logs)}")
+
+
+def _tail(logs: Path) -> str:
+    return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-2000:] for p in sorted(logs.glob("*.log")))
+
+
+def stop_process(proc: subprocess.Popen, timeout_s: float = 5.0) -> None:
+    """SIGTERM, wait, then SIGKILL."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=timeout_s)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description="run the simulated Franka driver and the robot server")
+    parser.add_argument("config", help="rig file, e.g. hardware_configs/sim_panda.yaml")
+    parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0")))
+    args = parser.parse_args(argv)
+    cfg = load_hardware_config(args.config)  # fail early, naming the key
+    if cfg.robot.adapter != "sim":
+        sys.exit("robot_servers.launch starts the simulated rig; on a real rig run robot_servers.franka_server")
+    with launch_sim_rig(args.config, domain_id=args.domain_id, address=cfg.robot.address) as rig:
+        print(f"robot server on {rig.address}, ROS_DOMAIN_ID={rig.domain_id}; Ctrl-C stops", flush=True)
+        try:
+            while rig.driver.poll() is None and rig.server.poll() is None:
+                time.sleep(0.5)
+        except KeyboardInterrupt:
+            pass
+
+
+if __name__ == "__main__":
+    main()
