@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 from serl.actor import ActorConfig
 from serl.agents.sac import SACConfig
+from serl.devices import DeviceConfig
 from serl.devices.scripted import ScriptedOperatorConfig
 from serl.envs.sim.config import SimEnvConfig
 from serl.envs.wrappers import PolicyEnvConfig
@@ -20,6 +21,7 @@ class ExperimentConfig:
     env: SimEnvConfig = field(default_factory=SimEnvConfig)  # the simulated task (scene, limits, rates)
     wrappers: PolicyEnvConfig = field(default_factory=PolicyEnvConfig)  # what the policy sees and how it acts
     operator: ScriptedOperatorConfig = field(default_factory=ScriptedOperatorConfig)  # the simulated person
+    device: DeviceConfig = field(default_factory=DeviceConfig)  # operator input: scripted (sim), SpaceMouse, keyboard
     agent: SACConfig = field(default_factory=lambda: SACConfig(grasp_critic=True))  # the RLPD agent
     learner: LearnerConfig = field(default_factory=LearnerConfig)  # buffers, publishing, checkpoints, budgets
     actor: ActorConfig = field(default_factory=ActorConfig)  # actor id, step budget, update-to-data rate limit

@@ -1,55 +1,110 @@
-"""`serl record-demos TASK`: record demonstrations. In simulation the scripted operator drives (a person with a
-SpaceMouse on a real rig); only successful episodes are kept, each saved atomically as its own file, appended to
-the task's demos folder. Ctrl+C stops between files: nothing half-written is ever left behind."""
+"""`serl record-demos TASK [--device scripted|spacemouse|keyboard] [--n N] [--out DIR]`: record demonstrations.
+
+The operator drives through the same intervention path as during training (in simulation the scripted operator
+by default); while nobody acts the robot holds. Only successful episodes are kept (the env's success, or the
+operator's "mark_success"; an aborted episode never is), each saved atomically as its own file and appended to
+the demos folder. Ctrl+C (or SIGTERM) stops at once: the episode in progress is dropped, a file being written is
+finished, so nothing half-written is ever left behind."""
 
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import threading
 import time
+from collections.abc import Callable
 from pathlib import Path
 
 import numpy as np
 
 from serl.commands.config_args import parse_task_config
 
+HOLD = np.zeros(7, np.float32)  # the "policy" while recording: no motion, gripper unchanged
 
-def record(config, folder: Path, count: int, max_attempts: int | None = None) -> list[Path]:
-    """Record until `count` successful episodes are saved in `folder`; returns their paths."""
+
+def next_episode_id(folder: Path) -> int:
+    """One past the largest episode id already in `folder`, so appended demos never reuse an id (or, in
+    simulation, a reset seed); unreadable files are skipped here and reported when loaded."""
+    ids = [-1]
+    for path in Path(folder).glob("*.npz"):
+        try:
+            with np.load(path, allow_pickle=False) as data:
+                ids.append(int(np.max(data["episode_id"])))
+        except Exception:  # a damaged file is the loader's to report, by name
+            continue
+    return max(ids) + 1
+
+
+def keep(info: dict) -> bool:
+    return bool(info.get("succeed", False)) and not info.get("aborted", False)
+
+
+def record_episode(env, seed: int, episode: int, stop: threading.Event) -> tuple[list[dict] | None, dict]:
+    """One episode's transitions and its last info; None for the transitions if `stop` interrupted it."""
     from serl.actor import transition
+
+    obs, info = env.reset(seed=seed)
+    steps, done = [], False
+    while not done:
+        if stop.is_set():
+            return None, info
+        next_obs, reward, terminated, truncated, info = env.step(HOLD)
+        steps.append(transition(obs, HOLD, reward, next_obs, terminated, truncated, info, episode, len(steps), None))
+        obs, done = next_obs, terminated or truncated
+    return steps, info
+
+
+def record(config, folder: Path, count: int, max_attempts: int | None = None, stop: threading.Event | None = None,
+           out: Callable[[str], None] = print) -> list[Path]:
+    """Record until `count` successful episodes are saved in `folder` (or `max_attempts`, or `stop`); returns the
+    paths saved."""
     from serl.commands.runtime import build_env, transition_spec
     from serl.data import stack
     from serl.data.demos import save_episode
 
-    operator = dataclasses.replace(config.operator, takeover_prob=1.0)  # the operator drives every step
-    env = build_env(dataclasses.replace(config, operator=operator))
-    spec = transition_spec(env)
+    stop = stop or threading.Event()
+    if config.device.kind == "scripted":  # the simulated operator drives every step
+        config = dataclasses.replace(config, operator=dataclasses.replace(config.operator, takeover_prob=1.0))
+    env = build_env(config)
+    env.set_wrapper_attr("operator_stop", stop, force=False)  # a pause or reset confirmation ends on Ctrl+C
+    spec, first = transition_spec(env), next_episode_id(folder)
     saved, attempts, start = [], 0, time.monotonic()
     try:
-        while len(saved) < count and (max_attempts is None or attempts < max_attempts):
-            obs, _ = env.reset(seed=config.seed + 100_000 + attempts)
-            steps, done = [], False
-            while not done:
-                next_obs, reward, terminated, truncated, info = env.step(np.zeros(7, np.float32))
-                steps.append(transition(obs, np.zeros(7), reward, next_obs, terminated, truncated, info, attempts,
-                                        len(steps), None))
-                obs, done = next_obs, terminated or truncated
+        while len(saved) < count and not stop.is_set() and (max_attempts is None or attempts < max_attempts):
+            episode = first + attempts
+            steps, info = record_episode(env, config.seed + 100_000 + episode, episode, stop)
+            if steps is None:
+                out("interrupted: the episode in progress was dropped")
+                break
             attempts += 1
-            if info["succeed"]:
+            if keep(info):
                 saved.append(save_episode(folder, stack(steps), spec))
-            print(f"kept {len(saved)}/{count} | attempts {attempts} | success {len(saved) / attempts:.0%} | "
-                  f"{time.monotonic() - start:.0f} s", flush=True)
+            out(f"kept {len(saved)}/{count} | attempts {attempts} | success {len(saved) / attempts:.0%} | "
+                f"last {'kept' if keep(info) else 'dropped'} ({len(steps)} steps) | "
+                f"{time.monotonic() - start:.0f} s")
     finally:
         env.close()
     return saved
 
 
 def main(argv: list[str]) -> int:
+    from serl.commands.runtime import stop_on_signals
+
     parser = argparse.ArgumentParser(prog="serl record-demos", description=__doc__)
     parser.add_argument("--n", type=int, default=None, help="episodes to keep (default: the config's demo_episodes)")
     parser.add_argument("--out", type=Path, default=None, help="demos folder (default: the config's demos_dir)")
+    parser.add_argument("--device", choices=["scripted", "spacemouse", "keyboard"], default=None,
+                        help="who drives (default: the config's device.kind; scripted in simulation)")
     args, config = parse_task_config(parser, argv)
+    if args.n is not None and args.n < 1:
+        parser.error(f"--n must be at least 1, got {args.n}")
+    if args.device is not None:
+        config = dataclasses.replace(config, device=dataclasses.replace(config.device, kind=args.device))
+    if config.device.kind == "keyboard":
+        keys = ", ".join(f"{k!r}: {role}" for k, role in config.device.keyboard.keys)
+        print(f"keyboard teleop ({keys}); Ctrl+C stops", flush=True)
     folder = args.out or Path(config.demos_dir)
-    saved = record(config, folder, args.n or config.demo_episodes)
-    print(f"saved {len(saved)} demonstrations to {folder}/")
+    saved = record(config, folder, args.n or config.demo_episodes, stop=stop_on_signals(),
+                   out=lambda line: print(line, flush=True))
+    print(f"saved {len(saved)} demonstrations to {folder}/", flush=True)
     return 0

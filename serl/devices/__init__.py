@@ -1,6 +1,70 @@
-"""Operator input devices behind one interface (`InterventionDevice.read() -> DeviceState`)."""
+"""Operator input devices behind one interface (`InterventionDevice.read() -> DeviceState`), and `make_device`,
+which builds the one an experiment config chooses."""
 
-from serl.devices.base import IDLE, DeviceState, InterventionDevice
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from serl.devices.base import CONTROLS, IDLE, DeviceState, InterventionDevice
+from serl.devices.keyboard import Keyboard, KeyboardConfig
+from serl.devices.replay import DeviceRecorder, Replay
 from serl.devices.scripted import ScriptedOperator, ScriptedOperatorConfig
+from serl.devices.spacemouse import SpaceMouse, SpaceMouseConfig
 
-__all__ = ["IDLE", "DeviceState", "InterventionDevice", "ScriptedOperator", "ScriptedOperatorConfig"]
+__all__ = ["CONTROLS", "IDLE", "DeviceConfig", "DeviceState", "InterventionDevice", "Keyboard", "KeyboardConfig",
+           "Replay", "ScriptedOperator", "ScriptedOperatorConfig", "SpaceMouse", "SpaceMouseConfig", "make_device"]
+
+DeviceKind = Literal["scripted", "spacemouse", "keyboard", "replay"]
+
+
+@dataclass(frozen=True)
+class DeviceConfig:
+    kind: DeviceKind = "scripted"  # who drives: the simulated person (sim only), SpaceMouse, keyboard, a recording
+    spacemouse: SpaceMouseConfig = field(default_factory=SpaceMouseConfig)  # this rig's SpaceMouse mapping
+    keyboard: KeyboardConfig = field(default_factory=KeyboardConfig)  # key bindings and speeds
+    keyboard_controls: bool = False  # with a SpaceMouse: operator controls from the terminal's keyboard too
+    replay_path: str = ""  # the recorded device stream that kind "replay" plays back
+    record_path: str = ""  # if set, every device state read is recorded to this file (replayable)
+
+
+class WithControls:
+    """A motion device plus a second device for operator controls (a two-button SpaceMouse and the keyboard):
+    motion from the first, or from the second while only it is active; controls from both."""
+
+    def __init__(self, motion: InterventionDevice, controls: InterventionDevice):
+        self.motion, self.controls = motion, controls
+
+    def read(self) -> DeviceState:
+        first, second = self.motion.read(), self.controls.read()
+        acting = second if second.active and not first.active else first
+        buttons = tuple(c for c in CONTROLS if c in first.buttons or c in second.buttons)
+        return DeviceState(np.asarray(acting.action, np.float32), buttons, acting.active, dict(first.extra))
+
+    def close(self) -> None:
+        for device in (self.motion, self.controls):
+            if callable(close := getattr(device, "close", None)):
+                close()
+
+
+def make_device(cfg: DeviceConfig, env=None, scripted: ScriptedOperatorConfig = ScriptedOperatorConfig(),
+                seed: int | None = None) -> InterventionDevice:
+    """The device `cfg` describes. The scripted operator needs the simulated `env` it reads."""
+    if cfg.kind == "scripted":
+        if env is None or not hasattr(env.unwrapped, "sim"):
+            raise ValueError("device.kind 'scripted' drives simulated envs only; a real rig needs 'spacemouse' or "
+                             "'keyboard'")
+        device = ScriptedOperator(env, scripted, seed=seed)
+    elif cfg.kind == "spacemouse":
+        device = SpaceMouse(cfg.spacemouse)
+        if cfg.keyboard_controls:
+            device = WithControls(device, Keyboard(cfg.keyboard))
+    elif cfg.kind == "keyboard":
+        device = Keyboard(cfg.keyboard)
+    elif cfg.kind == "replay":
+        device = Replay(cfg.replay_path)
+    else:
+        raise ValueError(f"unknown device.kind {cfg.kind!r}; one of scripted, spacemouse, keyboard, replay")
+    return DeviceRecorder(device, cfg.record_path) if cfg.record_path else device

@@ -36,8 +36,8 @@ DEFAULT_KEYS = (
 
 @dataclass(frozen=True)
 class KeyboardConfig:
-    keys: tuple[tuple[str, str], ...] = DEFAULT_KEYS  # (key, role): ±x/y/z, ±rx/ry/rz (base frame), close,
-    # open, takeover (toggles keeping control while still), stop (all motion), or an operator control
+    # Roles: ±x/y/z, ±rx/ry/rz (base frame), close, open, takeover (toggle), stop (all motion), operator controls.
+    keys: tuple[tuple[str, str], ...] = DEFAULT_KEYS  # (key, role) pairs
     translation: float = 0.5  # action magnitude of a held translation key
     rotation: float = 0.5  # action magnitude of a held rotation key
     held_s: float = 0.6  # a key counts as held this long after its last press (longer than auto-repeat's delay)

@@ -32,13 +32,13 @@ HIDEnumerate = Callable[[], Sequence[Any]]  # -> the HID devices present, as eas
 class SpaceMouseConfig:
     model: str = ""  # pyspacemouse model name (e.g. "SpaceMouseCompact"); "": the first supported one found
     axes: tuple[str, ...] = ("y", "x", "z", "pitch", "roll", "yaw")  # puck axis driving action x, y, z, rx, ry, rz
-    signs: tuple[float, ...] = (1.0, -1.0, 1.0, 1.0, -1.0, 1.0)  # per action axis; defaults: operator behind the
-    # robot, facing along its x axis
+    # Defaults: the operator stands behind the robot, facing along its x axis.
+    signs: tuple[float, ...] = (1.0, -1.0, 1.0, 1.0, -1.0, 1.0)  # sign per action axis (1 or -1)
     dead_zone: float = 0.1  # |deflection| below this reads 0 and does not take over (the puck never rests at 0)
     translation_scale: float = 1.0  # action per unit of deflection beyond the dead-zone, xyz (clipped to [-1, 1])
     rotation_scale: float = 1.0  # the same for rotations
-    buttons: tuple[tuple[str, str], ...] = (("LEFT", "close"), ("RIGHT", "open"))  # (pyspacemouse button name,
-    # role): "close"/"open" the gripper, "takeover" (hold to keep control while still), or an operator control
+    # Button roles: "close"/"open" the gripper, "takeover" (hold to keep control while still), an operator control.
+    buttons: tuple[tuple[str, str], ...] = (("LEFT", "close"), ("RIGHT", "open"))  # (pyspacemouse button, role)
     reconnect_s: float = 1.0  # seconds between searches for the device after it was unplugged
     poll_s: float = 0.002  # the reader's sleep when no report is waiting
 
