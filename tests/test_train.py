@@ -56,3 +56,36 @@ def test_single_process_train_then_resume(tmp_path):
                                capture_output=True, text=True, timeout=120)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert "checkpoint at update 30" in evaluated.stdout and "/2 (" in evaluated.stdout
+
+
+def history(run):
+    return [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+
+
+@pytest.mark.timeout(400)
+def test_two_process_train_smoke_then_resume(tmp_path):
+    """The default `serl train`: learner and actor as two processes over loopback ZeroMQ; the actor's step budget
+    ends the run (the learner then drains what arrived, checkpoints and stops)."""
+    every = ["--actor.eval-every-episodes", "2", "--actor.eval-episodes", "1", "--run", "smoke"]
+    cmd = [sys.executable, "-m", "serl.cli", "train", "sim_pick_cube_state", "--runs-dir", str(tmp_path),
+           "--demos-dir", str(tmp_path / "demos"), "--demo-episodes", "2", *TINY, *every]
+    out = subprocess.run([*cmd, "--actor.max-env-steps", "150"], capture_output=True, text=True, timeout=240)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp_path / "smoke"
+    progress = json.loads((run / "learner_progress.json").read_text())
+    assert progress["updates"] > 0 and progress["incarnation"] == 0
+    arrived = stored_origins(run)
+    assert len(arrived) == 150 and arrived == [("actor-0", s) for s in range(150)]
+    versions = [r["policy_step"] for r in history(run) if "eval_success" not in r]
+    assert versions[-1] > versions[0] >= 0  # the actor took newer weights as the learner published them
+    assert (run / "curve.png").stat().st_size > 0 and (run / "checkpoints" / str(progress["updates"])).is_dir()
+    assert list((run / "videos").glob("eval_*.mp4"))
+    assert "checkpoint:" in out.stdout and "curve.png" in out.stdout and "serl eval" in out.stdout  # the summary
+    resumed = subprocess.run([*cmd, "--actor.max-env-steps", "240", "--resume"], capture_output=True, text=True,
+                             timeout=240)
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+    again = json.loads((run / "learner_progress.json").read_text())
+    assert again["updates"] > progress["updates"] and again["incarnation"] == 1
+    assert stored_origins(run) == [("actor-0", s) for s in range(240)]  # continued, nothing repeated or lost
+    steps = [r["env_steps"] for r in history(run) if "eval_success" not in r]
+    assert steps == sorted(steps) and steps[-1] == 240
