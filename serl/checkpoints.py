@@ -1,11 +1,15 @@
 """Learner checkpoints with orbax: the agent's whole train state, the counters and the per-actor watermarks.
 
 Orbax writes each checkpoint to a temporary folder and renames it when complete, so a crash mid-write leaves the
-previous checkpoint loadable. Saves are synchronous here: a checkpoint that `save` returned from is on disk.
+previous checkpoint loadable. Saves are synchronous here: a checkpoint that `save` returned from is on disk. A save
+that fails to write (disk full) raises `CheckpointWriteError` and removes its partial folder.
 """
 
 from __future__ import annotations
 
+import errno
+import re
+import shutil
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -21,18 +25,41 @@ class LearnerCounters:
     watermarks: dict[str, int] = field(default_factory=dict)  # per-actor last durable sequence (a copy)
 
 
+class CheckpointWriteError(OSError):
+    """Writing a checkpoint failed (disk full, quota, I/O error); the previous checkpoint is untouched."""
+
+
+def _os_error_code(err: BaseException) -> int | None:
+    """The errno of a failed write: OSError's own, or the one tensorstore puts in its message."""
+    if isinstance(err, OSError):
+        return err.errno
+    found = re.search(r"os_error_code='?(\d+)", str(err))
+    return int(found.group(1)) if found else None
+
+
 class Checkpointer:
     def __init__(self, directory: str | Path, keep: int = 3):
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False)
-        self._manager = ocp.CheckpointManager(Path(directory).absolute(), options=options)
+        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False,
+                                               cleanup_tmp_directories=True)  # partial folders of a crashed save
+        self.directory = Path(directory).absolute()
+        self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def save(self, agent, counters: LearnerCounters) -> None:
         """Write a checkpoint for `counters.updates`; one for that step already on disk holds the same agent."""
         if counters.updates == self.latest_step():
             return
         args = ocp.args.Composite(agent=ocp.args.StandardSave(agent), counters=ocp.args.JsonSave(asdict(counters)))
-        self._manager.save(counters.updates, args=args, force=True)
-        self._manager.wait_until_finished()
+        try:
+            self._manager.save(counters.updates, args=args, force=True)
+            self._manager.wait_until_finished()
+        except Exception as err:
+            code = _os_error_code(err)
+            if code is None:
+                raise
+            for partial in self.directory.glob(f"{counters.updates}.orbax-checkpoint-tmp*"):
+                shutil.rmtree(partial, ignore_errors=True)  # frees the space it took
+            raise CheckpointWriteError(code, f"checkpoint {counters.updates} not written "
+                                       f"({errno.errorcode.get(code, code)}): {str(err)[:300]}") from err
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()

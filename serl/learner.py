@@ -8,10 +8,9 @@ from __future__ import annotations
 
 import json
 import logging
-import os
-import signal
 import threading
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -24,6 +23,7 @@ from serl.agents.sharding import make_mesh, replicate, shard_batch
 from serl.checkpoints import Checkpointer, LearnerCounters
 from serl.data import PrefetchIterator, ReplayStorage, TransitionSpec, sample_mixed
 from serl.data.demos import load_demos
+from serl.faults import KillDuringWrite, fault_hit, fault_point, limit_file_size
 from serl.monitor import RunMonitor
 from serl.networks.observation_encoder import FEATURES_SUFFIX, trunk_feature_fn, trunk_feature_shape
 from serl.networks.pretrained import frozen_params_for
@@ -50,20 +50,13 @@ class LearnerConfig:
     receive_batches: int = 64  # most incoming batches drained per loop iteration
     prefetch: int = 2  # batches sampled ahead on a background thread
     keep_checkpoints: int = 3  # checkpoints kept on disk
+    on_disk_error: str = field(default="continue", metadata=RESUMABLE)  # failed buffer/checkpoint write: "continue"
+    # (keep training; unstored batches stay unacknowledged and are retried) or "stop" (stop cleanly, exit non-zero)
+    disk_retry_s: float = field(default=5.0, metadata=RESUMABLE)  # seconds between retries of a failed buffer write
 
 
-_fault_hits: dict[str, int] = {}
-
-
-def fault_point(name: str) -> None:
-    """Chaos-test hook: with SERL_FAULT=`name`:N in the environment the process SIGKILLs itself the Nth time it
-    passes this point (e.g. between a batch's durable append and its acknowledgement). A no-op otherwise."""
-    spec = os.environ.get("SERL_FAULT", "")
-    if not spec.startswith(name + ":"):
-        return
-    _fault_hits[name] = _fault_hits.get(name, 0) + 1
-    if _fault_hits[name] >= int(spec.split(":", 1)[1]):
-        os.kill(os.getpid(), signal.SIGKILL)
+class DiskWriteError(RuntimeError):
+    """A buffer or checkpoint write failed (disk full, quota, I/O error) and the run is configured to stop."""
 
 
 def _intervened(transition) -> bool:
@@ -79,6 +72,8 @@ class Learner:
     def __init__(self, agent_cfg: SACConfig, cfg: LearnerConfig, observation_space, action_space, run_dir: Path,
                  source: TransitionSource, publisher: WeightsPublisher, seed: int = 0, resume: bool = False,
                  demos_dir: str | Path | None = None):
+        if cfg.on_disk_error not in ("continue", "stop"):
+            raise ValueError(f"learner.on_disk_error must be 'continue' or 'stop', got {cfg.on_disk_error!r}")
         self.cfg, self.agent_cfg, self.run_dir = cfg, agent_cfg, Path(run_dir)
         self.source, self.publisher = source, publisher
         self.spec = TransitionSpec.from_spaces(observation_space, action_space)
@@ -90,14 +85,18 @@ class Learner:
                            frozen_params_for(agent_cfg.encoder))
         self.agent = replicate(agent, self.mesh)
         cache = self._feature_cache(agent, observation_space)
+        # Actions are in the policy's [-1, 1] scale (DESIGN): anything beyond is rejected at insertion.
         self.online = ReplayStorage(self.run_dir / "buffers" / "online", self.spec, cfg.buffer_capacity,
-                                    cfg.buffer_chunk_size, **cache)
+                                    cfg.buffer_chunk_size, action_limit=1.0, **cache)
         self.demo = ReplayStorage(self.run_dir / "buffers" / "demo", self.spec, cfg.buffer_capacity,
-                                  cfg.buffer_chunk_size, **cache)
+                                  cfg.buffer_chunk_size, action_limit=1.0, **cache)
         self.checkpointer = Checkpointer(self.run_dir / "checkpoints", cfg.keep_checkpoints)
         self.counters = LearnerCounters()
         self.invalid_transitions = 0
         self.redone_updates = 0  # updates done after the restored checkpoint, lost in the crash and redone
+        self.disk_errors = 0  # failed buffer or checkpoint writes
+        self._unstored: deque = deque()  # batches whose append failed, in arrival order, retried before new ones
+        self._retry_at = 0.0
         if resume:
             self._restore()
         if demos_dir is not None:
@@ -145,6 +144,9 @@ class Learner:
                                         skipped_updates=saved.skipped_updates, watermarks=saved.watermarks)
         self.redone_updates = max(0, progress.get("updates", 0) - saved.updates)
         self._write_progress()
+        with open(self.run_dir / "resumes.jsonl", "a") as f:  # what `serl.audit` counts: one line per restart
+            f.write(json.dumps({"incarnation": incarnation, "restored_update": saved.updates,
+                                "redone_updates": self.redone_updates, "time": time.time()}) + "\n")
         log.warning("resumed from update %d as incarnation %d; %d updates since that checkpoint are redone",
                     saved.updates, incarnation, self.redone_updates)
 
@@ -159,28 +161,58 @@ class Learner:
             return {}
 
     def _write_progress(self) -> None:
+        """Record the update counter (so a restart knows how many updates it redoes); best effort on a full disk."""
         tmp = self._progress_path().with_suffix(".tmp")
-        tmp.write_text(json.dumps({"updates": self.counters.updates, "incarnation": self.counters.incarnation}))
-        tmp.replace(self._progress_path())
+        try:
+            tmp.write_text(json.dumps({"updates": self.counters.updates, "incarnation": self.counters.incarnation}))
+            tmp.replace(self._progress_path())
+        except OSError as err:
+            log.error("could not record the learner's progress in %s: %s", self._progress_path(), err)
 
     # ---------- data ----------
     def ingest(self, timeout: float) -> int:
-        """Receive, store durably, acknowledge. Returns the number of batches received."""
-        batches = self.source.receive(self.cfg.receive_batches, timeout)
-        for batch in batches:
-            # A list, not a stacked batch: the storage validates each transition and drops only the bad ones.
-            result = self.online.append(batch.transitions, batch.actor_id, batch.first_sequence, on_invalid="drop")
-            if result.invalid:
-                self.invalid_transitions += result.invalid
-                log.warning("dropped %d invalid transitions from %s: %s", result.invalid, batch.actor_id,
-                            result.first_error)
-            intervened = np.array([_intervened(t) for t in batch.transitions], bool)
-            if intervened.any():  # intervention steps go to the demo buffer too; its watermark covers the batch
-                self.demo.append(batch.transitions, batch.actor_id, batch.first_sequence, on_invalid="drop",
-                                 keep=intervened)
+        """Receive, store durably, acknowledge. Returns the number of batches received.
+
+        A batch whose write fails (disk full) is not acknowledged: it and every later batch are kept, in order, and
+        retried every `disk_retry_s` (the actors hold them in their spools meanwhile), or the run stops."""
+        if self._unstored and time.monotonic() < self._retry_at:
+            return 0  # the disk is still failing: train on what is stored, take nothing new
+        batches = [*self._unstored, *self.source.receive(self.cfg.receive_batches, timeout)]
+        self._unstored.clear()
+        for i, batch in enumerate(batches):
+            try:
+                self._store(batch)
+            except OSError as err:
+                self._unstored.extend(batches[i:])
+                self._disk_error(f"storing {batch.actor_id}'s transitions {batch.first_sequence}.."
+                                 f"{batch.last_sequence}", err)
+                self._retry_at = time.monotonic() + self.cfg.disk_retry_s
+                break
             fault_point("after_append")
             self.source.acknowledge(batch.actor_id, batch.last_sequence)
         return len(batches)
+
+    def _store(self, batch) -> None:
+        # A list, not a stacked batch: the storage validates each transition and drops only the bad ones.
+        result = self.online.append(batch.transitions, batch.actor_id, batch.first_sequence, on_invalid="drop")
+        if result.invalid:
+            self.invalid_transitions += result.invalid
+            log.warning("dropped %d invalid transitions from %s: %s", result.invalid, batch.actor_id,
+                        result.first_error)
+        intervened = np.array([_intervened(t) for t in batch.transitions], bool)
+        if intervened.any():  # intervention steps go to the demo buffer too; its watermark covers the batch
+            self.demo.append(batch.transitions, batch.actor_id, batch.first_sequence, on_invalid="drop",
+                             keep=intervened)
+
+    def _disk_error(self, what: str, err: OSError) -> None:
+        """Count and report a failed write; with `on_disk_error="stop"` raise DiskWriteError."""
+        self.disk_errors += 1
+        latest = self.checkpointer.latest_step()
+        message = (f"{what} failed: {err} (errno {err.errno}). Buffers hold everything up to the last stored "
+                   f"batch; the latest good checkpoint is update {latest}.")
+        if self.cfg.on_disk_error == "stop":
+            raise DiskWriteError(message + " Stopping (learner.on_disk_error=stop): free disk space, then --resume.")
+        log.error("%s Training continues and retries the write (learner.on_disk_error=continue).", message)
 
     def ready(self) -> bool:
         return self.online.size >= self.cfg.min_online
@@ -203,11 +235,19 @@ class Learner:
         if version != self._published:
             self.publisher.publish(version, jax.device_get(self.agent.policy_params()))
             self._published = version
+            self._write_progress()  # a crash after this loses at most publish_every updates uncounted
 
     def checkpoint(self) -> None:
+        """Save a checkpoint; a failed write leaves the previous one loadable (see `on_disk_error`)."""
         self.counters.watermarks = self.online.watermarks()
         self.counters.skipped_updates = int(self.agent.skipped_updates)
-        self.checkpointer.save(self.agent, self.counters)
+        if fault_hit("fsize_at_checkpoint"):
+            limit_file_size()
+        try:
+            with KillDuringWrite("during_checkpoint", self.checkpointer.directory, "orbax-checkpoint-tmp"):
+                self.checkpointer.save(self.agent, self.counters)
+        except OSError as err:
+            return self._disk_error(f"checkpoint at update {self.counters.updates}", err)
         self._write_progress()
 
     def run(self, stop: threading.Event) -> LearnerCounters:
@@ -216,6 +256,7 @@ class Learner:
         self.publish()  # actors start acting with the current weights at once
         start, start_updates = time.monotonic(), self.counters.updates
         self._deadline = None if cfg.max_minutes is None else start + 60.0 * cfg.max_minutes
+        failed = True
         try:
             while not stop.is_set() and not self._budget_spent():
                 self.ingest(timeout=0.0 if self.ready() else 0.05)
@@ -235,10 +276,16 @@ class Learner:
                     self._log(info)
                 if u % cfg.checkpoint_every == 0:
                     self.checkpoint()
+            failed = False
         finally:
             if self._prefetch is not None:
                 self._prefetch.close()
-            self.checkpoint()
+            try:
+                self.checkpoint()
+            except DiskWriteError as err:
+                if not failed:
+                    raise
+                log.error("the final checkpoint failed too: %s", err)  # the first error is the one raised
             self.publish()
         return self.counters
 
@@ -254,7 +301,10 @@ class Learner:
 
     def _observe_actors(self) -> None:
         reports = self.source.stats()
-        self.monitor.observe(reports)
+        try:
+            self.monitor.observe(reports)
+        except OSError as err:  # its history file on a full disk
+            self._disk_error("recording evaluation history", err)
         for r in reports:
             prefix = "eval" if "eval_success" in r else "actor"
             self.writer.write(int(r.get("env_steps", 0)), {f"{prefix}/{k}": float(v) for k, v in r.items()

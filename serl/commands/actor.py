@@ -17,7 +17,9 @@ def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="serl actor", description=__doc__)
     parser.add_argument("--run", default=None, help="run name (default: the task name); state in runs_dir/RUN/actor")
     args, config = parse_task_config(parser, argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # force: importing orbax (via the configs) already gave the root logger absl's WARNING-level handler
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's INFO lines on every checkpoint
     from serl.actor import Actor
     from serl.agents.factory import example_observation, make_agent
     from serl.commands.runtime import build_env, handshake_info, stop_on_signals, transition_spec

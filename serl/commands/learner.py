@@ -16,7 +16,9 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--run", default=None, help="run name (default: the task name); the run is runs_dir/RUN")
     parser.add_argument("--resume", action="store_true", help="continue an existing run from its checkpoint")
     args, config = parse_task_config(parser, argv)
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    # force: importing orbax (via the configs) already gave the root logger absl's WARNING-level handler
+    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
+    logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's INFO lines on every checkpoint
     from serl.commands.runtime import build_env, handshake_info, stop_on_signals, transition_spec
     from serl.learner import DiskWriteError, Learner
     from serl.run_dir import RunDirError, prepare_run_dir

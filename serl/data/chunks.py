@@ -99,9 +99,14 @@ class ChunkFiles:
         path = self.directory / f"{chunk:08d}.bin"
         created = not path.exists()
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
-        if created:
-            os.ftruncate(fd, self.chunk_bytes)
-            fsync_directory(self.directory)
+        try:
+            if os.fstat(fd).st_size < self.chunk_bytes:  # new, or left short by a failed ftruncate (disk full)
+                os.ftruncate(fd, self.chunk_bytes)
+            if created:
+                fsync_directory(self.directory)
+        except OSError:
+            os.close(fd)  # nothing committed lives in a file this short: the next try starts it again
+            raise
         self._fds[chunk] = fd
         if chunk not in self.maps:
             self.maps = {**self.maps, chunk: self._map(path)}

@@ -8,6 +8,7 @@ silently dropping committed data.
 
 from __future__ import annotations
 
+import errno
 import os
 import struct
 import zlib
@@ -90,7 +91,10 @@ class CommitLog:
         if self._fd is None:
             raise RuntimeError("commit log is not open")
         record = encode_record(n_slots, n_rows, actor_id, watermark)
-        os.pwrite(self._fd, record, self._end)
+        written = os.pwrite(self._fd, record, self._end)
+        if written != len(record):  # e.g. a full disk: the partial record is overwritten by the next append
+            raise OSError(errno.ENOSPC, f"{self.path}: short write of a commit record ({written} of {len(record)} "
+                          "bytes); nothing committed")
         os.fdatasync(self._fd)
         self._end += len(record)
 

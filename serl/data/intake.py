@@ -28,7 +28,7 @@ class Intake:
 
 
 def intake(spec: TransitionSpec, batch: Any, watermark: int, first_sequence: int, keep: Any = None,
-           on_invalid: str = "raise") -> Intake:
+           on_invalid: str = "raise", action_limit: float | None = None) -> Intake:
     """Split a batch dict or list of transitions with sequences first_sequence, ... (see `ReplayStorage.append`)."""
     if on_invalid not in ("raise", "drop"):
         raise ValueError(f"on_invalid must be 'raise' or 'drop', got {on_invalid!r}")
@@ -49,12 +49,13 @@ def intake(spec: TransitionSpec, batch: Any, watermark: int, first_sequence: int
                 raise ValueError(f"invalid batch, nothing appended: {e}") from None
             return Intake(None, rows[:0], duplicates, len(rows), n - duplicates - len(rows), str(e), last)
     fresh = (batch if len(rows) == n else take(batch, rows)) if is_dict else [batch[i] for i in rows]
-    valid, kept, first_error = split_valid(spec, fresh, on_invalid) if len(rows) else (None, rows, None)
+    valid, kept, first_error = split_valid(spec, fresh, on_invalid, action_limit) if len(rows) else (None, rows, None)
     return Intake(valid, first_sequence + rows[kept], duplicates, len(rows) - len(kept),
                   n - duplicates - len(rows), first_error, last)
 
 
-def split_valid(spec: TransitionSpec, fresh: Any, on_invalid: str) -> tuple[Batch | None, np.ndarray, str | None]:
+def split_valid(spec: TransitionSpec, fresh: Any, on_invalid: str,
+                action_limit: float | None = None) -> tuple[Batch | None, np.ndarray, str | None]:
     """(valid transitions as a batch or None, their positions in `fresh`, the first problem or None).
 
     `fresh` is a batch dict or a list of transitions. With `on_invalid="raise"` any problem raises ValueError naming
@@ -73,6 +74,9 @@ def split_valid(spec: TransitionSpec, fresh: Any, on_invalid: str) -> tuple[Batc
         batch = stack([fresh[i] for i in keep]) if len(keep) else None
     if batch is not None:
         errors.update({int(keep[r]): msg for r, msg in spec.nonfinite_rows(batch).items()})
+        if action_limit is not None:
+            for r, msg in spec.action_rows_outside(batch, action_limit).items():
+                errors.setdefault(int(keep[r]), msg)
     first = min(errors.items(), default=None)
     if first is None:
         return batch, keep, None

@@ -135,6 +135,12 @@ class TransitionSpec:
                 bad.setdefault(int(row), f"{'/'.join(path)}: non-finite value")
         return dict(sorted(bad.items()))
 
+    def action_rows_outside(self, batch: Mapping[str, Any], limit: float) -> dict[int, str]:
+        """{row: message} for rows whose action has a component beyond +-`limit` (a structurally valid batch)."""
+        actions = np.nan_to_num(np.asarray(batch["actions"]).reshape(batch_len(batch), -1))
+        return {int(r): f"actions: outside [-{limit:g}, {limit:g}] (max |a| = {np.abs(actions[r]).max():.3g})"
+                for r in np.flatnonzero((np.abs(actions) > limit * (1 + 1e-6)).any(axis=1))}
+
     def _tree(self) -> dict[str, Any]:
         obs = dict(self.observation_spec)
         return {"observations": obs, "next_observations": obs, **fixed_fields(self.action_dim)}

@@ -66,11 +66,13 @@ class ReplayStorage:
     Re-opening a folder restores everything committed. `features`/`feature_fn` add per-slot derived features
     (computed once per new slot, batched, at append time), returned as `observations[name]` in samples; with
     `drop_images_in_samples` the camera frames are then left out of samples (`get` still returns them).
+    With `action_limit` an action component beyond +-limit makes a transition invalid.
     """
 
     def __init__(self, directory: str | Path, spec: TransitionSpec, capacity: int, chunk_size: int = 1024, *,
                  features: Mapping[str, tuple[tuple[int, ...], Any]] | None = None,
-                 feature_fn: FeatureFn | None = None, drop_images_in_samples: bool = False) -> None:
+                 feature_fn: FeatureFn | None = None, drop_images_in_samples: bool = False,
+                 action_limit: float | None = None) -> None:
         if capacity < 1 or chunk_size < 1:
             raise ValueError(f"capacity and chunk_size must be >= 1, got {capacity}, {chunk_size}")
         if bool(features) != (feature_fn is not None):
@@ -80,6 +82,7 @@ class ReplayStorage:
         self.layout = StorageLayout.create(spec, chunk_size, features)
         self.layout.pin(self.directory)
         self._feature_fn, self._drop_images, self._cs = feature_fn, drop_images_in_samples, int(chunk_size)
+        self._action_limit = action_limit
         self._lock = threading.Lock()  # serialises writers; readers use `_snapshot`
         self._closed = False
         self._folder_lock = lock_folder(self.directory, "ReplayStorage")
@@ -126,7 +129,7 @@ class ReplayStorage:
         with self._lock:
             self._check_open()
             mark = self._watermarks.get(actor_id, -1)
-            got = intake(self.spec, batch, mark, first_sequence, keep, on_invalid)
+            got = intake(self.spec, batch, mark, first_sequence, keep, on_invalid, self._action_limit)
             if got.last_sequence == mark:  # nothing new: no commit needed
                 return AppendResult(0, got.duplicates, 0, mark, skipped=got.skipped)
             written = None if got.batch is None else self._write(got.batch, self._actor_index(actor_id), got.sequences)
@@ -203,6 +206,12 @@ class ReplayStorage:
         snap = self._snapshot_if_open()
         rows = snap.read_rows(snap.checked(indices))
         return [(self._actors[a], int(s)) for a, s in zip(rows["actor"], rows["sequence"], strict=True)]
+
+    def provenance(self, indices: Any) -> tuple[list[str], np.ndarray]:
+        """(actor ids, row records) of transitions by absolute index: every field but the observations, with
+        `actor` indexing the returned ids and `sequence`; cheap enough to audit a whole buffer."""
+        snap = self._snapshot_if_open()
+        return list(self._actors), snap.read_rows(snap.checked(indices))
 
     def _read_slot(self, slot: int) -> bytes | None:
         chunk, local = divmod(slot, self._cs)

@@ -22,6 +22,7 @@ from typing import Any
 import numpy as np
 
 from serl.data.schema import TransitionSpec
+from serl.faults import fault_point
 from serl.transport.actor_link import ActorLink, LinkSettings
 from serl.transport.codec import FrameCodec, TransitionCodec
 from serl.transport.interfaces import Params, Transition, WeightsVersion
@@ -119,6 +120,8 @@ class ZmqAdder:
             raise ValueError(f"a transition of {len(record)} bytes cannot be sent (limit {self._t.codec.max_bytes})")
         self._t.spool.add(record, bool(np.asarray(transition["intervened"])))
         self._t._link.wake()
+        if not bool(np.asarray(transition["dones"])):
+            fault_point("mid_episode")  # chaos tests: SIGKILL with an episode half spooled
 
     def flush(self, timeout: float | None = None) -> bool:
         """Sync the spool to disk, then wait until the learner acknowledged everything added so far. False on
