@@ -88,3 +88,33 @@ def test_ctrl_c_leaves_only_whole_files(tmp_path):
     assert not [p for p in out.iterdir() if p.suffix != ".npz"]  # no temporary file left behind
     episodes, problems = load_demos(out, spec())
     assert problems == [] and len(episodes) == len(files)
+
+
+@pytest.mark.timeout(90)
+def test_a_person_at_the_terminal_keyboard(tmp_path):
+    import termios
+
+    out = tmp_path / "demos"
+    master, slave = os.openpty()
+    proc = subprocess.Popen([sys.executable, "-m", "serl.cli", "record-demos", "sim_pick_cube_state", "--device",
+                             "keyboard", "--n", "1", "--out", str(out)], cwd=ROOT, stdin=slave,
+                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    try:
+        lines = [proc.stdout.readline()]
+        while "keyboard teleop" not in lines[-1] and proc.poll() is None:
+            lines.append(proc.stdout.readline())
+        time.sleep(0.5)  # the env is built and stepping (episodes without the operator time out, unkept)
+        os.write(master, b"w1")  # push forward and mark success, between two reads
+        output, _ = proc.communicate(timeout=60)
+        assert proc.returncode == 0 and "saved 1 demonstrations" in output, "".join(lines) + output
+        assert termios.tcgetattr(slave)[3] & termios.ICANON  # the terminal was given back
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        os.close(master)
+        os.close(slave)
+    (batch,) = load_demos(out, spec())[0].values()
+    assert batch["intervened"][-1] and batch["actions"][-1][0] > 0.4 and batch["rewards"][-1] == 1.0
+    assert not batch["intervened"][:-1].any()  # until then the robot held, nobody acting
