@@ -50,6 +50,8 @@ def test_round_trip_and_bad_files_are_skipped_by_name(tmp_path):
     episodes, problems = load_demos(tmp_path, SPEC)
     assert sorted(episodes) == sorted([paths[0].stem, paths[2].stem])
     assert len(problems) == 1 and paths[1].name in problems[0]
+    for kept in (0, 2):  # the folder round-trips exactly, the damaged file aside
+        assert_same(batches[kept], episodes[paths[kept].stem])
 
 
 @pytest.mark.timeout(30)
