@@ -3,6 +3,7 @@ operator controls (pause, abort, marks, reset confirmation) it turns into episod
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Callable
@@ -12,6 +13,7 @@ import numpy as np
 
 from serl.devices.base import DeviceState, InterventionDevice
 
+log = logging.getLogger("serl.operator")
 ActionRoundtrip = Callable[[dict, np.ndarray], np.ndarray]  # (raw obs, base-frame action) -> executed action
 
 
@@ -90,6 +92,7 @@ class InterventionWrapper(gym.Wrapper):
     def _wait_for(self, *controls: str) -> tuple[DeviceState, frozenset[str], float]:
         """Poll the device every `poll_s` until one of `controls` is pressed or `operator_stop` is set; returns the
         last state, the controls pressed with it and the seconds waited. Nothing is sent to the env meanwhile."""
+        log.warning("waiting for the operator: press %s", " or ".join(controls))
         start = time.monotonic()
         while True:
             state, pressed = self._read()
