@@ -12,6 +12,7 @@ from serl.devices.scripted import ScriptedOperatorConfig
 from serl.envs.sim.config import SimEnvConfig
 from serl.envs.wrappers import PolicyEnvConfig
 from serl.learner import LearnerConfig
+from serl.reward.config import RewardConfig
 from serl.transport.config import TransportConfig
 
 
@@ -26,6 +27,7 @@ class ExperimentConfig:
     learner: LearnerConfig = field(default_factory=LearnerConfig)  # buffers, publishing, checkpoints, budgets
     actor: ActorConfig = field(default_factory=ActorConfig)  # actor id, step budget, update-to-data rate limit
     transport: TransportConfig = field(default_factory=TransportConfig)  # ZeroMQ addresses, frames, CURVE keys
+    reward: RewardConfig = field(default_factory=RewardConfig)  # env reward, a learned classifier, or the operator
     demos_dir: str = "demos/sim_pick_cube"  # demonstration episodes; loaded into the demo buffer at start
     demo_episodes: int = 20  # `serl train` first records this many with the scripted operator if none exist
     seed: int = 0  # seeds env resets, the operator and the agent

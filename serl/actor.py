@@ -145,6 +145,9 @@ class Actor:
         self.key = jax.random.PRNGKey(seed + 104729 * self.counters.episodes)
         self.params = None
         self._set_takeover_scale(self.counters.takeover_scale)  # a restarted actor keeps its operator schedule
+        # Frames a reward classifier calls success are kept in the run folder for review (no-op without one).
+        if state_dir is not None and hasattr(env, "set_wrapper_attr"):
+            env.set_wrapper_attr("positives_dir", Path(state_dir).parent / "classifier_positives", force=False)
 
     # ---------- counters that never go backwards ----------
     def _load_counters(self) -> ActorCounters:
@@ -276,7 +279,7 @@ class Actor:
             action = self.act(obs)
             next_obs, reward, terminated, truncated, info = self.env.step(action)
             self.adder.add(transition(obs, action, reward, next_obs, terminated, truncated, info, episode, step,
-                                      self.counters.weights))
+                                      self.counters.weights, info.get("classifier_version", 0)))
             self.counters.env_steps += 1
             tracker.step(float(reward), bool(info.get("intervened", False)), float(info.get("paused_s", 0.0)))
             obs, step, done = next_obs, step + 1, terminated or truncated

@@ -7,6 +7,7 @@ end-effector (TCP) frame, so what it learns does not depend on where in the work
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -191,17 +192,60 @@ class FlattenWrapper(gym.ObservationWrapper):
         return {"state": state, **{c: obs["images"][c] for c in self.cameras}}
 
 
+def flat_state_layout(env: gym.Env) -> dict[str, slice]:
+    """Where each state entry sits in the flattened state vector of `env` (which must contain a FlattenWrapper)."""
+    while not isinstance(env, FlattenWrapper):
+        if not hasattr(env, "env"):
+            raise ValueError("no FlattenWrapper below this wrapper: the flattened state layout is unknown")
+        env = env.env
+    layout, start = {}, 0
+    for key in env.state_keys:
+        size = int(np.prod(env.env.observation_space["state"][key].shape))
+        layout[key], start = slice(start, start + size), start + size
+    return layout
+
+
 class RewardClassifierWrapper(gym.Wrapper):
     """Reward from a success classifier (any callable obs -> probability): reward 1 and terminated when the
-    probability reaches the threshold, else reward 0 (the env's own termination is kept). Sets
-    `info["classifier_prob"]` every step. A classifier that raises or returns a non-finite value never stops the
-    robot: that step gets reward 0, `info["classifier_error"]` says why, and `errors` counts it."""
+    probability reaches the threshold (and the optional state predicate holds), else reward 0 (the env's own
+    termination is kept). A classifier with `refresh()`, `version` and `threshold` (a `ClassifierFolder`) is
+    refreshed on every reset, so a newer version is used from the next episode on, and its threshold is the one
+    chosen on validation. `info["classifier_prob"]` and `info["classifier_version"]` every step.
 
-    def __init__(self, env: gym.Env, classifier: Callable[[dict], float], threshold: float = 0.5):
+    A classifier that raises or returns a non-finite value never stops the robot: that step gets reward 0,
+    `info["classifier_error"]` says why, and `errors` counts it. With `positives_dir`, each frame called success is
+    saved there for review (`serl record-labels --from-run`), with the simulator's success flag when there is one.
+    """
+
+    def __init__(self, env: gym.Env, classifier: Callable[[dict], float], threshold: float = 0.5,
+                 predicate=None, positives_dir: str | Path | None = None):
         super().__init__(env)
         self.classifier = classifier
         self.threshold = threshold
+        self.predicate = predicate  # a serl.reward.predicates.StatePredicate, or None
+        self.positives_dir = positives_dir  # the actor sets runs/<run>/classifier_positives when it has a run
         self.errors = 0
+        self._layout = flat_state_layout(env) if predicate is not None and predicate.needs() else {}
+        missing = set(predicate.needs() if predicate is not None else ()) - set(self._layout)
+        if missing:
+            raise ValueError(f"state predicate {predicate.name!r} needs state entries {sorted(missing)}")
+
+    @property
+    def classifier_version(self) -> int:
+        return int(getattr(self.classifier, "version", 0))
+
+    def reset(self, **kwargs):
+        refresh = getattr(self.classifier, "refresh", None)
+        if refresh is not None:
+            try:
+                refresh()
+            except Exception as err:  # a half-copied or broken new version: keep judging with the current one
+                self.errors += 1
+                logging.getLogger("serl.reward").warning("classifier reload failed, keeping v%d: %s",
+                                                         self.classifier_version, err)
+        obs, info = self.env.reset(**kwargs)
+        info["classifier_version"] = self.classifier_version
+        return obs, info
 
     def step(self, action):
         obs, _, terminated, truncated, info = self.env.step(action)
@@ -213,9 +257,39 @@ class RewardClassifierWrapper(gym.Wrapper):
             self.errors += 1
             info["classifier_error"] = f"{type(err).__name__}: {err}"
             prob = 0.0
-        success = prob >= self.threshold
+        threshold = float(getattr(self.classifier, "threshold", self.threshold))
+        success = prob >= threshold and (self.predicate is None or self.predicate.holds(obs["state"], self._layout))
         info["classifier_prob"] = prob
+        info["classifier_version"] = self.classifier_version
+        if success and self.positives_dir is not None:
+            self._keep_positive(obs, prob, info)
         return obs, float(success), terminated or success, truncated, info
+
+    def _keep_positive(self, obs: dict, prob: float, info: dict) -> None:
+        from serl.reward.positives import UNKNOWN, save_positive
+
+        sim = int(bool(info["succeed"])) if "succeed" in info else UNKNOWN
+        try:
+            save_positive(self.positives_dir, obs, self.classifier_version, prob, sim)
+        except OSError as err:  # a full disk must not stop the robot; the frame is only review material
+            logging.getLogger("serl.reward").warning("could not keep a classifier positive: %s", err)
+
+
+class HumanRewardWrapper(gym.Wrapper):
+    """The operator gives the reward with a key or button (read from `info["buttons"]`, which the intervention
+    wrapper fills): "mark_success" -> reward 1 and terminated; "mark_failure" -> reward 0 and terminated; else
+    reward 0 and the env's own termination. `info["operator_label"]` says which was pressed, if any."""
+
+    def step(self, action):
+        obs, _, terminated, truncated, info = self.env.step(action)
+        buttons = info.get("buttons", ())
+        if "mark_success" in buttons:
+            info["operator_label"] = "success"
+            return obs, 1.0, True, truncated, info
+        if "mark_failure" in buttons:
+            info["operator_label"] = "failure"
+            return obs, 0.0, True, truncated, info
+        return obs, 0.0, terminated, truncated, info
 
 
 class GripperPenaltyWrapper(gym.Wrapper):
@@ -289,9 +363,11 @@ class PolicyEnvConfig:
 
 
 def make_policy_env(env: gym.Env, cfg: PolicyEnvConfig = PolicyEnvConfig(), classifier=None,
-                    device: InterventionDevice | None = None, video_path: str | Path | None = None) -> gym.Env:
+                    device: InterventionDevice | None = None, video_path: str | Path | None = None,
+                    predicate=None, human_reward: bool = False) -> gym.Env:
     """The raw env wrapped, inside out: intervention (if a device is given) → relative frame (if configured) →
-    quaternion to euler → flatten → reward classifier (if given) → gripper penalty → video (if a path is given)."""
+    quaternion to euler → flatten → reward classifier (if given; `predicate` ANDed) or the operator's reward (if
+    `human_reward`) → gripper penalty → video (if a path is given)."""
     if device is not None:
         roundtrip = RelativeFrameWrapper.roundtrip if cfg.relative_frame else None
         env = InterventionWrapper(env, device, roundtrip, cfg.intervention_hold_steps, cfg.confirm_reset,
@@ -300,7 +376,9 @@ def make_policy_env(env: gym.Env, cfg: PolicyEnvConfig = PolicyEnvConfig(), clas
         env = RelativeFrameWrapper(env)
     env = FlattenWrapper(QuatToEulerWrapper(env))
     if classifier is not None:
-        env = RewardClassifierWrapper(env, classifier, cfg.classifier_threshold)
+        env = RewardClassifierWrapper(env, classifier, cfg.classifier_threshold, predicate)
+    if human_reward:  # the operator's mark_success / mark_failure is the reward
+        env = HumanRewardWrapper(env)
     env = GripperPenaltyWrapper(env, cfg.grasp_penalty)
     if video_path is not None:
         env = VideoRecorder(env, video_path, cfg.video_fps)

@@ -1,0 +1,38 @@
+"""Atomic npz files (numpy only, never pickle): written to a temporary name, fsynced, renamed, so Ctrl+C or a
+crash never leaves a half-written file under a final name."""
+
+from __future__ import annotations
+
+import os
+import time
+from pathlib import Path
+
+import numpy as np
+
+from serl.durable import fsync_directory
+
+
+def unique_name(prefix: str, suffix: str = ".npz") -> str:
+    """A file name that sorts by creation time and does not collide within a process or across processes."""
+    return f"{prefix}_{time.strftime('%Y%m%d-%H%M%S')}_{time.time_ns() % 10**9:09d}_{os.getpid()}{suffix}"
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_directory(path.parent)
+    return path
+
+
+def read_npz(path: Path) -> dict[str, np.ndarray]:
+    """The arrays of an npz file; ValueError naming the file if it is unreadable (truncated, not a zip, pickled)."""
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            return {k: data[k] for k in data.files}
+    except Exception as err:  # zip, header and truncation errors come in many types
+        raise ValueError(f"{path.name}: not a readable npz file ({type(err).__name__}: {err})") from None

@@ -1,0 +1,97 @@
+"""Recording success labels: every step's frame (the configured cameras + the flattened state) with its label.
+On a real rig the label is the operator holding "mark_success"; in simulation it is the simulator's success flag
+(`info["succeed"]`), on episodes of the scripted operator that include near misses (`NearMissOperator`)."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Literal
+
+import numpy as np
+
+from serl.reward.labels import LabelSet, from_frames
+from serl.reward.near_miss import NearMissConfig
+
+LabelSource = Literal["sim", "operator"]
+
+
+@dataclass(frozen=True)
+class LabelRecordingConfig:
+    positives: int = 200  # success frames to record
+    negatives: int = 600  # failure frames to record
+    positives_per_episode: int = 10  # end an episode after this many success frames (more episodes, more variety)
+    negative_stride: int = 3  # keep every n-th failure frame of an episode (neighbouring frames are near copies)
+    near_miss: NearMissConfig = field(default_factory=NearMissConfig)  # simulation: how the operator fails
+
+
+def frame_label(info: dict, source: LabelSource) -> bool:
+    """The success label of the step that produced `info`."""
+    if source == "sim":
+        return bool(info["succeed"])
+    return "mark_success" in info.get("buttons", ())
+
+
+def record_episode(env, source: LabelSource, cfg: LabelRecordingConfig, seed: int, want_pos: bool,
+                   want_neg: bool) -> tuple[list[dict], list[bool], bool]:
+    """One episode: (frames kept, their labels, whether any frame was a success)."""
+    obs, _ = env.reset(seed=seed)
+    frames, labels, positives, failures, succeeded = [], [], 0, 0, False
+    done = False
+    while not done:
+        obs, _, terminated, truncated, info = env.step(np.zeros(env.action_space.shape, np.float32))
+        success = frame_label(info, source)
+        succeeded |= success
+        if success:
+            positives += 1
+            if want_pos:
+                frames.append(obs)
+                labels.append(True)
+        else:
+            failures += 1
+            if want_neg and failures % cfg.negative_stride == 0:
+                frames.append(obs)
+                labels.append(False)
+        done = terminated or truncated or positives >= cfg.positives_per_episode
+    return frames, labels, succeeded
+
+
+def record_labels(env, cameras: tuple[str, ...], source: LabelSource, cfg: LabelRecordingConfig, seed: int,
+                  near_miss=None, max_episodes: int | None = None,
+                  progress: Callable[[str], None] | None = print, stop: Callable[[], bool] = lambda: False
+                  ) -> LabelSet:
+    """Episodes until `cfg.positives` success and `cfg.negatives` failure frames are kept (or `max_episodes`,
+    `stop()` or Ctrl+C); frames of a class already complete are not kept. `near_miss` (a `NearMissOperator` at the
+    env's device) draws each episode's mode; once the failure frames are complete only successful episodes run."""
+    frames: list[dict] = []
+    labels: list[bool] = []
+    episodes: list[int] = []
+    n_pos = n_neg = episode = 0
+    start = time.monotonic()
+    while (n_pos < cfg.positives or n_neg < cfg.negatives) and not stop():
+        if max_episodes is not None and episode >= max_episodes:
+            break
+        mode = near_miss.new_episode("success" if n_neg >= cfg.negatives else None) if near_miss else "operator"
+        try:
+            got, got_labels, succeeded = record_episode(env, source, cfg, seed + episode, n_pos < cfg.positives,
+                                                        n_neg < cfg.negatives)
+        except KeyboardInterrupt:  # Ctrl+C: the unfinished episode is dropped, the finished ones are returned
+            if progress:
+                progress("interrupted: keeping the finished episodes")
+            break
+        pos = sum(got_labels)
+        keep_pos, keep_neg = min(pos, cfg.positives - n_pos), min(len(got) - pos, cfg.negatives - n_neg)
+        for frame, label in zip(got, got_labels, strict=True):
+            if (keep_pos if label else keep_neg) > 0:
+                frames.append(frame)
+                labels.append(label)
+                episodes.append(episode)
+                keep_pos, keep_neg = keep_pos - label, keep_neg - (not label)
+        n_pos, n_neg = int(np.sum(labels)), len(labels) - int(np.sum(labels))
+        episode += 1
+        if progress:
+            progress(f"episode {episode} ({mode}, {'success' if succeeded else 'failure'}): success frames "
+                     f"{n_pos}/{cfg.positives}, failure frames {n_neg}/{cfg.negatives} | "
+                     f"{time.monotonic() - start:.0f} s")
+    return from_frames(frames, labels, episodes, cameras)

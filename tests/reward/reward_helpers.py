@@ -1,0 +1,27 @@
+"""Shared by the reward tests: a small simulated pick-cube env with 32x32 cameras, and classifier versions with a
+fixed threshold (untrained weights: what is tested is which version judges, not how well)."""
+
+import jax
+import numpy as np
+
+from serl.agents.classifier import ClassifierConfig, init_params
+from serl.envs.registration import make
+from serl.envs.sim.config import SimEnvConfig
+from serl.reward.store import save_version
+
+SIZE = 32
+CFG = ClassifierConfig(image_keys=("front",), image_shape=(SIZE, SIZE, 3), bottleneck_dim=8, hidden_dims=(8,))
+NEVER, ALWAYS = 1.0 - 1e-6, 0.0  # thresholds that an untrained classifier never / always reaches
+
+
+def raw_env(steps=6, **overrides):
+    return make("serl/PandaPickCube-v0", config=SimEnvConfig(image_size=SIZE, max_episode_steps=steps, **overrides))
+
+
+def save_fixed(folder, threshold: float, seed: int = 0):
+    params = init_params(CFG, jax.random.PRNGKey(seed))
+    return save_version(folder, params, CFG, {"threshold": threshold, "validation": {}})
+
+
+def zero_action():
+    return np.zeros(7, np.float32)
