@@ -56,6 +56,7 @@ def test_single_process_train_then_resume(tmp_path):
                                capture_output=True, text=True, timeout=120)
     assert evaluated.returncode == 0, evaluated.stderr[-3000:]
     assert "checkpoint at update 30" in evaluated.stdout and "/2 (" in evaluated.stdout
+    assert sorted(p.name for p in (run / "eval").glob("*.mp4")) == ["episode_0000.mp4", "episode_0001.mp4"]
 
 
 def history(run):

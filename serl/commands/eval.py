@@ -20,14 +20,15 @@ def main(argv: list[str]) -> int:
     if not (args.run / "config.json").exists():
         parser.error(f"{args.run} is not a run folder (no config.json)")
     from experiments.base import ExperimentConfig
+    from serl.actor import EpisodeVideo
     from serl.agents.factory import example_observation, make_agent, policy_functions
     from serl.checkpoints import Checkpointer
     from serl.commands.runtime import build_env
     from serl.config_io import from_dict
 
     config = from_dict(ExperimentConfig, json.loads((args.run / "config.json").read_text()))
-    video = None if args.no_video or not config.env.image_obs else args.run / "eval"
-    env = build_env(config, operator=False, video_path=video)
+    video = None if args.no_video else args.run / "eval"
+    env = build_env(config, operator=False)
     action_dim = int(np.prod(env.action_space.shape))
     agent = make_agent(config.agent, example_observation(env.observation_space), action_dim, config.seed)
     checkpointer = Checkpointer(args.run / "checkpoints")
@@ -39,11 +40,15 @@ def main(argv: list[str]) -> int:
     params = agent.policy_params()
     wins = 0
     for ep in range(args.episodes):
+        recorder = EpisodeVideo(env, video, f"episode_{ep:04d}")
         obs, _ = env.reset(seed=args.seed + ep)
         done = False
         while not done:
+            recorder.capture()
             obs, _, terminated, truncated, info = env.step(np.asarray(evaluate(params, obs)))
             done = terminated or truncated
+        if recorder.capture():
+            recorder.write()
         wins += bool(info["succeed"])
         print(f"episode {ep + 1}/{args.episodes}: {'success' if info['succeed'] else 'failure'}", flush=True)
     env.close()
