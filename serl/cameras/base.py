@@ -68,12 +68,13 @@ class Camera:
     """
 
     def __init__(self, name: str, source: FrameSource, cfg: CameraConfig, max_frame_age_s: float,
-                 max_reinit: int = 3):
+                 max_reinit: int = 3, startup_s: float = 10.0):
         if max_frame_age_s <= 0:
             raise ValueError(f"camera {name!r}: max_frame_age_s must be positive, got {max_frame_age_s}")
         self.name, self.source, self.cfg = name, source, cfg
         self.max_frame_age_s = max_frame_age_s
         self.max_reinit = max_reinit
+        self.startup_s = max(startup_s, cfg.timeout_s)  # allowed before the first frame (device start, discovery)
         self.reinits = 0  # reinitialisations so far (all time), for logs and tests
         self.frames = 0  # frames received so far
         self._cond = threading.Condition()
@@ -107,6 +108,18 @@ class Camera:
         raise StaleFrameError(f"camera {self.name!r}: newest frame is {age:.3f} s old, more than the rig's "
                               f"max_frame_age {self.max_frame_age_s} s")
 
+    def wait_first_frame(self) -> None:
+        """Block until the first frame arrived (at most `startup_s`); CameraError if it did not."""
+        deadline = time.monotonic() + self.startup_s
+        with self._cond:
+            while self._latest is None and self._failure is None and time.monotonic() < deadline:
+                self._cond.wait(deadline - time.monotonic())
+            if self._failure is not None:
+                raise CameraError(f"camera {self.name!r}: {self._failure}")
+            if self._latest is None:
+                raise CameraError(f"camera {self.name!r}: no frame within {self.startup_s:.0f} s of opening "
+                                  f"({self.cfg.type} {self.cfg.topic or self.cfg.serial or self.cfg.device})")
+
     def close(self) -> None:
         self._stop.set()
         with self._cond:
@@ -138,7 +151,8 @@ class Camera:
                 self._publish(*got)
                 last_frame, failures = time.monotonic(), 0
                 continue
-            if time.monotonic() - last_frame < self.cfg.timeout_s or self._stop.is_set():
+            allowed = self.cfg.timeout_s if self.frames else self.startup_s
+            if time.monotonic() - last_frame < allowed or self._stop.is_set():
                 continue
             if failures >= self.max_reinit:
                 self._fail(f"frozen: no frame for {self.cfg.timeout_s} s after {failures} reinitialisations")

@@ -51,8 +51,9 @@ class CameraSet:
 
 
 def open_cameras(configs: Mapping[str, CameraConfig], max_frame_age_s: float, names=None,
-                 ros_domain_id: int | None = None) -> CameraSet:
-    """Open the cameras named (all when `names` is None); anything already opened is closed on failure."""
+                 ros_domain_id: int | None = None, startup_s: float = 10.0) -> CameraSet:
+    """Open the cameras named (all when `names` is None) and wait for each one's first frame (at most `startup_s`);
+    anything already opened is closed on failure."""
     names = list(configs) if names is None else list(names)
     missing = [n for n in names if n not in configs]
     if missing:
@@ -65,7 +66,10 @@ def open_cameras(configs: Mapping[str, CameraConfig], max_frame_age_s: float, na
     out = CameraSet({}, ros_host)
     try:
         for name in names:
-            out.cameras[name] = Camera(name, make_source(configs[name], ros_host), configs[name], max_frame_age_s)
+            out.cameras[name] = Camera(name, make_source(configs[name], ros_host), configs[name], max_frame_age_s,
+                                       startup_s=startup_s)
+        for camera in out.cameras.values():
+            camera.wait_first_frame()
     except BaseException:  # nothing opened so far is left running
         out.close()
         raise

@@ -12,6 +12,8 @@ import threading
 import serl  # noqa: F401  (registers the envs)
 from serl.data import TransitionSpec
 from serl.devices import make_device
+from serl.envs.franka_config import attach_confirmation
+from serl.envs.franka_sim_view import operator_env
 from serl.envs.registration import make
 from serl.envs.wrappers import make_policy_env
 from serl.reward.store import ClassifierFolder
@@ -24,7 +26,8 @@ def build_env(config, *, operator: bool = True, video_path=None):
     """The policy env of a task config; with `operator` the configured device (`config.device`, the scripted
     operator by default) sits at the intervention device."""
     raw = make(config.env_id, config=config.env)
-    device = make_device(config.device, raw, config.operator, seed=config.seed) if operator else None
+    device = make_device(config.device, operator_env(raw), config.operator, seed=config.seed) if operator else None
+    attach_confirmation(raw, device, scripted=config.device.kind == "scripted")  # a FrankaEnv's fault recovery
     reward = config.reward  # None classifier_dir: the env's own reward; else the folder's newest classifier
     classifier = ClassifierFolder(reward.classifier_dir) if reward.classifier_dir else None
     return make_policy_env(raw, config.wrappers, classifier=classifier, device=device, video_path=video_path,

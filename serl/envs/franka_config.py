@@ -49,3 +49,13 @@ def device_confirmation(device, poll_s: float = 0.05, timeout_s: float = 600.0) 
         return False
 
     return confirm
+
+
+def attach_confirmation(raw, device, scripted: bool) -> None:
+    """Give a FrankaEnv under `raw` its fault-recovery confirmation: the device's "confirm_reset", or, for the
+    scripted operator (which stands in for the person in simulation), an immediate yes. Other envs: nothing."""
+    env = raw.unwrapped
+    if device is None or not hasattr(env, "confirm_recovery"):
+        return
+    env.confirm_recovery = (lambda reason: True) if scripted else device_confirmation(
+        device, timeout_s=env.cfg.recovery_timeout_s)

@@ -60,6 +60,9 @@ class FrankaEnv(gym.Env):
         self._last_tick = 0.0
         self._fault: str | None = None
         self.task_info: dict | None = None
+        self.last_target: np.ndarray | None = None  # the last target sent, after the env's own safety clip
+        self._sim_rig = None  # the launched simulated rig (launch_sim)
+        self._domain_id = cfg.ros_domain_id
 
     # ---------- gymnasium API ----------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -91,7 +94,7 @@ class FrankaEnv(gym.Env):
         pos, quat = state["tcp_pose"][:3], state["tcp_pose"][3:]
         target_pos = pos + a[:3] * ctl.action_scale_xyz
         target_quat = g.quat_mul(g.euler_to_quat(a[3:6] * ctl.action_scale_rot), quat)
-        target = np.concatenate(clip_target(target_pos, target_quat, pos, quat, self.limits))
+        target = self.last_target = np.concatenate(clip_target(target_pos, target_quat, pos, quat, self.limits))
         obs_time = min(self._info_stamps.values())
         try:
             sent = time.monotonic()
@@ -131,9 +134,18 @@ class FrankaEnv(gym.Env):
                 log.info("robot server release on close: %s", err)
             self.client.close()
             self.client = None
+        if self._sim_rig is not None:
+            self._sim_rig.close()
+            self._sim_rig = None
 
     # ---------- internals ----------
     def _connect(self) -> None:
+        if self.cfg.launch_sim and self._sim_rig is None:
+            from serl.envs.franka_launch import SimRigProcess
+
+            self._sim_rig = SimRigProcess(self.cfg.hardware_config)
+            self.rig = load_hardware_config(self._sim_rig.config_path)  # the same rig on the launch's own port
+            self._domain_id = self._sim_rig.domain_id
         if self.client is None:
             r = self.rig.robot
             curve = None
@@ -146,7 +158,7 @@ class FrankaEnv(gym.Env):
             from serl.cameras import open_cameras
 
             self.cameras = open_cameras(self.rig.cameras, self.rig.control.max_frame_age_s, self.cfg.cameras,
-                                        self.cfg.ros_domain_id)
+                                        self._domain_id)
 
     def _observe(self) -> tuple[dict, dict]:
         s = self._state = self.client.get_state()

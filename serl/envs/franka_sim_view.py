@@ -88,3 +88,13 @@ class SimRigView:
             self._rest, self._held_offset = tcp + self._held_offset, None  # let go: it stays (or drops) here
         cube = tcp + self._held_offset if self._held_offset is not None else self._rest
         return cube, np.asarray(info["quat"], np.float64)
+
+
+def operator_env(raw):
+    """What the scripted operator should read for `raw`: a `SimRigView` of a FrankaEnv on a simulated rig, else
+    `raw` itself (a simulated env, or a real rig where the scripted operator has nothing to read)."""
+    unwrapped = raw.unwrapped
+    rig = getattr(unwrapped, "rig", None)
+    if rig is not None and rig.sim is not None and rig.sim.task == "pick_cube":
+        return SimRigView(unwrapped)
+    return raw

@@ -91,6 +91,9 @@ def test_frozen_camera_is_reinitialised_and_recovers():
         while cam.reinits == 0 and time.monotonic() < deadline:
             time.sleep(0.02)
         assert cam.reinits == 1 and len(FakeVideoCapture.opened) == 2 and FakeVideoCapture.opened[0].released
+        frames = cam.frames
+        while cam.frames == frames and time.monotonic() < deadline:
+            time.sleep(0.01)
         image, stamp = cam.read()
         assert time.monotonic() - stamp < 0.5 and cam.failed is None
         assert image[0, 0, 2] == 2  # the reopened device's frames (seed = device instance count)
