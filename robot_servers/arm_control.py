@@ -184,7 +184,7 @@ class ArmControl:
         s = self.arm.latest()
         if s is not None:  # whatever the controller latches on re-activation is the measured pose
             self.arm.send_target(s.pos, s.quat)
-        yield from self._wait(self.arm.clear_errors(), 5.0, "clearing errors")
+        yield from self._wait(self.arm.clear_errors(), 5.0, "clearing errors", in_fault=True)
         t_clear = time.monotonic()
         while True:
             s = self.arm.latest()
@@ -236,10 +236,11 @@ class ArmControl:
         self.target = (np.asarray(pos, dtype=np.float64), np.asarray(quat, dtype=np.float64))
         self.arm.send_target(*self.target)
 
-    def _wait(self, future: Future, timeout: float, what: str) -> Generator[None, None, Any]:
+    def _wait(self, future: Future, timeout: float, what: str, in_fault: bool = False) -> Generator[None, None, Any]:
+        """Yield until `future` is done; a fault interrupts the wait unless the job runs `in_fault` (recover)."""
         deadline = time.monotonic() + timeout
         while not future.done():
-            if self.mode == "fault":
+            if self.mode == "fault" and not in_fault:
                 raise FaultRefused(f"{what} interrupted: robot in fault: {self.reason}")
             if time.monotonic() > deadline:
                 raise Refused(f"{what} did not finish within {timeout:.0f} s")

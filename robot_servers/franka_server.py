@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import logging
-import signal
 import threading
 import time
 from typing import Any
@@ -26,6 +25,7 @@ from rclpy.signals import SignalHandlerOptions
 
 from robot_servers.adapters.base import RosArm
 from robot_servers.arm_control import ArmControl, FaultRefused, Job, Refused
+from robot_servers.ros_msgs import spin_until, stop_on_signals
 from serl.robot import protocol
 from serl.robot.hardware_config import HardwareConfig, load_hardware_config
 from serl.transport.codec import BadMessage
@@ -206,25 +206,24 @@ def main(argv: list[str] | None = None) -> None:
     if args.address:
         cfg = cfg.model_validate({**cfg.model_dump(), "robot": {**cfg.robot.model_dump(), "address": args.address}})
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    stop = stop_on_signals()
     node = Node("franka_server")
     control = ArmControl(cfg, make_adapter(cfg, node))
     server = FrankaServer(cfg, control)
-    stop = threading.Event()
-    for sig in (signal.SIGINT, signal.SIGTERM):
-        signal.signal(sig, lambda *_: stop.set())
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    spinner = threading.Thread(target=executor.spin, name="ros-spin", daemon=True)
+    spinner = threading.Thread(target=spin_until, args=(executor, stop), name="ros-spin")
     spinner.start()
     log.info("robot server on %s (%s adapter)", server.address, cfg.robot.adapter)
     try:
         server.serve(stop)
     finally:
+        stop.set()
+        spinner.join()
         server.close()
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
-
 
 if __name__ == "__main__":
     main()

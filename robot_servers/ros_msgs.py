@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import math
 import os
+import signal
+import threading
 
 import numpy as np
 from builtin_interfaces.msg import Time
@@ -83,3 +85,17 @@ def image_msg(frame: np.ndarray, stamp: float, frame_id: str) -> Image:
     msg.encoding, msg.is_bigendian, msg.step = "rgb8", 0, int(frame.shape[1] * 3)
     msg.data = np.ascontiguousarray(frame, dtype=np.uint8).tobytes()
     return msg
+
+
+def stop_on_signals() -> threading.Event:
+    """An event set by SIGINT or SIGTERM (rclpy's own handlers are off: shutdown happens in order, by us)."""
+    stop = threading.Event()
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        signal.signal(sig, lambda *_: stop.set())
+    return stop
+
+
+def spin_until(executor, stop: threading.Event) -> None:
+    """Spin `executor` until `stop` is set, so that it is idle when the node and context are torn down."""
+    while not stop.is_set():
+        executor.spin_once(timeout_sec=0.05)

@@ -26,8 +26,9 @@ import rclpy
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import ExternalShutdownException, MultiThreadedExecutor
+from rclpy.executors import MultiThreadedExecutor
 from rclpy.node import Node
+from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
 from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
@@ -197,21 +198,19 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("config", help="rig file, e.g. hardware_configs/sim_panda.yaml")
     args = parser.parse_args(argv)
     cfg = load_hardware_config(args.config)
-    rclpy.init()
+    rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
+    stop = rm.stop_on_signals()
     driver = SimFrankaDriver(cfg)
     executor = MultiThreadedExecutor(num_threads=2)
     executor.add_node(driver)
     driver.start()
     try:
-        executor.spin()
-    except (KeyboardInterrupt, ExternalShutdownException):
-        pass
+        rm.spin_until(executor, stop)
     finally:
         driver.stop()
         executor.shutdown()
         driver.destroy_node()
         rclpy.try_shutdown()
-
 
 if __name__ == "__main__":
     main()

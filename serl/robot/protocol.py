@@ -110,7 +110,8 @@ def to_wire(value: Any) -> Any:
 
 
 def as_vector(value: Any, n: int, name: str) -> np.ndarray:
-    """A float64 (n,) array from a list of numbers or a float64/float32 ARRAY; ValueError names the problem."""
+    """A float64 (n,) array from a list of numbers, a float64/float32 ARRAY ext value or a float array; ValueError
+    names the problem."""
     if isinstance(value, msgpack.ExtType):
         for dtype in (np.float64, np.float32):
             try:
@@ -120,6 +121,10 @@ def as_vector(value: Any, n: int, name: str) -> np.ndarray:
                 problem = str(err)
         else:
             raise ValueError(problem)
+    elif isinstance(value, np.ndarray) and value.dtype.kind == "f":  # already decoded (in-process callers)
+        if value.shape != (n,):
+            raise ValueError(f"{name} must have shape ({n},), got {value.shape}")
+        array = value
     elif isinstance(value, list | tuple) and all(isinstance(v, int | float) and not isinstance(v, bool)
                                                 for v in value):
         if len(value) != n:
@@ -139,4 +144,6 @@ def decode_state(result: Mapping[str, Any]) -> dict[str, Any]:
     state = dict(result)
     for key, shape in STATE_ARRAYS.items():
         state[key] = decode_array(state.get(key), shape, np.dtype(np.float64), key)
+    if state.get("target") is not None:  # what the server holds or tracks; None before the first target
+        state["target"] = decode_array(state["target"], (7,), np.dtype(np.float64), "target")
     return state
