@@ -51,33 +51,23 @@ def check_cameras(rig: HardwareConfig, wait_s: float, ros_domain_id: int | None)
         for name, cfg in rig.cameras.items():
             label = f"camera {name} ({cfg.type} {cfg.topic or cfg.serial or cfg.device})"
             try:
-                camera = Camera(name, make_source(cfg, host), cfg, rig.control.max_frame_age_s)
+                camera = Camera(name, make_source(cfg, host), cfg, rig.control.max_frame_age_s, startup_s=wait_s)
             except (CameraError, ImportError, ValueError, OSError) as err:
                 results.append(Check(label, False, str(err)))
                 continue
             try:
-                results.append(_first_frame(label, camera, wait_s))
+                camera.wait_first_frame()
+                image, stamp = camera.read()
+                age_ms = 1e3 * (time.monotonic() - stamp)
+                results.append(Check(label, True, f"{image.shape[1]}x{image.shape[0]} frame, {age_ms:.0f} ms old"))
+            except CameraError as err:
+                results.append(Check(label, False, str(err)))
             finally:
                 camera.close()
     finally:
         if host is not None:
             host.close()
     return results
-
-
-def _first_frame(label: str, camera, wait_s: float) -> Check:
-    from serl.cameras import CameraError
-
-    deadline, error = time.monotonic() + wait_s, None
-    while time.monotonic() < deadline:
-        try:
-            image, stamp = camera.read()
-        except CameraError as err:  # not yet (discovery, start-up) or really down: the last error is reported
-            error = err
-            continue
-        age_ms = 1e3 * (time.monotonic() - stamp)
-        return Check(label, True, f"{image.shape[1]}x{image.shape[0]} frame, {age_ms:.0f} ms old")
-    return Check(label, False, str(error) if error else f"no frame within {wait_s} s")
 
 
 def check_spacemouse(required: bool) -> Check:
