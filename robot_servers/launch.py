@@ -32,6 +32,7 @@ import yaml
 from robot_servers.ros_msgs import loopback_env
 from serl.robot.client import RobotClient, RobotError
 from serl.robot.hardware_config import HardwareConfig, load_hardware_config, parse_hardware_config
+from serl.transport.keys import ActorCurve
 
 
 @dataclass(frozen=True)
@@ -53,14 +54,19 @@ def free_port() -> int:
 
 @contextlib.contextmanager
 def launch_sim_rig(config: str | Path | dict, domain_id: int | None = None, address: str | None = None,
-                   timeout_s: float = 60.0, log_dir: str | Path | None = None) -> Iterator[SimRig]:
+                   timeout_s: float = 60.0, log_dir: str | Path | None = None,
+                   curve: ActorCurve | None = None) -> Iterator[SimRig]:
     """Driver + server for `config` (a rig file path, or its content as a dict), ready to serve on exit.
-    `address`: where the server listens (default: a free loopback port)."""
+    `address`: where the server listens (default: a free loopback port). `curve`: the client keys the readiness
+    check uses when the server runs CURVE (default: the rig file's curve_client_* keys)."""
     raw = yaml.safe_load(Path(config).read_text()) if not isinstance(config, dict) else dict(config)
     domain = domain_id if domain_id is not None else random.randint(1, 101)
     address = address or f"tcp://127.0.0.1:{free_port()}"
     raw["robot"] = {**raw.get("robot", {}), "address": address}
     cfg = parse_hardware_config(raw, str(config) if not isinstance(config, dict) else "launch config")
+    r = cfg.robot
+    if curve is None and r.curve_client_secret_key is not None:
+        curve = ActorCurve(r.curve_client_secret_key, r.curve_server_public_key)
     env = loopback_env(domain)
     env.setdefault("MUJOCO_GL", "egl")
     with tempfile.TemporaryDirectory(prefix="serl-rig-") as tmp:
@@ -74,16 +80,17 @@ def launch_sim_rig(config: str | Path | dict, domain_id: int | None = None, addr
                 procs.append(subprocess.Popen([sys.executable, "-m", f"robot_servers.{name}", str(path)],
                                               env=env, stdout=out, stderr=subprocess.STDOUT))
                 out.close()
-            _wait_ready(address, procs, logs, timeout_s)
+            _wait_ready(address, procs, logs, timeout_s, curve)
             yield SimRig(address, domain, cfg, path, env, procs[0], procs[1])
         finally:
             for proc in reversed(procs):
                 stop_process(proc)
 
 
-def _wait_ready(address: str, procs: list[subprocess.Popen], logs: Path, timeout_s: float) -> None:
+def _wait_ready(address: str, procs: list[subprocess.Popen], logs: Path, timeout_s: float,
+                curve: ActorCurve | None) -> None:
     deadline = time.monotonic() + timeout_s
-    with RobotClient(address, timeout_s=0.5) as client:
+    with RobotClient(address, timeout_s=0.5, curve=curve) as client:
         while time.monotonic() < deadline:
             for proc in procs:
                 if proc.poll() is not None:
