@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import ctypes
 import os
 import random
 import signal
@@ -78,13 +79,22 @@ def launch_sim_rig(config: str | Path | dict, domain_id: int | None = None, addr
             for name in ("sim_franka_driver", "franka_server"):
                 out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 -- closed with the process below
                 procs.append(subprocess.Popen([sys.executable, "-m", f"robot_servers.{name}", str(path)],
-                                              env=env, stdout=out, stderr=subprocess.STDOUT))
+                                              env=env, stdout=out, stderr=subprocess.STDOUT,
+                                              preexec_fn=_die_with_parent))
                 out.close()
             _wait_ready(address, procs, logs, timeout_s, curve)
             yield SimRig(address, domain, cfg, path, env, procs[0], procs[1])
         finally:
             for proc in reversed(procs):
                 stop_process(proc)
+
+
+def _die_with_parent() -> None:
+    """In the child, before exec: SIGTERM it when the launching process dies, however it dies (Linux), so a killed
+    test run never leaves a driver spinning."""
+    if sys.platform.startswith("linux"):
+        libc = ctypes.CDLL(None, use_errno=True)
+        libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
 
 
 def _wait_ready(address: str, procs: list[subprocess.Popen], logs: Path, timeout_s: float,
@@ -128,6 +138,7 @@ def main(argv: list[str] | None = None) -> None:
     cfg = load_hardware_config(args.config)  # fail early, naming the key
     if cfg.robot.adapter != "sim":
         sys.exit("robot_servers.launch starts the simulated rig; on a real rig run robot_servers.franka_server")
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwind, so the children are stopped in order
     with launch_sim_rig(args.config, domain_id=args.domain_id, address=cfg.robot.address) as rig:
         print(f"robot server on {rig.address}, ROS_DOMAIN_ID={rig.domain_id}; Ctrl-C stops", flush=True)
         try:
