@@ -46,6 +46,7 @@ class RosArm:
         self._pose: tuple[np.ndarray, np.ndarray, float, float] | None = None
         self._twist, self._wrench = np.zeros(6), (np.zeros(3), np.zeros(3))
         self._joints: tuple[np.ndarray, np.ndarray] | None = None
+        self._joint_names: list[str] = []
         self._width: tuple[float, float] | None = None  # (finger width m, monotonic time)
         self._width_speed = 0.0
         self._gripper_command_at = -np.inf
@@ -77,7 +78,7 @@ class RosArm:
         dq = np.array(msg.velocity[:7], dtype=np.float64) if len(msg.velocity) >= 7 else np.zeros(7)
         if q.shape == (7,):
             with self._lock:
-                self._joints = (q, dq)
+                self._joints, self._joint_names = (q, dq), list(msg.name[:7])
 
     def _on_fingers(self, msg: JointState) -> None:
         width, now = float(sum(msg.position[:2])), time.monotonic()
@@ -96,6 +97,11 @@ class RosArm:
             pos, quat, stamp, received = self._pose
             return ArmState(pos, quat, self._twist.copy(), self._wrench[0].copy(), self._wrench[1].copy(),
                             self._joints[0].copy(), self._joints[1].copy(), stamp, received)
+
+    def joint_names(self) -> list[str]:
+        """The arm's joint names as the joint-state topic gives them (empty before the first message)."""
+        with self._lock:
+            return list(self._joint_names)
 
     def gripper_state(self) -> tuple[float, bool]:
         """(opening in [0, 1], 0 closed; moving). A command counts as moving for its first 0.2 s, before the

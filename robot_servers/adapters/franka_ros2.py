@@ -4,13 +4,16 @@ the gripper's Grasp/Move actions, the ErrorRecovery action and the impedance con
 Assumed (from franka_ros2's public documentation, unverified on hardware until a lab confirms it):
 franka_msgs provides msg FrankaRobotState (with `robot_mode`), action ErrorRecovery (empty goal), and the gripper
 actions Grasp (width, epsilon inner/outer, speed, force) and Move (width, speed) under the gripper's namespace
-(e.g. /fr3_gripper/grasp, /fr3_gripper/move). All names come from the rig file's `ros` section.
+(e.g. /fr3_gripper/grasp, /fr3_gripper/move). A joint reset switches controllers through controller_manager's
+switch_controller service to a joint trajectory controller (control_msgs FollowJointTrajectory) and back. All names
+come from the rig file's `ros` section.
 """
 
 from __future__ import annotations
 
 import threading
-from concurrent.futures import Future
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 from rclpy.action import ActionClient
@@ -26,6 +29,7 @@ INSTALL_HELP = (
     "the franka_ros2 adapter needs the franka_msgs Python package (ROS 2 franka_ros2, built for the ROS "
     "distribution this server runs on): source the franka_ros2 workspace (`source install/setup.bash`) before "
     "starting the server, or use robot.adapter: sim for the simulated driver. Import error: {err}")
+JOINT_RESET_S = 5.0  # s for the joint-space reset move (slow on purpose)
 GRASP_FORCE = 40.0  # N, Franka Hand grasp force
 GRIPPER_SPEED = 0.1  # m/s
 # FrankaRobotState.robot_mode values that mean the arm stopped and needs recovery.
@@ -54,6 +58,8 @@ class FrankaRos2Adapter(RosArm):
         self._move = ActionClient(node, move, f"{ros.gripper_namespace}/move")
         self._recovery = ActionClient(node, error_recovery, ros.error_recovery)
         self._params = AsyncParameterClient(node, ros.impedance_node)
+        self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="joint-reset")
+        self._joint_reset: _JointReset | None = None
 
     def _on_robot_state(self, msg) -> None:
         mode = FAULT_MODES.get(int(getattr(msg, "robot_mode", 0)))
@@ -114,8 +120,73 @@ class FrankaRos2Adapter(RosArm):
         return chain(future, check)
 
     def joint_reset(self, q: np.ndarray) -> Future:
-        out: Future = Future()
-        out.set_exception(NotImplementedError(
-            "joint reset on franka_ros2 needs a switch to a joint position controller, which this adapter does "
-            "not do yet; set reset.joint_reset to null or move the arm to its posture with the pilot"))
-        return out
+        """Switch to the joint trajectory controller, move to `q`, switch back (in a worker thread: it waits on
+        futures the server's executor completes)."""
+        try:
+            from control_msgs.action import FollowJointTrajectory
+            from controller_manager_msgs.srv import SwitchController
+        except ImportError as err:
+            out: Future = Future()
+            out.set_exception(ImportError(
+                f"joint reset needs the control_msgs and controller_manager_msgs packages (ros2_control): {err}"))
+            return out
+        if self._joint_reset is None:
+            self._joint_reset = _JointReset(self.node, self.cfg, SwitchController, FollowJointTrajectory)
+        return self._worker.submit(self._joint_reset.run, np.asarray(q, dtype=np.float64), self.joint_names())
+
+
+class _JointReset:
+    """controller_manager switch -> FollowJointTrajectory to one point -> switch back, blocking (worker thread)."""
+
+    def __init__(self, node: Node, cfg: HardwareConfig, switch_type, trajectory_type):
+        ros = cfg.ros
+        self.cfg, self.switch_type, self.trajectory_type = cfg, switch_type, trajectory_type
+        self.switch = node.create_client(switch_type, f"{ros.controller_manager}/switch_controller")
+        self.trajectory = ActionClient(node, trajectory_type,
+                                       f"/{ros.joint_reset_controller}/follow_joint_trajectory")
+
+    def run(self, q: np.ndarray, names: list[str]) -> str:
+        ros = self.cfg.ros
+        if len(names) != 7:
+            raise RuntimeError("no joint names seen on the joint-state topic yet")
+        self._switch([ros.joint_reset_controller], [ros.impedance_controller])
+        try:
+            goal = self.trajectory_type.Goal()
+            goal.trajectory.joint_names = list(names)
+            point = _trajectory_point()
+            point.positions = [float(v) for v in q]
+            point.time_from_start.sec = int(JOINT_RESET_S)
+            goal.trajectory.points = [point]
+            if not self.trajectory.wait_for_server(timeout_sec=2.0):
+                raise RuntimeError(f"{ros.joint_reset_controller}/follow_joint_trajectory is not available")
+            handle = _wait(self.trajectory.send_goal_async(goal), 5.0, "trajectory goal")
+            if not handle.accepted:
+                raise RuntimeError("joint reset trajectory rejected")
+            _wait(handle.get_result_async(), JOINT_RESET_S + 10.0, "joint reset trajectory")
+        finally:
+            self._switch([ros.impedance_controller], [ros.joint_reset_controller])
+        return "joints at reset configuration"
+
+    def _switch(self, activate: list[str], deactivate: list[str]) -> None:
+        if not self.switch.wait_for_service(timeout_sec=2.0):
+            raise RuntimeError(f"{self.switch.srv_name} is not available")
+        request = self.switch_type.Request(activate_controllers=activate, deactivate_controllers=deactivate,
+                                           strictness=self.switch_type.Request.STRICT)
+        response = _wait(self.switch.call_async(request), 5.0, "controller switch")
+        if not response.ok:
+            raise RuntimeError(f"controller_manager refused to activate {activate} / deactivate {deactivate}")
+
+
+def _trajectory_point():
+    from trajectory_msgs.msg import JointTrajectoryPoint
+
+    return JointTrajectoryPoint()
+
+
+def _wait(future, timeout_s: float, what: str):
+    deadline = time.monotonic() + timeout_s
+    while not future.done():
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"{what} did not finish within {timeout_s:.0f} s")
+        time.sleep(0.01)
+    return future.result()

@@ -86,6 +86,10 @@ class RosSection(_Section):
                             description="robot state/mode topic (franka_msgs/FrankaRobotState; sim: std_msgs/String)")
     error_recovery: str = Field("/action_server/error_recovery", description="error recovery action or service")
     impedance_node: str = Field("/cartesian_impedance_controller", description="node whose parameters set impedance")
+    controller_manager: str = Field("/controller_manager", description="ros2_control controller manager (real rigs)")
+    impedance_controller: str = Field("cartesian_impedance_controller", description="controller that tracks poses")
+    joint_reset_controller: str = Field("fr3_arm_controller",
+                                        description="joint trajectory controller used for joint resets (real rigs)")
     sim_namespace: str = Field("/sim_franka", description="simulated driver services (faults, task reset)")
     gripper_max_width: float = Field(0.08, gt=0, le=0.3, description="finger opening (m) that reads as 1")
 

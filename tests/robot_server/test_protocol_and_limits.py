@@ -1,6 +1,7 @@
 """Pure parts of the robot server: the per-command step limit and the wire protocol's validation."""
 
 import math
+from pathlib import Path
 
 import msgpack
 import numpy as np
@@ -10,6 +11,8 @@ from robot_servers.arm_control import limit_step
 from serl import geometry as g
 from serl.robot import protocol
 from serl.transport.codec import BadMessage, encode_array
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.timeout(30)
@@ -50,3 +53,23 @@ def test_state_replies_decode_to_float_arrays_and_refuse_malformed_ones():
     broken = dict(reply["result"], tcp_vel=encode_array(np.zeros(5)))
     with pytest.raises(BadMessage, match="tcp_vel"):
         protocol.decode_state(broken)
+
+
+@pytest.mark.timeout(30)
+def test_franka_ros2_adapter_says_what_to_install_when_franka_msgs_is_missing(monkeypatch):
+    import rclpy
+
+    from robot_servers.franka_server import make_adapter
+    from serl.robot.hardware_config import load_hardware_config
+
+    cfg = load_hardware_config(ROOT / "hardware_configs" / "franka_fr3_template.yaml")
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")  # nothing leaves the host
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=97)
+    node = rclpy.create_node("adapter_probe", context=context)
+    try:
+        with pytest.raises(ImportError, match="franka_msgs.*franka_ros2 workspace"):
+            make_adapter(cfg, node)
+    finally:
+        node.destroy_node()
+        rclpy.shutdown(context=context)
