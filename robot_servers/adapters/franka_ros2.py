@@ -32,8 +32,9 @@ INSTALL_HELP = (
 JOINT_RESET_S = 5.0  # s for the joint-space reset move (slow on purpose)
 GRASP_FORCE = 40.0  # N, Franka Hand grasp force
 GRIPPER_SPEED = 0.1  # m/s
-# FrankaRobotState.robot_mode values that mean the arm stopped and needs recovery.
+# FrankaRobotState.robot_mode values (libfranka's RobotMode order) that mean the arm stopped and needs recovery.
 FAULT_MODES = {4: "reflex", 5: "user_stop", 6: "automatic error recovery"}
+FAULT_MODE_CONSTANTS = {"ROBOT_MODE_REFLEX": 4, "ROBOT_MODE_USER_STOPPED": 5, "ROBOT_MODE_AUTOMATIC_ERROR_RECOVERY": 6}
 
 
 def _import_franka():
@@ -53,6 +54,9 @@ class FrankaRos2Adapter(RosArm):
         ros = cfg.ros
         self._fault_lock = threading.Lock()
         self._fault: str | None = None
+        # The message's own constants where it defines them, else libfranka's numbering.
+        self._fault_modes = {int(getattr(robot_state, name, value)): FAULT_MODES[value]
+                             for name, value in FAULT_MODE_CONSTANTS.items()}
         node.create_subscription(robot_state, ros.robot_mode, self._on_robot_state, rm.STATE_QOS)
         self._grasp = ActionClient(node, grasp, f"{ros.gripper_namespace}/grasp")
         self._move = ActionClient(node, move, f"{ros.gripper_namespace}/move")
@@ -62,7 +66,7 @@ class FrankaRos2Adapter(RosArm):
         self._joint_reset: _JointReset | None = None
 
     def _on_robot_state(self, msg) -> None:
-        mode = FAULT_MODES.get(int(getattr(msg, "robot_mode", 0)))
+        mode = self._fault_modes.get(int(getattr(msg, "robot_mode", 0)))
         with self._fault_lock:
             self._fault = mode
 
