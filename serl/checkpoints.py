@@ -8,6 +8,8 @@ that fails to write (disk full) raises `CheckpointWriteError` and removes its pa
 from __future__ import annotations
 
 import errno
+import logging
+import os
 import re
 import shutil
 from dataclasses import asdict, dataclass, field
@@ -49,6 +51,10 @@ class Checkpointer:
         if counters.updates == self.latest_step():
             return
         args = ocp.args.Composite(agent=ocp.args.StandardSave(agent), counters=ocp.args.JsonSave(asdict(counters)))
+        self._remove_partial("*")  # left by an earlier failed save (its threads may have outlived it)
+        absl = logging.getLogger("absl")
+        level = absl.level
+        absl.setLevel(logging.CRITICAL)  # a failed write is raised below once, not logged by each orbax thread
         try:
             self._manager.save(counters.updates, args=args, force=True)
             self._manager.wait_until_finished()
@@ -56,10 +62,15 @@ class Checkpointer:
             code = _os_error_code(err)
             if code is None:
                 raise
-            for partial in self.directory.glob(f"{counters.updates}.orbax-checkpoint-tmp*"):
-                shutil.rmtree(partial, ignore_errors=True)  # frees the space it took
-            raise CheckpointWriteError(code, f"checkpoint {counters.updates} not written "
-                                       f"({errno.errorcode.get(code, code)}): {str(err)[:300]}") from err
+            self._remove_partial(str(counters.updates))  # frees the space it took
+            raise CheckpointWriteError(code, f"checkpoint {counters.updates} not written: {os.strerror(code)} "
+                                       f"({errno.errorcode.get(code, code)}); {str(err)[:300]}") from err
+        finally:
+            absl.setLevel(level)
+
+    def _remove_partial(self, step: str) -> None:
+        for partial in self.directory.glob(f"{step}.orbax-checkpoint-tmp*"):
+            shutil.rmtree(partial, ignore_errors=True)
 
     def latest_step(self) -> int | None:
         return self._manager.latest_step()

@@ -95,6 +95,7 @@ class Learner:
         self.invalid_transitions = 0
         self.redone_updates = 0  # updates done after the restored checkpoint, lost in the crash and redone
         self.disk_errors = 0  # failed buffer or checkpoint writes
+        self._checkpoint_failed_at = -float("inf")  # when a checkpoint write last failed (monotonic)
         self._unstored: deque = deque()  # batches whose append failed, in arrival order, retried before new ones
         self._retry_at = 0.0
         if resume:
@@ -237,16 +238,21 @@ class Learner:
             self._published = version
             self._write_progress()  # a crash after this loses at most publish_every updates uncounted
 
-    def checkpoint(self) -> None:
-        """Save a checkpoint; a failed write leaves the previous one loadable (see `on_disk_error`)."""
+    def checkpoint(self, final: bool = True) -> None:
+        """Save a checkpoint; a failed write leaves the previous one loadable (see `on_disk_error`). A periodic
+        (not `final`) one is skipped for `disk_retry_s` after a failure."""
+        if not final and time.monotonic() < self._checkpoint_failed_at + self.cfg.disk_retry_s:
+            return
         self.counters.watermarks = self.online.watermarks()
         self.counters.skipped_updates = int(self.agent.skipped_updates)
         if fault_hit("fsize_at_checkpoint"):
             limit_file_size()
         try:
-            with KillDuringWrite("during_checkpoint", self.checkpointer.directory, "orbax-checkpoint-tmp"):
+            with KillDuringWrite("during_checkpoint", self.checkpointer.directory,
+                                 f"{self.counters.updates}.orbax-checkpoint-tmp"):
                 self.checkpointer.save(self.agent, self.counters)
         except OSError as err:
+            self._checkpoint_failed_at = time.monotonic()
             return self._disk_error(f"checkpoint at update {self.counters.updates}", err)
         self._write_progress()
 
@@ -275,7 +281,7 @@ class Learner:
                     self._updates_per_s = (u - start_updates) / max(1e-9, time.monotonic() - start)
                     self._log(info)
                 if u % cfg.checkpoint_every == 0:
-                    self.checkpoint()
+                    self.checkpoint(final=False)
             failed = False
         finally:
             if self._prefetch is not None:
@@ -307,7 +313,7 @@ class Learner:
             self._disk_error("recording evaluation history", err)
         for r in reports:
             prefix = "eval" if "eval_success" in r else "actor"
-            self.writer.write(int(r.get("env_steps", 0)), {f"{prefix}/{k}": float(v) for k, v in r.items()
+            self._scalars(int(r.get("env_steps", 0)), {f"{prefix}/{k}": float(v) for k, v in r.items()
                                                              if isinstance(v, (int, float, bool))})
         version = f"{self.counters.incarnation}:{self.counters.updates}"
         self.monitor.maybe_print(self._updates_per_s, version)
@@ -317,11 +323,24 @@ class Learner:
         scalars.update({"learner/updates_per_s": self._updates_per_s, "buffer/online": self.online.size,
                         "buffer/demo": self.demo.size, "learner/skipped_updates": int(self.agent.skipped_updates),
                         "learner/invalid_transitions": self.invalid_transitions})
-        self.writer.write(self.counters.updates, scalars)
+        self._scalars(self.counters.updates, scalars)
         self._write_progress()
 
+    def _scalars(self, step: int, scalars: dict) -> None:
+        try:
+            self.writer.write(step, scalars)
+        except OSError as err:  # its writer thread died on a full disk: report, then start a new event file
+            self._disk_error("writing TensorBoard scalars", err)
+            try:
+                self.writer = ScalarWriter(self.run_dir / "tensorboard" / "learner")
+            except OSError:
+                pass  # tried again at the next scalars
+
     def close(self) -> None:
-        self.writer.close()
+        try:
+            self.writer.close()
+        except OSError as err:
+            log.error("TensorBoard scalars not flushed: %s", err)
         self.checkpointer.close()
         self.online.close()
         self.demo.close()

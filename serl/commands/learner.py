@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import signal
 import sys
 from pathlib import Path
 
@@ -30,6 +31,7 @@ def main(argv: list[str]) -> int:
     except RunDirError as err:
         parser.error(str(err))
     stop = stop_on_signals()
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a file-size limit (ulimit -f) is a write error, not a crash
     env = build_env(config, operator=False)  # for the spaces only
     spec = transition_spec(env)
     t = config.transport
