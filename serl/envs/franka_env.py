@@ -10,9 +10,11 @@ Nothing connects until the first reset, so a learner can build the env for its s
 
 from __future__ import annotations
 
+import atexit
 import dataclasses
 import logging
 import time
+import weakref
 from pathlib import Path
 
 import gymnasium as gym
@@ -27,6 +29,14 @@ from serl.robot.hardware_config import load_hardware_config
 from serl.robot.safety import clip_target
 
 log = logging.getLogger(__name__)
+_OPEN: weakref.WeakSet = weakref.WeakSet()  # connected envs, closed at interpreter exit if their owner forgot
+
+
+@atexit.register
+def _close_open_envs() -> None:
+    """Cameras' ROS threads and a launched simulated rig must not outlive the process (or abort its exit)."""
+    for env in list(_OPEN):
+        env.close()
 
 
 class FrankaEnv(gym.Env):
@@ -124,6 +134,7 @@ class FrankaEnv(gym.Env):
         return np.concatenate([self._obs["images"][c] for c in self.cfg.cameras], axis=1)
 
     def close(self) -> None:
+        _OPEN.discard(self)
         if self.cameras is not None:
             self.cameras.close()
             self.cameras = None
@@ -140,6 +151,7 @@ class FrankaEnv(gym.Env):
 
     # ---------- internals ----------
     def _connect(self) -> None:
+        _OPEN.add(self)
         if self.cfg.launch_sim and self._sim_rig is None:
             from serl.envs.franka_launch import SimRigProcess
 
