@@ -56,7 +56,7 @@ def intake(spec: TransitionSpec, batch: Any, watermark: int, first_sequence: int
 
 def split_valid(spec: TransitionSpec, fresh: Any, on_invalid: str,
                 action_limit: float | None = None) -> tuple[Batch | None, np.ndarray, str | None]:
-    """(valid transitions as a batch or None, their positions in `fresh`, the first problem or None).
+    """(valid transitions as a batch or None, their positions in `fresh`, the distinct problems or None).
 
     `fresh` is a batch dict or a list of transitions. With `on_invalid="raise"` any problem raises ValueError naming
     the row and field. A batch dict with a structural problem has no valid row; a list is judged per transition.
@@ -85,4 +85,5 @@ def split_valid(spec: TransitionSpec, fresh: Any, on_invalid: str,
     if batch is not None:
         finite = np.asarray([int(i) not in errors for i in keep], bool)
         batch, keep = take(batch, finite), keep[finite]
-    return (batch if len(keep) else None), keep, first[1]
+    kinds = list(dict.fromkeys(msg for _, msg in sorted(errors.items())))  # distinct problems, first first
+    return (batch if len(keep) else None), keep, "; ".join(kinds[:4]) + ("; ..." if len(kinds) > 4 else "")

@@ -43,7 +43,7 @@ class AppendResult:
     duplicates: int
     invalid: int
     watermark: int
-    first_error: str | None = None  # the first invalid transition's problem, for the log
+    first_error: str | None = None  # the invalid transitions' problems (distinct, first first), for the log
     skipped: int = 0  # left out by the `keep` mask
 
 
