@@ -7,6 +7,7 @@ from dataclasses import replace
 
 from experiments.sim_pick_cube_ros import RigExperimentConfig
 from serl.agents.sac import SACConfig
+from serl.devices import DeviceConfig
 from serl.envs.franka_config import FrankaEnvConfig
 from serl.envs.wrappers import PolicyEnvConfig
 from serl.networks.observation_encoder import EncoderConfig
@@ -16,6 +17,7 @@ CONFIG = RigExperimentConfig(
     env=FrankaEnvConfig(hardware_config="hardware_configs/franka_fr3_template.yaml", cameras=("wrist_1", "wrist_2"),
                         max_episode_steps=100, gripper_locked=True, joint_reset_every=20),
     wrappers=replace(PolicyEnvConfig(), intervention_hold_steps=3, confirm_reset=True),
+    device=DeviceConfig(kind="spacemouse"),  # the person at the SpaceMouse; mapping in device.spacemouse
     agent=replace(SACConfig(), encoder=EncoderConfig(image_keys=("wrist_1", "wrist_2"), trunk="resnet10",
                                                      frozen_trunk=True)),
     demo_episodes=20,

@@ -1,36 +1,57 @@
-"""`FrankaEnv` through the whole robot path: the simulated driver (ROS 2 node, MuJoCo Panda) and the real robot
-server as processes on a private ROS domain, ROS image cameras, and the scripted operator at the intervention
-device. One launch serves the module; each test closes its env (the server has one owner at a time)."""
+"""`FrankaEnv` through the whole robot path, built exactly as `serl train sim_pick_cube_ros` builds it
+(`runtime.build_env`): the env launches the simulated driver (ROS 2 node, MuJoCo Panda) and the real robot server
+as processes on a private ROS domain, reads ROS image cameras, and the scripted operator sits at the intervention
+device. One env (one launch) serves the module; closing it stops the processes."""
 
+import dataclasses
 import math
+import subprocess
 import time
 
 import gymnasium as gym
 import numpy as np
 import pytest
 
+import experiments
 import serl  # noqa: F401  (registers the envs)
-from serl.devices.scripted import ScriptedOperator
-from serl.envs.franka_env import make_franka_env
-from serl.envs.franka_sim_view import SimRigView
-from serl.envs.wrappers import make_policy_env
+from serl.commands.runtime import build_env
+from serl.devices.base import IDLE, DeviceState
+from serl.envs.franka_config import device_confirmation
+from serl.envs.franka_env import FrankaEnv
 from serl.robot.client import RobotFault
 from serl.robot.safety import inside
 
 
 @pytest.fixture(scope="module")
-def rig():
-    from robot_servers.launch import launch_sim_rig
+def policy_env():
+    env = build_env(experiments.load("sim_pick_cube_ros"))
+    yield env
+    launched = env.unwrapped._sim_rig
+    env.close()
+    if launched is not None:  # the launcher and the driver and server it started are gone
+        assert launched.proc.poll() is not None
+        assert subprocess.run(["pgrep", "-g", str(launched.proc.pid)], capture_output=True).returncode == 1
 
-    with launch_sim_rig("hardware_configs/sim_panda.yaml") as launched:
-        yield launched
+
+@pytest.fixture()
+def raw(policy_env):
+    env = policy_env.unwrapped
+    assert isinstance(env, FrankaEnv)
+    return env
 
 
-def franka(rig, **kw):
-    return make_franka_env(hardware_config=str(rig.config_path), ros_domain_id=rig.domain_id, **kw)
+class ConfirmAfter:
+    """An operator device whose "confirm_reset" control is pressed from the `presses`-th read on."""
+
+    def __init__(self, presses: int):
+        self.reads, self.presses = 0, presses
+
+    def read(self) -> DeviceState:
+        self.reads += 1
+        return DeviceState(np.zeros(7, np.float32), ("confirm_reset",)) if self.reads >= self.presses else IDLE
 
 
-def call_trigger(rig, service: str) -> str:
+def call_trigger(domain_id: int, service: str) -> str:
     """Call one of the simulated driver's std_srvs/Trigger services, from a node on the rig's domain."""
     import rclpy
     from rclpy.context import Context
@@ -38,7 +59,7 @@ def call_trigger(rig, service: str) -> str:
     from std_srvs.srv import Trigger
 
     ctx = Context()
-    rclpy.init(context=ctx, domain_id=rig.domain_id, signal_handler_options=SignalHandlerOptions.NO)
+    rclpy.init(context=ctx, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
     node = rclpy.create_node("test_fault_injector", context=ctx, start_parameter_services=False)
     try:
         client = node.create_client(Trigger, service)
@@ -59,86 +80,101 @@ def call_trigger(rig, service: str) -> str:
 
 @pytest.mark.timeout(120)
 @pytest.mark.filterwarnings("ignore:.*Box observation space (minimum|maximum) value")
-def test_contract_pacing_and_safety_box(rig):
+def test_contract_pacing_and_safety_box(raw):
     sim = gym.make("serl/PandaPickCube-v0").unwrapped
-    env = gym.make("serl/Franka-v0", config=None, hardware_config=str(rig.config_path), ros_domain_id=rig.domain_id)
-    raw = env.unwrapped
-    try:
-        assert raw.observation_space == sim.observation_space and raw.action_space == sim.action_space
-        obs, info = env.reset(seed=0)
-        assert raw.observation_space.contains(obs)
-        assert set(info) == {"succeed", "timestamps"} and set(info["timestamps"]) == {"state", "front", "wrist"}
-        for name in ("front", "wrist"):
-            assert obs["images"][name].std() > 5  # a rendered scene, not a blank frame
-            assert time.monotonic() - info["timestamps"][name] < raw.rig.control.max_frame_age_s + 0.1
-        with pytest.raises(ValueError, match=r"NaN or infinity at index \[2\]"):
-            env.step(np.array([0, 0, np.nan, 0, 0, 0, 0], np.float32))
-        start = time.monotonic()
-        up = np.array([0, 0, 1, 0, 0, 0, 1], np.float32)  # straight up, past the top of the box
-        for _ in range(12):
-            obs, reward, terminated, truncated, info = env.step(up)
-            pos, quat = raw.last_target[:3], raw.last_target[3:]
-            assert inside(pos, quat, raw.limits), raw.last_target  # clipped in the env, before the server
-        elapsed = time.monotonic() - start
-        assert set(info) >= {"succeed", "gripper_changed", "timestamps"} and info["gripper_changed"] is False
-        assert raw.observation_space.contains(obs) and reward == 0.0 and not terminated
-        assert 12 * raw.period - 0.02 < elapsed < 12 * raw.period + 0.5  # paced to the control period
-        assert raw.loop["period_s"] == pytest.approx(raw.period, abs=0.06)
-        box_top = raw.limits.xyz_high[2]
-        assert obs["state"]["tcp_pose"][2] == pytest.approx(box_top, abs=0.02)  # went up and stopped at the box
-        assert math.isfinite(raw.loop["rtt_s"]) and raw.loop["rtt_s"] < 0.1
-    finally:
-        env.close()
+    assert raw.observation_space == sim.observation_space and raw.action_space == sim.action_space
+    obs, info = raw.reset(seed=0)
+    assert raw.observation_space.contains(obs)
+    assert set(info) == {"succeed", "timestamps"} and set(info["timestamps"]) == {"state", "front", "wrist"}
+    for name in ("front", "wrist"):
+        assert obs["images"][name].std() > 5  # a rendered scene, not a blank frame
+        assert time.monotonic() - info["timestamps"][name] < raw.rig.control.max_frame_age_s + 0.1
+    with pytest.raises(ValueError, match=r"NaN or infinity at index \[2\]"):
+        raw.step(np.array([0, 0, np.nan, 0, 0, 0, 0], np.float32))
+    start = time.monotonic()
+    up = np.array([0, 0, 1, 0, 0, 0, 1], np.float32)  # straight up, past the top of the box
+    for _ in range(12):
+        obs, reward, terminated, truncated, info = raw.step(up)
+        pos, quat = raw.last_target[:3], raw.last_target[3:]
+        assert inside(pos, quat, raw.limits), raw.last_target  # clipped in the env, before the server
+    elapsed = time.monotonic() - start
+    assert set(info) >= {"succeed", "gripper_changed", "timestamps"} and info["gripper_changed"] is False
+    assert raw.observation_space.contains(obs) and reward == 0.0 and not terminated
+    assert 12 * raw.period - 0.02 < elapsed < 12 * raw.period + 0.5  # paced to the control period
+    assert raw.loop["period_s"] == pytest.approx(raw.period, abs=0.06)
+    assert obs["state"]["tcp_pose"][2] == pytest.approx(raw.limits.xyz_high[2], abs=0.02)  # stopped at the box top
+    assert math.isfinite(raw.loop["rtt_s"]) and raw.loop["rtt_s"] < 0.1
+    assert raw.render().shape == (128, 256, 3)
 
 
 @pytest.mark.timeout(180)
-def test_scripted_operator_lifts_the_cube_through_the_whole_stack(rig):
-    raw = franka(rig)
-    env = make_policy_env(raw, device=ScriptedOperator(SimRigView(raw), seed=0))
+def test_scripted_operator_lifts_the_cube_through_the_whole_stack(policy_env, raw):
     successes, lengths = 0, []
-    try:
-        for episode in range(10):
-            env.reset(seed=episode)
-            terminated = truncated = False
-            steps = 0
-            while not (terminated or truncated):
-                obs, reward, terminated, truncated, info = env.step(np.zeros(7, np.float32))
-                assert info["intervened"] and obs["front"].shape == (128, 128, 3)
-                steps += 1
-            successes += bool(info["succeed"] and terminated and reward == 1.0)
-            lengths.append(steps)
-    finally:
-        env.close()
+    for episode in range(10):
+        policy_env.reset(seed=episode)
+        terminated = truncated = False
+        steps = 0
+        while not (terminated or truncated):
+            obs, reward, terminated, truncated, info = policy_env.step(np.zeros(7, np.float32))
+            assert info["intervened"] and obs["front"].shape == (128, 128, 3) and obs["state"].shape == (19,)
+            steps += 1
+        successes += bool(info["succeed"] and terminated and reward == 1.0)
+        lengths.append(steps)
     assert successes >= 9, f"{successes}/10 lifted (episode lengths {lengths})"
 
 
 @pytest.mark.timeout(120)
-def test_reflex_truncates_the_episode_and_recovery_needs_confirmation(rig):
+def test_reflex_truncates_the_episode_and_recovery_needs_confirmation(raw):
     asked = []
-    env = franka(rig)
+    scripted_yes = raw.confirm_recovery
+    assert scripted_yes("test") is True  # build_env gave the scripted operator's env an immediate confirmation
     try:
-        env.reset(seed=0)
+        raw.reset(seed=0)
         for _ in range(3):
-            _, _, _, truncated, info = env.step(np.array([0.5, 0, 0, 0, 0, 0, 0], np.float32))
+            _, _, _, truncated, info = raw.step(np.array([0.5, 0, 0, 0, 0, 0, 0], np.float32))
             assert not truncated and "fault" not in info
-        call_trigger(rig, f"{rig.config.ros.sim_namespace}/inject_reflex")
+        call_trigger(raw._domain_id, f"{raw.rig.ros.sim_namespace}/inject_reflex")
         for _ in range(20):  # the fault reaches the server through the driver's mode topic
-            obs, reward, terminated, truncated, info = env.step(np.array([0.5, 0, 0, 0, 0, 0, 0], np.float32))
+            obs, reward, terminated, truncated, info = raw.step(np.array([0.5, 0, 0, 0, 0, 0, 0], np.float32))
             if truncated:
                 break
         assert truncated and not terminated and reward == 0.0 and "reflex" in info["fault"]
-        assert env.observation_space.contains(obs)
+        assert raw.observation_space.contains(obs)
+        raw.confirm_recovery = None
         with pytest.raises(RobotFault, match="recovery needs an operator's confirmation"):
-            env.reset()
-        env.confirm_recovery = lambda reason: asked.append(reason) or False
+            raw.reset()
+        raw.confirm_recovery = lambda reason: asked.append(reason) or False
         with pytest.raises(RobotFault, match="the operator did not confirm recovery"):
-            env.reset()
-        env.confirm_recovery = lambda reason: asked.append(reason) or True
-        obs, info = env.reset(seed=1)
-        assert len(asked) == 2 and all("reflex" in reason for reason in asked)
-        state = env.client.get_state()
+            raw.reset()
+        assert raw.client.get_state()["mode"] == "fault"  # nothing recovered without the operator
+        device = ConfirmAfter(presses=3)
+        raw.confirm_recovery = device_confirmation(device, poll_s=0.01, timeout_s=5.0)
+        obs, info = raw.reset(seed=1)
+        assert device.reads == 3 and len(asked) == 1 and "reflex" in asked[0]
+        state = raw.client.get_state()
         assert state["mode"] in ("ok", "hold") and not state["fault"]  # hold: the watchdog, no command yet
-        _, _, _, truncated, info = env.step(np.zeros(7, np.float32))
+        _, _, _, truncated, info = raw.step(np.zeros(7, np.float32))
         assert not truncated and "fault" not in info
     finally:
-        env.close()
+        raw.confirm_recovery = scripted_yes
+
+
+@pytest.mark.timeout(10)
+def test_device_confirmation_times_out_without_the_button():
+    confirm = device_confirmation(ConfirmAfter(presses=10**9), poll_s=0.01, timeout_s=0.2)
+    start = time.monotonic()
+    assert confirm("user_stop") is False and 0.2 <= time.monotonic() - start < 1.0
+
+
+@pytest.mark.timeout(10)
+def test_rig_camera_size_must_match_the_observation(tmp_path):
+    import yaml
+
+    raw_rig = yaml.safe_load(open("hardware_configs/sim_panda.yaml"))
+    raw_rig["cameras"]["wrist"]["size"] = [64, 64]
+    (tmp_path / "rig.yaml").write_text(yaml.safe_dump(raw_rig))
+    cfg = dataclasses.replace(experiments.load("sim_pick_cube_ros").env, hardware_config=str(tmp_path / "rig.yaml"))
+    with pytest.raises(ValueError, match=r"cameras.wrist.size \(64, 64\) in .* must be \[128, 128\]"):
+        FrankaEnv(cfg)
+    with pytest.raises(ValueError, match="camera 'side' is not in"):
+        FrankaEnv(dataclasses.replace(cfg, cameras=("front", "side")))
