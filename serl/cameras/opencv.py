@@ -51,7 +51,9 @@ class OpenCVSource:
     def grab(self, timeout_s: float) -> tuple[np.ndarray, float] | None:
         if self._cap is None:
             return None
-        ok, frame = self._cap.read()  # blocks until the device delivers; the Camera's freeze check bounds it
+        # Blocks until the device delivers; a stalled V4L2 device fails the read after the backend's own select
+        # timeout, and the Camera then reopens it. Reads by the control loop never wait on this (reader thread).
+        ok, frame = self._cap.read()
         stamp = time.monotonic()
         if not ok or frame is None:
             return None
