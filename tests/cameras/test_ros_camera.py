@@ -58,13 +58,13 @@ def camera_cfg(topic, **kw):
 @pytest.mark.timeout(30)
 def test_ros_camera_reads_frames_with_header_stamps():
     pub = Publisher("/cam/front", lag_s=0.05)
-    cams = open_cameras({"front": camera_cfg("/cam/front"), "wrist": camera_cfg("/cam/unused")}, 0.5,
+    cams = open_cameras({"front": camera_cfg("/cam/front"), "wrist": camera_cfg("/cam/unused")}, 1.0,
                         names=["front"], ros_domain_id=DOMAIN)
     try:
         images, stamps = cams.read()  # open_cameras waited for the first frame (DDS discovery takes a moment)
         np.testing.assert_array_equal(images["front"], pub.frame)
         age = time.monotonic() - stamps["front"]
-        assert 0.04 < age < 0.5  # the header's capture time, not the arrival time
+        assert 0.04 < age < 1.0  # the header's capture time (0.05 s before publishing), not the arrival time
     finally:
         cams.close()
         pub.close()
@@ -77,7 +77,8 @@ def test_ros_frames_older_than_the_max_age_are_refused():
     cams = open_cameras({"front": camera_cfg("/cam/old", timeout_s=0.5)}, 0.1, ros_domain_id=DOMAIN)
     try:
         assert cams.cameras["front"].frames > 0
-        with pytest.raises(StaleFrameError, match=r"newest frame is 0\.3\d* s old, more than the rig's max_frame_age"):
+        stale = r"newest frame is 0\.[3-9]\d* s old, more than the rig's max_frame_age"
+        with pytest.raises(StaleFrameError, match=stale):
             cams.read()
     finally:
         cams.close()
