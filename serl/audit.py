@@ -21,6 +21,7 @@ from pathlib import Path
 import numpy as np
 
 from serl.data import ReplayStorage, TransitionSpec
+from serl.run_progress import LearnerProgress
 from serl.transport.produced_log import read_produced_log
 
 
@@ -162,10 +163,11 @@ def audit_run(run_dir: str | Path, expected_steps: int | None = None) -> AuditRe
     online, demo = _rows(run_dir / "buffers" / "online"), _rows(run_dir / "buffers" / "demo")
     actor_dirs = sorted(p for p in (run_dir / "actor").glob("*") if (p / "spool" / "produced.log").exists())
     actors = [audit_actor(d, online, demo) for d in actor_dirs]
-    resumes = _read_jsonl(run_dir / "resumes.jsonl")
+    progress_files = LearnerProgress(run_dir)
+    resumes = progress_files.resumes()
     incarnations = sorted({0, *(int(r["incarnation"]) for r in resumes)})
     seen = {i for a in actors for i in a.incarnations_seen}
-    progress = _read_json(run_dir / "learner_progress.json")
+    progress = progress_files.read()
     steps = [int(p.name) for p in (run_dir / "checkpoints").glob("*") if p.name.isdigit()]
     report = AuditReport(str(run_dir), actors, incarnations, len(resumes),
                          sum(int(r["redone_updates"]) for r in resumes), sorted(set(incarnations) - seen),
@@ -188,20 +190,6 @@ def _problems(report: AuditReport, expected_steps: int | None) -> list[str]:
         out.append(f"the learner did not end with a checkpoint of its last update (progress "
                    f"{report.final_updates}, newest checkpoint {report.final_checkpoint})")
     return out
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (FileNotFoundError, ValueError):
-        return {}
-
-
-def _read_jsonl(path: Path) -> list[dict]:
-    if not path.exists():
-        return []
-    lines = path.read_text().splitlines()
-    return [json.loads(line) for line in lines if line.strip().endswith("}")]  # a torn last line is skipped
 
 
 def main(argv: list[str] | None = None) -> int:

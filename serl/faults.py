@@ -5,14 +5,12 @@ a test picks the time and the point picks the exact moment. Real failures at cho
 
 Points: `after_append` (learner: a batch durably stored, not yet acknowledged), `during_checkpoint` (learner: while
 orbax writes a checkpoint, before it is committed), `mid_episode` (actor: a transition spooled, its episode not
-finished). `fsize_at_checkpoint:N` is not a kill: it limits this process's file size (RLIMIT_FSIZE, 64 KiB) from the
-Nth checkpoint on, so writes fail with EFBIG as on a full disk.
+finished).
 """
 
 from __future__ import annotations
 
 import os
-import resource
 import signal
 import threading
 import time
@@ -47,12 +45,6 @@ def fault_point(name: str) -> None:
     """SIGKILL this process the Nth time it passes point `name` (see the module docstring)."""
     if fault_hit(name):
         kill_self()
-
-
-def limit_file_size(max_bytes: int = 64 << 10) -> None:
-    """Make writes past `max_bytes` in any file fail with EFBIG (an OSError) instead of SIGXFSZ killing us."""
-    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
-    resource.setrlimit(resource.RLIMIT_FSIZE, (max_bytes, resource.getrlimit(resource.RLIMIT_FSIZE)[1]))
 
 
 class KillDuringWrite:

@@ -6,7 +6,6 @@ The loop does not know which transport it has; it only sees `TransitionSource` a
 
 from __future__ import annotations
 
-import json
 import logging
 import threading
 import time
@@ -23,10 +22,11 @@ from serl.agents.sharding import make_mesh, replicate, shard_batch
 from serl.checkpoints import Checkpointer, LearnerCounters
 from serl.data import PrefetchIterator, ReplayStorage, TransitionSpec, sample_mixed
 from serl.data.demos import load_demos
-from serl.faults import KillDuringWrite, fault_hit, fault_point, limit_file_size
+from serl.faults import KillDuringWrite, fault_point
 from serl.monitor import RunMonitor
 from serl.networks.observation_encoder import FEATURES_SUFFIX, trunk_feature_fn, trunk_feature_shape
 from serl.networks.pretrained import frozen_params_for
+from serl.run_progress import LearnerProgress
 from serl.scalar_log import ScalarWriter
 from serl.transport.interfaces import TransitionSource, WeightsPublisher, WeightsVersion
 
@@ -91,6 +91,7 @@ class Learner:
         self.demo = ReplayStorage(self.run_dir / "buffers" / "demo", self.spec, cfg.buffer_capacity,
                                   cfg.buffer_chunk_size, action_limit=1.0, **cache)
         self.checkpointer = Checkpointer(self.run_dir / "checkpoints", cfg.keep_checkpoints)
+        self.progress = LearnerProgress(self.run_dir)
         self.counters = LearnerCounters()
         self.invalid_transitions = 0
         self.redone_updates = 0  # updates done after the restored checkpoint, lost in the crash and redone
@@ -135,7 +136,7 @@ class Learner:
     def _restore(self) -> None:
         """Continue from the latest checkpoint (if any) as a new incarnation, recorded before anything is
         published: an incarnation that crashed before its first checkpoint is never reused."""
-        progress = self._read_progress()
+        progress = self.progress.read()
         saved = LearnerCounters()
         if self.checkpointer.latest_step() is not None:
             agent, saved = self.checkpointer.restore(self.agent)
@@ -145,30 +146,12 @@ class Learner:
                                         skipped_updates=saved.skipped_updates, watermarks=saved.watermarks)
         self.redone_updates = max(0, progress.get("updates", 0) - saved.updates)
         self._write_progress()
-        with open(self.run_dir / "resumes.jsonl", "a") as f:  # what `serl.audit` counts: one line per restart
-            f.write(json.dumps({"incarnation": incarnation, "restored_update": saved.updates,
-                                "redone_updates": self.redone_updates, "time": time.time()}) + "\n")
+        self.progress.record_resume(incarnation, saved.updates, self.redone_updates)
         log.warning("resumed from update %d as incarnation %d; %d updates since that checkpoint are redone",
                     saved.updates, incarnation, self.redone_updates)
 
-    def _progress_path(self) -> Path:
-        return self.run_dir / "learner_progress.json"
-
-    def _read_progress(self) -> dict:
-        try:
-            progress = json.loads(self._progress_path().read_text())
-            return {"updates": int(progress["updates"]), "incarnation": int(progress["incarnation"])}
-        except (FileNotFoundError, ValueError, KeyError, TypeError):
-            return {}
-
     def _write_progress(self) -> None:
-        """Record the update counter (so a restart knows how many updates it redoes); best effort on a full disk."""
-        tmp = self._progress_path().with_suffix(".tmp")
-        try:
-            tmp.write_text(json.dumps({"updates": self.counters.updates, "incarnation": self.counters.incarnation}))
-            tmp.replace(self._progress_path())
-        except OSError as err:
-            log.error("could not record the learner's progress in %s: %s", self._progress_path(), err)
+        self.progress.write(self.counters.updates, self.counters.incarnation)
 
     # ---------- data ----------
     def ingest(self, timeout: float) -> int:
@@ -245,8 +228,6 @@ class Learner:
             return
         self.counters.watermarks = self.online.watermarks()
         self.counters.skipped_updates = int(self.agent.skipped_updates)
-        if fault_hit("fsize_at_checkpoint"):
-            limit_file_size()
         try:
             with KillDuringWrite("during_checkpoint", self.checkpointer.directory,
                                  f"{self.counters.updates}.orbax-checkpoint-tmp"):
