@@ -65,6 +65,7 @@ class FrankaEnv(gym.Env):
         self._episodes, self._steps = 0, 0
         self._state: dict | None = None
         self._obs: dict | None = None
+        self._info_stamps: dict[str, float] = {}  # capture times of the last observation (monotonic clock)
         self._gripper_closed = False
         self._deadline = 0.0
         self._last_tick = 0.0
