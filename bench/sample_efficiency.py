@@ -80,18 +80,22 @@ def summarize(run_dir: Path, start: float, target: float, wall_s: float) -> dict
     }
 
 
-def run_seed(task: str, seed: int, runs_dir: Path, target: float, max_minutes: float, extra: list[str]) -> dict:
+def start_seed(task: str, seed: int, runs_dir: Path, target: float, max_minutes: float, extra: list[str]):
+    """Start one seed's `serl train`; returns (seed, process, start time, run folder)."""
     name = f"{task}_seed{seed}"
     shutil.rmtree(runs_dir / name, ignore_errors=True)
     cmd = [sys.executable, "-m", "serl.cli", "train", task, "--run", name, "--seed", str(seed),
            "--runs-dir", str(runs_dir), "--learner.target-eval-success", str(target),
            "--learner.max-minutes", str(max_minutes), *extra]
     print(f"[sample efficiency] {' '.join(cmd[2:])}", file=sys.stderr, flush=True)
-    start = time.time()
     with open(runs_dir / f"{name}.log", "w") as log:
-        code = subprocess.call(cmd, stdout=log, stderr=subprocess.STDOUT)
-    result = summarize(runs_dir / name, start, target, time.time() - start)
-    return {"seed": seed, "exit_code": code, **result}
+        return seed, subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT), time.time(), runs_dir / name
+
+
+def finish_seed(started, target: float) -> dict:
+    seed, proc, start, run_dir = started
+    code = proc.wait()
+    return {"seed": seed, "exit_code": code, **summarize(run_dir, start, target, time.time() - start)}
 
 
 def ensure_demos(task: str, extra: list[str]) -> float:
@@ -140,17 +144,23 @@ def main() -> int:
     parser.add_argument("--target", type=float, default=0.9, help="evaluation success to reach")
     parser.add_argument("--max-minutes", type=float, default=20.0, help="budget per seed (the learner's clock)")
     parser.add_argument("--out", type=Path, default=Path("runs/bench_sample_efficiency"))
+    parser.add_argument("--parallel", action="store_true",
+                        help="run the seeds at the same time (env steps and updates stay comparable, minutes do not)")
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MUJOCO_GL", "egl")
     demo_s = ensure_demos(args.task, extra)
-    results = [run_seed(args.task, s, args.out, args.target, args.max_minutes, extra) for s in args.seeds]
+    go = lambda seed: start_seed(args.task, seed, args.out, args.target, args.max_minutes, extra)  # noqa: E731
+    if args.parallel:  # all seeds at once: each gets a share of the CPU, so minutes are not comparable
+        results = [finish_seed(s, args.target) for s in [go(seed) for seed in args.seeds]]
+    else:
+        results = [finish_seed(go(seed), args.target) for seed in args.seeds]
     reached = [r for r in results if r["reached"]]
     median = lambda key: statistics.median(r[key] for r in reached) if reached else None  # noqa: E731
     plot(results, args.out / f"{args.task}.png", args.target)
     print(json.dumps({
         "bench": "sample_efficiency", "task": args.task, "target": args.target, "overrides": extra,
-        "max_minutes": args.max_minutes, "seeds_reached": f"{len(reached)}/{len(results)}",
+        "max_minutes": args.max_minutes, "parallel": args.parallel, "seeds_reached": f"{len(reached)}/{len(results)}",
         "median_env_steps": median("env_steps"), "median_updates": median("updates"),
         "median_minutes": median("minutes"), "demo_recording_s": round(demo_s, 1),
         "load_average_1m": round(os.getloadavg()[0], 2), "cpus": os.cpu_count(),
