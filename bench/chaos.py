@@ -117,7 +117,9 @@ class ChaosRun:
         data, weights = self.ports[role]
         args = [sys.executable, "-m", "serl.cli", role, *self.common, "--transport.data-port", str(data),
                 "--transport.weights-port", str(weights)]
-        args += (["--resume"] if resume else []) if role == "learner" else ["--actor.max-env-steps", str(self.steps)]
+        # Without evaluations (not stored) every incarnation's weights show in the stored transitions.
+        args += (["--resume"] if resume else []) if role == "learner" else ["--actor.max-env-steps", str(self.steps),
+                                                                           "--actor.eval-every-episodes", "0"]
         env = {**os.environ, "JAX_PLATFORMS": "cpu", "SERL_FAULT": ",".join(spec)}
         self.procs[role] = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
                                             stderr=open(self.root / f"{role}.log", "a"))
@@ -192,6 +194,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=2, help="each kind of kill this many times")
     parser.add_argument("--keep", default=None, help="run in this folder (kept) instead of a temporary one")
     args = parser.parse_args()
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so `finally` stops the learner and actor
     root = Path(args.keep or tempfile.mkdtemp(prefix="serl-chaos-"))
     root.mkdir(parents=True, exist_ok=True)
     run = ChaosRun(root, args.seed)

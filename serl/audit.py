@@ -185,7 +185,8 @@ def _problems(report: AuditReport, expected_steps: int | None) -> list[str]:
         if expected_steps is not None and a.produced < expected_steps:
             out.append(f"{a.actor_id}: produced {a.produced} of its {expected_steps} env steps")
     if report.unseen_incarnations:
-        out.append(f"weights of learner incarnations {report.unseen_incarnations} never reached an actor")
+        out.append(f"weights of learner incarnations {report.unseen_incarnations} never reached an actor (or acted "
+                   "only in evaluation episodes, which are not stored)")
     if report.final_checkpoint is None or report.final_updates != report.final_checkpoint:
         out.append(f"the learner did not end with a checkpoint of its last update (progress "
                    f"{report.final_updates}, newest checkpoint {report.final_checkpoint})")

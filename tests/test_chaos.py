@@ -16,6 +16,7 @@ from test_two_process import Run, wait_for
 
 from serl.audit import audit_run
 
+NO_EVAL = ("--actor.eval-every-episodes", "0")  # evaluations are not stored: every incarnation shows in the buffer
 MORE_STEPS = 120  # the last actor's budget beyond what was produced before it
 
 
@@ -54,12 +55,14 @@ def test_chaos_kills_lose_nothing_and_the_audit_proves_it(tmp_path):
     try:
         # 1. The learner dies while orbax writes its second checkpoint; the actor keeps acting, spooling.
         learner = run.start("learner", fault=armed(run, "during_checkpoint", "kill-l0"))
-        actor = run.start("actor", fault=armed(run, "mid_episode", "kill-a0"))
+        actor = run.start("actor", *NO_EVAL, fault=armed(run, "mid_episode", "kill-a0"))
         wait_for(lambda: 20 in checkpoints(run), 120, "the first checkpoint")
         trigger(run, "kill-l0")
         assert learner.wait(timeout=60) == -signal.SIGKILL
         partial = [p.name for p in (run.run_dir / "checkpoints").iterdir() if "tmp" in p.name]
         assert partial, "the learner was to die in the middle of a checkpoint write"
+        before = produced(run)  # the learner is down: the actor keeps acting with its last weights, spooling
+        wait_for(lambda: produced(run) > before + 30, 30, "the actor to keep acting while the learner is down")
         # 2. Resumed; once it has redone its lost updates and checkpointed, the actor dies mid-episode.
         learner = run.start("learner", "--resume", fault=armed(run, "after_append", "kill-l1"))
         seen = connects(run)
@@ -70,7 +73,7 @@ def test_chaos_kills_lose_nothing_and_the_audit_proves_it(tmp_path):
         trigger(run, "kill-a0")
         assert actor.wait(timeout=30) == -signal.SIGKILL
         # 3. A new actor resends its backlog; the learner dies between storing a batch and acknowledging it.
-        actor = run.start("actor", fault=armed(run, "mid_episode", "kill-a1"))
+        actor = run.start("actor", *NO_EVAL, fault=armed(run, "mid_episode", "kill-a1"))
         trigger(run, "kill-l1")
         assert learner.wait(timeout=90) == -signal.SIGKILL
         # 4. Resumed again; the second actor dies mid-episode once this incarnation's weights reach it.
@@ -82,7 +85,7 @@ def test_chaos_kills_lose_nothing_and_the_audit_proves_it(tmp_path):
         trigger(run, "kill-a1")
         assert actor.wait(timeout=30) == -signal.SIGKILL
         # 5. SIGINT to both sides mid-run: each flushes, checkpoints and exits within 10 s.
-        actor = run.start("actor")
+        actor = run.start("actor", *NO_EVAL)
         before = produced(run)
         wait_for(lambda: produced(run) > before + 50, 60, "the third actor acting")
         for proc in (actor, learner):
@@ -94,7 +97,7 @@ def test_chaos_kills_lose_nothing_and_the_audit_proves_it(tmp_path):
         # 6. Both resume and finish: the actor its step budget, the learner on SIGTERM.
         run.steps = produced(run) + MORE_STEPS
         learner = run.start("learner", "--resume")
-        actor = run.start("actor")
+        actor = run.start("actor", *NO_EVAL)
         assert actor.wait(timeout=120) == 0
         learner.send_signal(signal.SIGTERM)
         assert learner.wait(timeout=30) == 0
