@@ -27,10 +27,13 @@ import numpy as np
 
 def held_out(env, near_miss, episodes: int, seed: int) -> dict:
     counts = {"episodes": episodes, "sim_success_episodes": 0, "classifier_success_episodes": 0,
-              "false_success_episodes": 0, "false_success_in_near_misses": 0, "missed_success_episodes": 0}
+              "false_success_episodes": 0, "missed_success_episodes": 0}
+    by_mode: dict[str, list[int]] = {}  # mode -> [episodes, false successes, missed successes]
     for i in range(episodes):
         env.reset(seed=seed + i)
         mode = near_miss.new_episode()
+        tally = by_mode.setdefault(mode, [0, 0, 0])
+        tally[0] += 1
         sim_done = fired = False
         done = False
         while not done:
@@ -40,13 +43,16 @@ def held_out(env, near_miss, episodes: int, seed: int) -> dict:
                 fired = True
                 if not info["succeed"]:
                     counts["false_success_episodes"] += 1
-                    counts["false_success_in_near_misses"] += mode != "success"
+                    tally[1] += 1
             done = terminated or truncated
         counts["sim_success_episodes"] += sim_done
         counts["classifier_success_episodes"] += fired
         counts["missed_success_episodes"] += sim_done and not fired
+        tally[2] += sim_done and not fired
     counts["false_success_rate"] = counts["false_success_episodes"] / episodes
     counts["missed_success_rate"] = counts["missed_success_episodes"] / episodes
+    counts["by_mode"] = {m: dict(zip(("episodes", "false_success", "missed_success"), t, strict=True))
+                         for m, t in sorted(by_mode.items())}
     return counts
 
 

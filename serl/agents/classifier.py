@@ -32,13 +32,15 @@ class ClassifierConfig:
     trunk: Literal["small", "resnet10"] = "small"  # the pixel encoder (DESIGN.md's fixed architectures)
     bottleneck_dim: int = 256  # per-camera feature size after the pooled bottleneck
     hidden_dims: tuple[int, ...] = (256,)  # MLP head before the success logit
-    batch_size: int = 64  # frames per update, half success and half failure
+    batch_size: int = 32  # frames per update, half success and half failure
     steps: int = 400  # gradient updates
     learning_rate: float = 3e-4  # Adam
     crop_pad: int = 4  # random-crop augmentation padding in pixels (0: no augmentation)
     validation_fraction: float = 0.2  # share of episodes held out for validation and the threshold
     min_threshold: float = 0.5  # the threshold is never below this
-    threshold_margin: float = 0.05  # added above the highest validation failure probability (see choose_threshold)
+    threshold_beta: float = 0.5  # the threshold maximises validation F-beta (see choose_threshold)
+    confirm_steps: int = 3  # success is called after this many consecutive steps at or above the threshold: a
+    #                         lift passing through the success height looks like success a step or two early
     seed: int = 0  # initialisation, batches, augmentation and the episode split
 
     def __post_init__(self) -> None:
@@ -46,6 +48,8 @@ class ClassifierConfig:
             raise ValueError("classifier.image_keys is empty: the classifier needs at least one camera")
         if self.batch_size < 2 or self.batch_size % 2:
             raise ValueError(f"classifier.batch_size {self.batch_size} must be even (half positive, half negative)")
+        if self.confirm_steps < 1:
+            raise ValueError(f"classifier.confirm_steps {self.confirm_steps} must be at least 1")
         if not 0.0 < self.validation_fraction < 1.0:
             raise ValueError(f"classifier.validation_fraction {self.validation_fraction} must be in (0, 1)")
 
@@ -196,12 +200,27 @@ def metrics(probs: np.ndarray, labels: np.ndarray, threshold: float) -> dict:
             "positives": positives, "negatives": negatives}
 
 
+def f_beta(probs: np.ndarray, labels: np.ndarray, threshold: float, beta: float) -> float:
+    m = metrics(probs, labels, threshold)
+    p, r = m["precision"], m["recall"]
+    return 0.0 if p + r == 0 else (1 + beta**2) * p * r / (beta**2 * p + r)
+
+
 def choose_threshold(probs: np.ndarray, labels: np.ndarray, cfg: ClassifierConfig) -> float:
-    """Criterion: no validation failure frame may pass. The threshold is the highest validation failure
-    probability plus `threshold_margin` (a failure frame near a success frame must not flip on an unseen episode),
-    at least `min_threshold`, and capped at 1 - 1e-6 so a success can still be called."""
-    worst_negative = float(np.max(probs[~labels], initial=0.0))
-    return float(min(max(cfg.min_threshold, worst_negative + cfg.threshold_margin), 1.0 - 1e-6))
+    """Criterion: the threshold maximising F-beta on validation frames with beta = `threshold_beta` (below 1: a
+    false success, which ends an episode with reward it did not earn, counts more than a missed one), at least
+    `min_threshold`. Thresholds between two validation probabilities score alike; of the best-scoring range the
+    middle is taken, so frames a little off the validation ones do not flip."""
+    candidates = np.unique(np.concatenate([[cfg.min_threshold], probs[probs >= cfg.min_threshold], [1.0]]))
+    scores = np.array([f_beta(probs, labels, t, cfg.threshold_beta) for t in candidates])
+    best = np.flatnonzero(scores >= scores.max() - 1e-12)
+    # A candidate's score holds for every threshold in (previous candidate, candidate]: the first run of best
+    # candidates a..b covers (c[a-1], c[b]].
+    a = b = best[0]
+    while b + 1 < len(candidates) and b + 1 in best:
+        b += 1
+    low = candidates[max(a - 1, 0)]
+    return float(min((low + candidates[b]) / 2, 1.0 - 1e-6))
 
 
 def train(labels: LabelSet, cfg: ClassifierConfig, log=print) -> tuple[dict, dict]:

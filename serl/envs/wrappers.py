@@ -208,9 +208,10 @@ def flat_state_layout(env: gym.Env) -> dict[str, slice]:
 class RewardClassifierWrapper(gym.Wrapper):
     """Reward from a success classifier (any callable obs -> probability): reward 1 and terminated when the
     probability reaches the threshold (and the optional state predicate holds), else reward 0 (the env's own
-    termination is kept). A classifier with `refresh()`, `version` and `threshold` (a `ClassifierFolder`) is
-    refreshed on every reset, so a newer version is used from the next episode on, and its threshold is the one
-    chosen on validation. `info["classifier_prob"]` and `info["classifier_version"]` every step.
+    termination is kept). A classifier with `refresh()`, `version`, `threshold` and `confirm_steps` (a
+    `ClassifierFolder`) is refreshed on every reset, so a newer version is used from the next episode on; its
+    threshold is the one chosen on validation, and success needs `confirm_steps` consecutive calls.
+    `info["classifier_prob"]` and `info["classifier_version"]` every step.
 
     A classifier that raises or returns a non-finite value never stops the robot: that step gets reward 0,
     `info["classifier_error"]` says why, and `errors` counts it. With `positives_dir`, each frame called success is
@@ -225,6 +226,7 @@ class RewardClassifierWrapper(gym.Wrapper):
         self.predicate = predicate  # a serl.reward.predicates.StatePredicate, or None
         self.positives_dir = positives_dir  # the actor sets runs/<run>/classifier_positives when it has a run
         self.errors = 0
+        self._streak = 0  # consecutive steps called success (a versioned classifier may ask for several)
         self._layout = flat_state_layout(env) if predicate is not None and predicate.needs() else {}
         missing = set(predicate.needs() if predicate is not None else ()) - set(self._layout)
         if missing:
@@ -244,6 +246,7 @@ class RewardClassifierWrapper(gym.Wrapper):
                 logging.getLogger("serl.reward").warning("classifier reload failed, keeping v%d: %s",
                                                          self.classifier_version, err)
         obs, info = self.env.reset(**kwargs)
+        self._streak = 0
         info["classifier_version"] = self.classifier_version
         return obs, info
 
@@ -258,7 +261,9 @@ class RewardClassifierWrapper(gym.Wrapper):
             info["classifier_error"] = f"{type(err).__name__}: {err}"
             prob = 0.0
         threshold = float(getattr(self.classifier, "threshold", self.threshold))
-        success = prob >= threshold and (self.predicate is None or self.predicate.holds(obs["state"], self._layout))
+        called = prob >= threshold and (self.predicate is None or self.predicate.holds(obs["state"], self._layout))
+        self._streak = self._streak + 1 if called else 0
+        success = self._streak >= int(getattr(self.classifier, "confirm_steps", 1))
         info["classifier_prob"] = prob
         info["classifier_version"] = self.classifier_version
         if success and self.positives_dir is not None:

@@ -1,7 +1,7 @@
 """`NearMissOperator`: the scripted operator with deliberate near misses, so simulated label sets hold the hard
-failures a classifier must reject: the cube lifted but short of the success height, or the open gripper hovering
-just above it. Simulation only; it reads the simulator's state as the scripted operator does, and acts only
-through the device action."""
+failures a classifier must reject: the open gripper hovering just above the cube, the gripper closing on air just
+above it, the cube lifted and dropped, or lifted short of the success height. Simulation only (pick_cube); it reads
+the simulator's state as the scripted operator does, and acts only through the device action."""
 
 from __future__ import annotations
 
@@ -14,15 +14,17 @@ import numpy as np
 from serl.devices.base import DeviceState
 from serl.devices.scripted import ScriptedOperator
 
-Mode = Literal["success", "low_lift", "hover"]
+Mode = Literal["success", "hover", "miss", "drop", "low_lift"]
 
 
 @dataclass(frozen=True)
 class NearMissConfig:
     success_share: float = 0.4  # share of episodes the operator completes; the others are near misses
-    low_lift_share: float = 0.7  # share of near misses that lift the cube short of success (the rest hover)
-    short_by: tuple[float, float] = (0.012, 0.04)  # m: a low lift stops this far below the success height
-    hover_gap: tuple[float, float] = (0.005, 0.04)  # m: a hover keeps the fingertips this far above the cube top
+    modes: tuple[Literal["hover", "miss", "drop", "low_lift"], ...] = ("hover", "miss", "drop", "low_lift")  # drawn
+    #   uniformly for near misses: hover = open gripper above the cube; miss = closes on air above it; drop = lifts,
+    #   then releases short of success; low_lift = holds the cube short of success
+    short_by: tuple[float, float] = (0.025, 0.045)  # m: drop and low_lift stop this far below the success height
+    gap: tuple[float, float] = (0.005, 0.03)  # m: hover and miss keep the fingertips this far above the cube top
 
 
 class NearMissOperator:
@@ -35,34 +37,41 @@ class NearMissOperator:
         self.rng = np.random.default_rng(seed)
         self.mode: Mode = "success"
         self.offset = 0.0
+        self.latched = False  # miss: the gripper has closed on air; drop: the cube has been released
 
     def new_episode(self, mode: Mode | None = None) -> Mode:
         """Draw (or force) the mode of the episode that just started."""
         cfg = self.cfg
         if mode is None:
-            if self.rng.random() < cfg.success_share:
-                mode = "success"
-            else:
-                mode = "low_lift" if self.rng.random() < cfg.low_lift_share else "hover"
-        self.mode = mode
-        self.offset = float(self.rng.uniform(*(cfg.short_by if mode == "low_lift" else cfg.hover_gap)))
+            near = cfg.modes[self.rng.integers(len(cfg.modes))]
+            mode = "success" if self.rng.random() < cfg.success_share else near
+        self.mode, self.latched = mode, False
+        self.offset = float(self.rng.uniform(*(cfg.short_by if mode in ("drop", "low_lift") else cfg.gap)))
         return mode
 
     def read(self) -> DeviceState:
         state = self.operator.read()
         if self.mode == "success":
             return state
-        env = self.operator.env
-        sim, gain, scale = env.sim, self.operator.cfg.gain, env.cfg.action_scale_xyz
-        tcp = sim.tcp_pose()[0]
-        cube = sim.object_pose("cube")[0]
         action = np.array(state.action, np.float64)
-        if self.mode == "low_lift":
-            if np.linalg.norm(cube - tcp) < 0.02:  # held: rise no higher than the cap
-                cap = env.task.rest_z + env.cfg.lift_height - self.offset
-                action[2] = min(action[2], gain * (cap - cube[2]) / scale)
+        env = self.operator.env
+        tcp, cube = env.sim.tcp_pose()[0], env.sim.object_pose("cube")[0]
+        if self.mode in ("hover", "miss"):
+            floor = cube[2] + env.task.objects.cube_half_size + self.offset  # the TCP is between the fingertips
+            action[2] = max(action[2], self._toward(floor - tcp[2]))
+            over = np.linalg.norm(cube[:2] - tcp[:2]) < 0.01 and tcp[2] - floor < 0.005
+            self.latched |= self.mode == "miss" and over
+            action[6] = -1.0 if self.latched else 1.0
         else:
-            floor = cube[2] + env.task.objects.cube_half_size + self.offset  # fingertips (TCP) above the cube top
-            action[2] = max(action[2], gain * (floor - tcp[2]) / scale)
-            action[6] = 1.0  # never close
+            cap = env.task.rest_z + env.cfg.lift_height - self.offset
+            held = np.linalg.norm(cube - tcp) < 0.02
+            if held:  # rise no higher than the cap
+                action[2] = min(action[2], self._toward(cap - cube[2]))
+            self.latched |= self.mode == "drop" and held and cube[2] > cap - 0.005
+            if self.latched:
+                action[6] = 1.0  # released, and never grasps again
         return dataclasses.replace(state, action=np.clip(action, -1.0, 1.0).astype(np.float32))
+
+    def _toward(self, error: float) -> float:
+        """The z action that corrects `error` metres at the scripted operator's gain."""
+        return self.operator.cfg.gain * error / self.operator.env.cfg.action_scale_xyz

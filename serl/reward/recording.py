@@ -23,6 +23,7 @@ class LabelRecordingConfig:
     negatives: int = 600  # failure frames to record
     positives_per_episode: int = 10  # end an episode after this many success frames (more episodes, more variety)
     negative_stride: int = 3  # keep every n-th failure frame of an episode (neighbouring frames are near copies)
+    hard_window: int = 5  # keep every failure frame this many steps before a success frame (the hardest ones)
     near_miss: NearMissConfig = field(default_factory=NearMissConfig)  # simulation: how the operator fails
 
 
@@ -35,26 +36,24 @@ def frame_label(info: dict, source: LabelSource) -> bool:
 
 def record_episode(env, source: LabelSource, cfg: LabelRecordingConfig, seed: int, want_pos: bool,
                    want_neg: bool) -> tuple[list[dict], list[bool], bool]:
-    """One episode: (frames kept, their labels, whether any frame was a success)."""
+    """One episode: (frames kept, their labels, whether any frame was a success). Failure frames are kept every
+    `negative_stride` steps, and all of the `hard_window` steps before a success frame (the hardest ones)."""
     obs, _ = env.reset(seed=seed)
-    frames, labels, positives, failures, succeeded = [], [], 0, 0, False
-    done = False
+    steps: list[tuple[dict, bool]] = []
+    done, positives = False, 0
     while not done:
         obs, _, terminated, truncated, info = env.step(np.zeros(env.action_space.shape, np.float32))
         success = frame_label(info, source)
-        succeeded |= success
-        if success:
-            positives += 1
-            if want_pos:
-                frames.append(obs)
-                labels.append(True)
-        else:
-            failures += 1
-            if want_neg and failures % cfg.negative_stride == 0:
-                frames.append(obs)
-                labels.append(False)
+        steps.append((obs, success))
+        positives += success
         done = terminated or truncated or positives >= cfg.positives_per_episode
-    return frames, labels, succeeded
+    labels = np.array([label for _, label in steps], bool)
+    hard = np.zeros(len(steps), bool)
+    for i in np.flatnonzero(labels[1:] & ~labels[:-1]) + 1:  # each step where success begins
+        hard[max(0, i - cfg.hard_window):i] = True
+    failures = np.cumsum(~labels)  # the stride counts failure frames only
+    keep = np.where(labels, want_pos, want_neg & (hard | (failures % cfg.negative_stride == 0)))
+    return [steps[i][0] for i in np.flatnonzero(keep)], labels[keep].tolist(), bool(labels.any())
 
 
 def record_labels(env, cameras: tuple[str, ...], source: LabelSource, cfg: LabelRecordingConfig, seed: int,

@@ -102,12 +102,12 @@ def load_version(folder: str | Path, version: int | None = None) -> tuple[dict, 
 
 class ClassifierFolder:
     """The newest classifier of a folder as a callable (flattened observation -> success probability), with
-    `version` and `threshold`. `refresh()` loads a newer version when one has appeared; the reward wrapper calls
-    it between episodes, so an episode is judged by one version from start to end."""
+    `version`, `threshold` and `confirm_steps`. `refresh()` loads a newer version when one has appeared; the reward
+    wrapper calls it between episodes, so an episode is judged by one version from start to end."""
 
     def __init__(self, folder: str | Path):
         self.folder = Path(folder)
-        self.version, self.threshold, self.meta = 0, 1.0, {}
+        self.version, self.threshold, self.confirm_steps, self.meta = 0, 1.0, 1, {}
         self._params, self._probs = None, None
         if not self.refresh():
             raise FileNotFoundError(f"no classifier version in {self.folder}: train one with `serl train-reward`")
@@ -124,6 +124,7 @@ class ClassifierFolder:
         self._probs = probabilities_fn(cfg)
         self._params, self.meta, self.cfg = params, meta, cfg
         self.version, self.threshold = int(meta["version"]), float(meta["threshold"])
+        self.confirm_steps = cfg.confirm_steps
         return True
 
     def __call__(self, obs: dict) -> float:

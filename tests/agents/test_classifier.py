@@ -86,12 +86,18 @@ def test_the_split_is_by_episode_and_both_halves_have_both_classes():
         assert 4 <= len(np.unique(labels.episodes[val_rows])) <= 8  # about a fifth of 30 episodes
 
 
-def test_batches_are_half_success_half_failure_and_the_threshold_rejects_every_validation_failure():
+def test_batches_are_half_success_half_failure_and_the_threshold_maximises_f_half_on_validation():
     labels = np.array([True] * 5 + [False] * 95)
     rows = balanced_rows(labels, 32, np.random.default_rng(0))
     assert labels[rows].sum() == 16 and len(rows) == 32
     probs = np.array([0.2, 0.7, 0.95, 0.9, 0.99])
     truth = np.array([False, False, True, True, True])
     threshold = choose_threshold(probs, truth, CFG)
-    assert threshold == pytest.approx(0.75) and not (probs[~truth] >= threshold).any()
-    assert choose_threshold(np.array([0.1, 0.9]), np.array([False, True]), CFG) == 0.5  # never below the minimum
+    assert threshold == pytest.approx(0.8)  # midway between the highest failure and the lowest success
+    # Nothing to separate above the minimum: midway between it and the lowest success.
+    assert choose_threshold(np.array([0.1, 0.9]), np.array([False, True]), CFG) == pytest.approx(0.7)
+    # A confident failure frame (0.99) above every success: no threshold drops it without dropping successes, and
+    # F-0.5 prefers keeping all four successes (0.83) to dropping the 0.6 one (0.75).
+    probs = np.array([0.1, 0.99, 0.6, 0.97, 0.98, 0.96])
+    truth = np.array([False, False, True, True, True, True])
+    assert choose_threshold(probs, truth, CFG) == pytest.approx(0.55)

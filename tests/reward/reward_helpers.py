@@ -1,6 +1,8 @@
 """Shared by the reward tests: a small simulated pick-cube env with 32x32 cameras, and classifier versions with a
 fixed threshold (untrained weights: what is tested is which version judges, not how well)."""
 
+import dataclasses
+
 import jax
 import numpy as np
 
@@ -10,7 +12,8 @@ from serl.envs.sim.config import SimEnvConfig
 from serl.reward.store import save_version
 
 SIZE = 32
-CFG = ClassifierConfig(image_keys=("front",), image_shape=(SIZE, SIZE, 3), bottleneck_dim=8, hidden_dims=(8,))
+CFG = ClassifierConfig(image_keys=("front",), image_shape=(SIZE, SIZE, 3), bottleneck_dim=8, hidden_dims=(8,),
+                       confirm_steps=1)
 NEVER, ALWAYS = 1.0 - 1e-6, 0.0  # thresholds that an untrained classifier never / always reaches
 
 
@@ -18,9 +21,10 @@ def raw_env(steps=6, **overrides):
     return make("serl/PandaPickCube-v0", config=SimEnvConfig(image_size=SIZE, max_episode_steps=steps, **overrides))
 
 
-def save_fixed(folder, threshold: float, seed: int = 0):
-    params = init_params(CFG, jax.random.PRNGKey(seed))
-    return save_version(folder, params, CFG, {"threshold": threshold, "validation": {}})
+def save_fixed(folder, threshold: float, seed: int = 0, confirm_steps: int = 1):
+    cfg = dataclasses.replace(CFG, confirm_steps=confirm_steps)
+    params = init_params(cfg, jax.random.PRNGKey(seed))
+    return save_version(folder, params, cfg, {"threshold": threshold, "validation": {}})
 
 
 def zero_action():

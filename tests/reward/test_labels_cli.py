@@ -5,6 +5,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import gymnasium as gym
@@ -30,10 +31,12 @@ class SuccessLog(gym.Wrapper):
     def __init__(self, env):
         super().__init__(env)
         self.seen: dict[bytes, bool] = {}
+        self.order: list[tuple[bytes, bool]] = []
 
     def step(self, action):
         obs, reward, terminated, truncated, info = self.env.step(action)
         self.seen[obs["front"].tobytes()] = bool(info["succeed"])
+        self.order.append((obs["front"].tobytes(), bool(info["succeed"])))
         return obs, reward, terminated, truncated, info
 
 
@@ -41,20 +44,25 @@ class SuccessLog(gym.Wrapper):
 def test_sim_labels_are_the_simulators_success_flags():
     import experiments
     from serl.commands.record_labels import sim_env
+    from serl.reward.near_miss import NearMissConfig
     from serl.reward.recording import LabelRecordingConfig, record_labels
 
     config = experiments.load("sim_pick_cube")
-    config = config.__class__(**{**config.__dict__, "env": config.env.__class__(
-        **{**config.env.__dict__, "image_size": 32})})
+    cfg = LabelRecordingConfig(positives=8, negatives=200, positives_per_episode=4, negative_stride=4,
+                               near_miss=NearMissConfig(success_share=1.0))
+    config = replace(config, env=replace(config.env, image_size=32), reward=replace(config.reward, labels=cfg))
     env, near_miss = sim_env(config, seed=0)
     log = SuccessLog(env)
-    cfg = LabelRecordingConfig(positives=8, negatives=20, positives_per_episode=4, negative_stride=2)
-    labels = record_labels(log, ("front",), "sim", cfg, seed=3, near_miss=near_miss, progress=None)
+    labels = record_labels(log, ("front",), "sim", cfg, seed=3, near_miss=near_miss, max_episodes=2, progress=None)
     env.close()
-    assert labels.positives == 8 and len(labels) == 28
-    assert len(np.unique(labels.episodes[labels.labels])) >= 2  # at most 4 success frames per episode
+    assert labels.positives == 8 and len(np.unique(labels.episodes)) == 2  # at most 4 success frames per episode
+    assert 10 <= len(labels) - labels.positives <= 40  # every 4th failure frame, and the 5 before success
     for frame, label in zip(labels.images["front"], labels.labels, strict=True):
         assert log.seen[frame.tobytes()] == label
+    # The failure frames just before each success are all kept: they are the hardest to tell apart.
+    kept = {frame.tobytes() for frame in labels.images["front"]}
+    starts = [i for i in range(1, len(log.order)) if log.order[i][1] and not log.order[i - 1][1]]
+    assert starts and all(log.order[i - k][0] in kept for i in starts for k in (1, 2))
 
 
 @pytest.mark.timeout(240)

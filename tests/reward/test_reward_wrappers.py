@@ -70,6 +70,17 @@ def test_a_new_version_never_changes_the_judge_mid_episode(tmp_path):
 
 
 @pytest.mark.timeout(60)
+def test_success_needs_the_versions_confirm_steps_in_a_row(tmp_path):
+    save_fixed(tmp_path, ALWAYS, confirm_steps=3)
+    env = make_policy_env(raw_env(steps=10), PolicyEnvConfig(), classifier=ClassifierFolder(tmp_path))
+    for _ in range(2):  # the count starts again in each episode
+        env.reset(seed=0)
+        results = [env.step(zero_action())[1:3] for _ in range(3)]
+        assert results == [(0.0, False), (0.0, False), (1.0, True)]
+    env.close()
+
+
+@pytest.mark.timeout(60)
 def test_the_state_predicate_gates_the_classifier(tmp_path):
     save_fixed(tmp_path, ALWAYS)
     env = make_policy_env(raw_env(steps=30), PolicyEnvConfig(), classifier=ClassifierFolder(tmp_path),
