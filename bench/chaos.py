@@ -100,6 +100,7 @@ class ChaosRun:
         self.procs: dict[str, subprocess.Popen] = {}
         self.triggers: dict[str, Path] = {}
         self.starts = 0
+        self.steps_during_cut = 0
 
     @property
     def run_dir(self) -> Path:
@@ -156,7 +157,9 @@ class ChaosRun:
         """Cut both links for `seconds`; seconds from the reconnection to acknowledgements resuming."""
         for p in self.proxies:
             p.cut.set()
+        produced = self.produced()
         time.sleep(seconds)
+        self.steps_during_cut = self.produced() - produced  # the actor keeps acting with its last weights
         acked = self.acked()
         for p in self.proxies:
             p.cut.clear()
@@ -233,6 +236,7 @@ def main() -> None:
     kills = sum(1 for role, _ in plan if role in ("learner", "actor"))
     print(json.dumps({
         "bench": "chaos", "seed": args.seed, "faults": len(plan), "kills": kills, "network_cut_s": args.cut_s,
+        "steps_during_cut": run.steps_during_cut,
         **{k: v for k, v in report.figures().items() if k != "problems"},
         "unseen_incarnations": report.unseen_incarnations, "audit_problems": report.problems,
         "recovery_s": {k: {"n": len(v), "max": round(max(v), 1), "mean": round(sum(v) / len(v), 1)}
