@@ -52,6 +52,7 @@ def run_single_process(config, run_dir: Path, resume: bool) -> dict:
             pass
         learner.checkpoint()
         learner.close()
+        env.close()
     if failure:
         raise RuntimeError("the actor failed") from failure[0]
     return {"updates": counters.updates, "env_steps": actor.counters.env_steps, "episodes": actor.counters.episodes,
