@@ -62,6 +62,7 @@ def main() -> None:
     parser.add_argument("--positives", type=int, default=200)
     parser.add_argument("--negatives", type=int, default=600)
     parser.add_argument("--steps", type=int, default=None, help="training steps (default: the config's)")
+    parser.add_argument("--seed", type=int, default=0, help="offsets every seed (recording, training, held out)")
     args = parser.parse_args()
 
     import experiments
@@ -72,12 +73,14 @@ def main() -> None:
 
     config = experiments.load("sim_pick_cube")
     reward = config.reward
-    cfg = reward.classifier if args.steps is None else dataclasses.replace(reward.classifier, steps=args.steps)
+    cfg = dataclasses.replace(reward.classifier, seed=reward.classifier.seed + args.seed,
+                              steps=args.steps or reward.classifier.steps)
     rec = dataclasses.replace(reward.labels, positives=args.positives, negatives=args.negatives)
 
     start = time.perf_counter()
-    env, near_miss = sim_env(config, seed=1)
-    labels = record_labels(env, cfg.image_keys, "sim", rec, seed=10_000, near_miss=near_miss, progress=None)
+    env, near_miss = sim_env(config, seed=1 + 1000 * args.seed)
+    labels = record_labels(env, cfg.image_keys, "sim", rec, seed=10_000 + 1000 * args.seed, near_miss=near_miss,
+                           progress=None)
     env.close()
     record_s = time.perf_counter() - start
 
@@ -87,9 +90,9 @@ def main() -> None:
 
     with tempfile.TemporaryDirectory() as folder:
         save_version(folder, params, cfg, report)
-        env, near_miss = sim_env(config, seed=2, classifier=ClassifierFolder(folder))
+        env, near_miss = sim_env(config, seed=2 + 1000 * args.seed, classifier=ClassifierFolder(folder))
         start = time.perf_counter()
-        counts = held_out(env, near_miss, args.episodes, seed=500_000)
+        counts = held_out(env, near_miss, args.episodes, seed=500_000 + 1000 * args.seed)
         eval_s = time.perf_counter() - start
         env.close()
 
@@ -97,7 +100,8 @@ def main() -> None:
         "benchmark": "reward_classifier", "env": "serl/PandaPickCube-v0", "cameras": list(cfg.image_keys),
         "trunk": cfg.trunk, "train_frames": len(labels), "positives": labels.positives,
         "negatives": len(labels) - labels.positives, "label_episodes": int(len(np.unique(labels.episodes))),
-        "training_steps": cfg.steps, "threshold": round(report["threshold"], 4),
+        "seed": args.seed, "training_steps": cfg.steps, "confirm_steps": cfg.confirm_steps,
+        "threshold": round(report["threshold"], 4),
         "validation": {k: round(v, 4) if isinstance(v, float) else v for k, v in report["validation"].items()},
         **counts, "targets": {"false_success_rate": 0.01, "missed_success_rate": 0.05},
         "record_s": round(record_s, 1), "train_s": round(train_s, 1), "held_out_s": round(eval_s, 1),

@@ -281,20 +281,20 @@ class RewardClassifierWrapper(gym.Wrapper):
 
 
 class HumanRewardWrapper(gym.Wrapper):
-    """The operator gives the reward with a key or button (read from `info["buttons"]`, which the intervention
-    wrapper fills): "mark_success" -> reward 1 and terminated; "mark_failure" -> reward 0 and terminated; else
-    reward 0 and the env's own termination. `info["operator_label"]` says which was pressed, if any."""
+    """The operator alone gives the reward, with a key or button: "mark_success" -> reward 1 and terminated;
+    "mark_failure" -> reward 0 and terminated; else reward 0 (the env's own reward is dropped, its termination
+    kept). The mark is the intervention wrapper's `info["marked"]` (once per press), else `info["buttons"]`.
+    `info["operator_label"]` says which, if any."""
 
     def step(self, action):
         obs, _, terminated, truncated, info = self.env.step(action)
         buttons = info.get("buttons", ())
-        if "mark_success" in buttons:
-            info["operator_label"] = "success"
-            return obs, 1.0, True, truncated, info
-        if "mark_failure" in buttons:
-            info["operator_label"] = "failure"
-            return obs, 0.0, True, truncated, info
-        return obs, 0.0, terminated, truncated, info
+        label = info.get("marked") or next((b.removeprefix("mark_") for b in ("mark_success", "mark_failure")
+                                            if b in buttons), None)
+        if label is None:
+            return obs, 0.0, terminated, truncated, info
+        info["operator_label"] = label
+        return obs, float(label == "success"), True, truncated, info
 
 
 class GripperPenaltyWrapper(gym.Wrapper):
