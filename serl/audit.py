@@ -5,8 +5,9 @@ once, did counters and weight versions only move forward, and did the run end cl
 
 It compares each actor's untrimmed `produced.log` with the online buffer (every produced transition once) and the
 demo buffer (every intervention step once more), reads the provenance stored with each transition (episode id, step,
-weights version) in sequence order, and the learner's `resumes.jsonl` (one line per restart, with the updates it
-redid). Run it on a stopped run: opening the buffers takes their folder locks. Exit status 0 when nothing is wrong.
+weights version) in sequence order, the learner's `resumes.jsonl` (one line per restart, with the updates it
+redid) and each actor's `weights.log` (the first weights of each learner incarnation it received). Run it on a
+stopped run: opening the buffers takes their folder locks. Exit status 0 when nothing is wrong.
 """
 
 from __future__ import annotations
@@ -47,6 +48,7 @@ class ActorAudit:
     episode_id_reuse_risk: int = 0  # highest stored episode id not below the actor's saved next id
     version_regressions: int = 0  # weights version (incarnation, step) went down between consecutive transitions
     incarnations_seen: list[int] = field(default_factory=list)  # learner incarnations whose weights acted
+    incarnations_received: list[int] = field(default_factory=list)  # ... whose weights arrived (spool/weights.log)
     unacknowledged: int = 0  # produced but never acknowledged by the learner (spool not drained)
 
 
@@ -57,7 +59,7 @@ class AuditReport:
     incarnations: list[int]  # every learner incarnation that started (0 and one per resume)
     restarts: int  # learner restarts (resumes.jsonl lines)
     redone_updates: int  # updates redone after restarts, summed
-    unseen_incarnations: list[int]  # incarnations whose weights no stored transition was taken with
+    unseen_incarnations: list[int]  # incarnations whose weights no actor received or acted with
     final_updates: int | None  # the learner's update counter at the end
     final_checkpoint: int | None  # the newest checkpoint's update
     problems: list[str]
@@ -135,10 +137,19 @@ def audit_actor(actor_dir: Path, online: Rows, demo: Rows) -> ActorAudit:
     state = actor_dir.parent / f"{a.actor_id}.json"
     if state.exists() and len(rows):
         a.episode_id_reuse_risk = int(int(rows["episode_id"].max()) >= json.loads(state.read_text())["episodes"])
+    a.incarnations_received = _received(actor_dir / "spool" / "weights.log")
     acked_file = actor_dir / "spool" / "acked"
     acked = int(acked_file.read_text().split()[0]) if acked_file.exists() else -1
     a.unacknowledged = max(0, previous - acked)
     return a
+
+
+def _received(weights_log: Path) -> list[int]:
+    """Incarnations an actor's transport recorded receiving weights from (a torn last line is skipped)."""
+    if not weights_log.exists():
+        return []
+    lines = weights_log.read_text().splitlines()
+    return sorted({int(line.split()[0]) for line in lines if len(line.split()) == 3})
 
 
 def _check_provenance(a: ActorAudit, rows: np.ndarray) -> None:
@@ -166,7 +177,7 @@ def audit_run(run_dir: str | Path, expected_steps: int | None = None) -> AuditRe
     progress_files = LearnerProgress(run_dir)
     resumes = progress_files.resumes()
     incarnations = sorted({0, *(int(r["incarnation"]) for r in resumes)})
-    seen = {i for a in actors for i in a.incarnations_seen}
+    seen = {i for a in actors for i in (*a.incarnations_seen, *a.incarnations_received)}
     progress = progress_files.read()
     steps = [int(p.name) for p in (run_dir / "checkpoints").glob("*") if p.name.isdigit()]
     report = AuditReport(str(run_dir), actors, incarnations, len(resumes),
@@ -180,13 +191,13 @@ def _problems(report: AuditReport, expected_steps: int | None) -> list[str]:
     out = [] if report.actors else ["no actor produced.log found"]
     for a in report.actors:
         for name, value in asdict(a).items():
-            if name not in ("actor_id", "produced", "stored", "interventions", "incarnations_seen") and value:
+            if name not in ("actor_id", "produced", "stored", "interventions", "incarnations_seen",
+                            "incarnations_received") and value:
                 out.append(f"{a.actor_id}: {name} = {value}")
         if expected_steps is not None and a.produced < expected_steps:
             out.append(f"{a.actor_id}: produced {a.produced} of its {expected_steps} env steps")
     if report.unseen_incarnations:
-        out.append(f"weights of learner incarnations {report.unseen_incarnations} never reached an actor (or acted "
-                   "only in evaluation episodes, which are not stored)")
+        out.append(f"weights of learner incarnations {report.unseen_incarnations} never reached an actor")
     if report.final_checkpoint is None or report.final_updates != report.final_checkpoint:
         out.append(f"the learner did not end with a checkpoint of its last update (progress "
                    f"{report.final_updates}, newest checkpoint {report.final_checkpoint})")
@@ -207,7 +218,8 @@ def main(argv: list[str] | None = None) -> int:
         for a in report.actors:
             print(f"{a.actor_id}: produced {a.produced}, stored {a.stored} (lost {a.lost}, duplicated "
                   f"{a.duplicated}), interventions {a.interventions} (demo missing {a.demo_missing}, duplicated "
-                  f"{a.demo_duplicated}), weights from incarnations {a.incarnations_seen}")
+                  f"{a.demo_duplicated}), weights of incarnations {a.incarnations_received} received, "
+                  f"{a.incarnations_seen} acted with")
         print(f"learner: {report.restarts} restarts, {report.redone_updates} updates redone, ended at update "
               f"{report.final_updates} (checkpoint {report.final_checkpoint})")
         print("\n".join(f"PROBLEM {p}" for p in report.problems) or "OK: nothing lost, duplicated or reordered")

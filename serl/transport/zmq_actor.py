@@ -12,6 +12,7 @@ keeps reconnecting; nothing here ever waits on the network except `flush` and `w
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections import deque
@@ -29,6 +30,8 @@ from serl.transport.interfaces import Params, Transition, WeightsVersion
 from serl.transport.keys import ActorCurve
 from serl.transport.params_codec import ParamsDecoder
 from serl.transport.spool import Spool
+
+log = logging.getLogger("serl.transport.actor")
 
 
 class ZmqActorTransport:
@@ -48,6 +51,7 @@ class ZmqActorTransport:
         self.actor_id, self.spec, self.frames = actor_id, spec, frames
         self.codec = TransitionCodec(spec, frames, max_bytes=settings.max_batch_bytes)
         self.spool = Spool(spool_dir, spool_capacity_bytes, fsync_interval=fsync_interval)
+        self._weights_log = Path(spool_dir) / "weights.log"  # the first version of each learner incarnation received
         self._weights: tuple[WeightsVersion, Params] | None = None
         self._weights_changed = threading.Condition()
         self._stats: deque[dict] = deque(maxlen=1000)
@@ -87,6 +91,12 @@ class ZmqActorTransport:
         return dict(self._link.counters)
 
     def _set_weights(self, version: WeightsVersion, params: Params) -> None:
+        if self._weights is None or version.incarnation != self._weights[0].incarnation:
+            try:  # what `serl.audit` checks: every learner incarnation's weights reached this actor
+                with open(self._weights_log, "a") as f:
+                    f.write(f"{version.incarnation} {version.step} {time.time():.3f}\n")
+            except OSError as err:
+                log.warning("could not record received weights in %s: %s", self._weights_log, err)
         with self._weights_changed:
             self._weights = (version, params)  # one reference assignment: readers see old or new, never a mix
             self._weights_changed.notify_all()
