@@ -56,8 +56,9 @@ def record(config, folder: Path, label_from: str) -> Path | None:
 
 
 def run_folder(config, run: str) -> Path:
-    path = Path(run)
-    return path if (path / "config.json").exists() else Path(config.runs_dir) / run
+    """runs_dir/RUN when it exists, else RUN as a folder path."""
+    named = Path(config.runs_dir) / run
+    return named if named.is_dir() else Path(run)
 
 
 def ask(positive, index: int, total: int, preview: Path) -> str:
