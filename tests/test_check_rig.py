@@ -58,3 +58,70 @@ def test_simulated_rig_is_up(capsys):
         line = next(v for k, v in lines.items() if k.startswith(f"camera {name}"))
         assert " up " in line and "128x128 frame" in line and " ms old" in line
     assert "rig is ready" in out and "spacemouse" in lines
+
+
+@pytest.fixture
+def stateless_curve_server(tmp_path, monkeypatch):
+    """The real robot server in this process, with CURVE, on a ROS domain where no driver publishes: it answers
+    `health` but has never had robot state. Yields the rig file a check-rig user would write (client keys in it)."""
+    import random
+    import threading
+
+    import rclpy
+
+    from robot_servers.adapters.sim import SimArmAdapter
+    from robot_servers.arm_control import ArmControl
+    from robot_servers.franka_server import FrankaServer
+    from robot_servers.launch import free_port
+    from serl.robot.hardware_config import load_hardware_config
+    from serl.transport.keys import generate_keys
+
+    keys = generate_keys(tmp_path / "keys")
+    path = rig_with(tmp_path, robot={
+        "address": f"tcp://127.0.0.1:{free_port()}", "request_timeout_s": 2.0,
+        "curve_server_secret_key": str(keys["learner"] / "learner.key_secret"),
+        "curve_authorized_keys_dir": str(keys["learner"] / "authorized"),
+        "curve_client_secret_key": str(keys["actor"] / "actor.key_secret"),
+        "curve_server_public_key": str(keys["actor"] / "learner.key")})
+    cfg = load_hardware_config(path)
+    monkeypatch.setenv("ROS_AUTOMATIC_DISCOVERY_RANGE", "LOCALHOST")
+    context = rclpy.Context()
+    rclpy.init(context=context, domain_id=random.randint(215, 232))  # outside the launches' 1-101
+    node = rclpy.create_node("check_rig_test_server", context=context, start_parameter_services=False)
+    server = FrankaServer(cfg, ArmControl(cfg, SimArmAdapter(node, cfg)))
+    stop = threading.Event()
+    thread = threading.Thread(target=server.serve, args=(stop,), daemon=True)
+    thread.start()
+    try:
+        yield path
+    finally:
+        stop.set()
+        thread.join(timeout=5)
+        server.close()
+        node.destroy_node()
+        rclpy.shutdown(context=context)
+    assert not thread.is_alive()
+
+
+@pytest.mark.timeout(60)
+def test_a_server_without_robot_state_is_down_and_curve_keys_are_used(stateless_curve_server, capsys):
+    argv = ["check-rig", str(stateless_curve_server), "--wait", "0.3", "--ros-domain-id", "77"]
+    assert serl_main(argv) == 1
+    line = next(x for x in capsys.readouterr().out.splitlines() if x.startswith("robot server"))
+    assert " DOWN " in line and "mode hold" in line and "reason: no command yet" in line, line  # it answered
+    assert "no robot state yet" in line
+
+
+@pytest.mark.timeout(10)
+@pytest.mark.parametrize("health, up, says", [
+    ({"mode": "hold", "reason": "reset done", "has_state": True, "state_age_s": 0.01}, True, "state age 10 ms"),
+    ({"mode": "ok", "reason": None, "has_state": True, "state_age_s": 0.9}, False, "stale: over 0.5 s"),
+    ({"mode": "hold", "reason": "no command yet", "has_state": False, "state_age_s": None}, False,
+     "no robot state yet"),
+    ({"mode": "fault", "reason": "reflex", "has_state": True, "state_age_s": 0.01}, False, "reason: reflex"),
+])
+def test_robot_health_is_judged_by_state_and_mode(health, up, says):
+    from serl.commands.check_rig import judge_health
+
+    check = judge_health(health, "tcp://127.0.0.1:5600", state_timeout_s=0.5)
+    assert check.up is up and says in check.detail, check.detail

@@ -22,21 +22,37 @@ class Check:
 
 def check_robot(rig: HardwareConfig, timeout_s: float) -> Check:
     from serl.robot.client import RobotClient, RobotError
+    from serl.transport.keys import ActorCurve
 
-    client = RobotClient(rig.robot.address, timeout_s=timeout_s)
+    r = rig.robot
+    curve = ActorCurve(r.curve_client_secret_key, r.curve_server_public_key) \
+        if r.curve_client_secret_key is not None else None  # a CURVE server never answers a client without keys
+    try:
+        client = RobotClient(r.address, timeout_s=timeout_s, curve=curve)
+    except (OSError, ValueError) as err:  # unreadable key files
+        return Check("robot server", False, f"{r.address}: cannot use the rig's CURVE keys: {err}")
     try:
         health = client.health()
     except RobotError as err:
-        return Check("robot server", False, f"{rig.robot.address}: {err}")
+        return Check("robot server", False, f"{r.address}: {err}")
     finally:
         client.close()
-    mode = health.get("mode", "?")
-    parts = [f"{rig.robot.address}", f"mode {mode}"]
-    if health.get("fault"):
-        parts.append(f"fault: {health['fault']}")
-    if isinstance(health.get("state_age_s"), float | int):
-        parts.append(f"state age {1e3 * health['state_age_s']:.0f} ms")
-    return Check("robot server", mode in ("ok", "hold"), ", ".join(parts))
+    return judge_health(health, r.address, r.state_timeout_s)
+
+
+def judge_health(health: dict, address: str, state_timeout_s: float) -> Check:
+    """Up only when the server has fresh robot state (a server that never heard from the driver or controllers
+    answers `health` too) and is not in fault; the server's `reason` says why it holds or stopped."""
+    mode, age = health.get("mode", "?"), health.get("state_age_s")
+    parts = [address, f"mode {mode}"]
+    if health.get("reason"):
+        parts.append(f"reason: {health['reason']}")
+    fresh = bool(health.get("has_state")) and isinstance(age, float | int) and age < state_timeout_s
+    if not health.get("has_state"):
+        parts.append("no robot state yet (are the driver or controllers running, on this ROS domain?)")
+    elif isinstance(age, float | int):
+        parts.append(f"state age {1e3 * age:.0f} ms" + ("" if fresh else f" (stale: over {state_timeout_s} s)"))
+    return Check("robot server", fresh and mode in ("ok", "hold"), ", ".join(parts))
 
 
 def check_cameras(rig: HardwareConfig, wait_s: float, ros_domain_id: int | None) -> list[Check]:
