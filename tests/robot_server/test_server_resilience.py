@@ -13,7 +13,8 @@ import pytest
 from rig_helpers import pose, rig_config_for_tests, wait_until
 
 from robot_servers.launch import launch_sim_rig
-from serl.robot.client import RobotClient, RobotFault, RobotTimeout
+from serl.commands.check_rig import check_robot
+from serl.robot.client import RobotClient, RobotError, RobotFault, RobotTimeout
 from serl.transport.keys import ActorCurve, generate_keys
 
 
@@ -62,7 +63,7 @@ def test_a_silent_driver_is_a_controller_error_fault(client, rig):
 
 
 @pytest.mark.timeout(60)
-def test_a_timed_out_client_reconnects_and_keeps_the_arm(client, rig):
+def test_a_timed_out_client_reconnects_and_keeps_the_arm(client, rig, keys):
     client.get_state()
     os.kill(rig.server.pid, signal.SIGSTOP)
     try:
@@ -70,10 +71,14 @@ def test_a_timed_out_client_reconnects_and_keeps_the_arm(client, rig):
             client.request("get_state", timeout_s=0.3)
     finally:
         os.kill(rig.server.pid, signal.SIGCONT)
-    # The late reply to the timed-out request is never mistaken for this one's; the owner is still us.
-    assert client.health()["owned"]
+    # The late reply to the timed-out request is never mistaken for this one's; the reconnected socket is still the
+    # owner (a new identity would be refused within owner_timeout_s), and a second client is refused meanwhile.
     state = client.get_state()
     assert state["mode"] in ("ok", "hold") and "tcp_pose" in state
+    with RobotClient(rig.address, timeout_s=2.0, curve=ActorCurve.from_dir(keys[0]["actor"])) as other:
+        with pytest.raises(RobotError, match="owned by another client"):
+            other.get_state()
+    assert "tcp_pose" in client.get_state()
 
 
 @pytest.mark.timeout(60)
@@ -83,3 +88,8 @@ def test_curve_keeps_out_clients_without_an_authorized_key(client, rig, keys):
         with RobotClient(rig.address, timeout_s=0.5, curve=curve) as stranger, pytest.raises(RobotTimeout):
             stranger.health()
     assert client.health()["has_state"]  # the authorized client still gets through
+    # check-rig with the rig file's client keys sees the CURVE server up
+    robot = rig.config.robot.model_copy(update={"curve_client_secret_key": keys[0]["actor"] / "actor.key_secret",
+                                                "curve_server_public_key": keys[0]["actor"] / "learner.key"})
+    check = check_robot(rig.config.model_copy(update={"robot": robot}), timeout_s=2.0)
+    assert check.up and "state age" in check.detail, check.detail
