@@ -56,9 +56,9 @@ class EpisodeTracker:
         self.ret, self.length, self.interventions, self.takeovers, self.paused = 0.0, 0, 0, 0, 0.0
         self._was_intervened = False
 
-    def step(self, reward: float, intervened: bool, paused_s: float = 0.0) -> None:
+    def step(self, reward: float, intervened: bool, paused_s: float = 0.0, executed: bool = True) -> None:
         self.ret += reward
-        self.length += 1
+        self.length += executed  # a step that sent nothing (abort) is no episode step
         self.interventions += intervened  # steps the operator acted
         self.takeovers += intervened and not self._was_intervened  # separate take-overs
         self._was_intervened = intervened
@@ -113,7 +113,7 @@ class EpisodeVideo:
 def transition(obs, action, reward, next_obs, terminated, truncated, info, episode_id, step, version,
                classifier_version=0) -> dict:
     """One transition in the schema of `serl.data` (actions are the executed ones, in the policy's frame)."""
-    executed = info.get("intervene_action", action)
+    executed = info.get("intervene_action", info.get("executed_action", action))  # operator's, a hold, else ours
     return {
         "observations": obs, "actions": np.asarray(executed, np.float32), "rewards": np.float32(reward),
         "masks": np.float32(1.0 - terminated), "dones": np.bool_(terminated or truncated),
@@ -278,11 +278,14 @@ class Actor:
                 self._take(self.client.poll())
             action = self.act(obs)
             next_obs, reward, terminated, truncated, info = self.env.step(action)
-            self.adder.add(transition(obs, action, reward, next_obs, terminated, truncated, info, episode, step,
-                                      self.counters.weights, info.get("classifier_version", 0)))
-            self.counters.env_steps += 1
-            tracker.step(float(reward), bool(info.get("intervened", False)), float(info.get("paused_s", 0.0)))
-            obs, step, done = next_obs, step + 1, terminated or truncated
+            executed = bool(info.get("executed", True))  # False: an abort ended the episode and moved nothing,
+            if executed:  # so no transition happened (the episode's last recorded one stays as it was)
+                self.adder.add(transition(obs, action, reward, next_obs, terminated, truncated, info, episode, step,
+                                          self.counters.weights, info.get("classifier_version", 0)))
+                self.counters.env_steps += 1
+            tracker.step(float(reward), bool(info.get("intervened", False)), float(info.get("paused_s", 0.0)),
+                         executed)
+            obs, step, done = next_obs, step + executed, terminated or truncated
         summary = tracker.summary(episode, info, self.counters.env_steps, self.counters.weights)
         self.stats.episode(summary)
         return summary

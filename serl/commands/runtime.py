@@ -11,8 +11,8 @@ import threading
 
 import serl  # noqa: F401  (registers the envs)
 from serl.data import TransitionSpec
-from serl.devices import make_device
-from serl.envs.franka_config import attach_confirmation
+from serl.devices import check_device_controls, make_device
+from serl.envs.franka_config import FrankaEnvConfig, attach_confirmation
 from serl.envs.franka_sim_view import operator_env
 from serl.envs.registration import make
 from serl.envs.wrappers import make_policy_env
@@ -24,7 +24,10 @@ PROTOCOL_VERSION = 1
 
 def build_env(config, *, operator: bool = True, video_path=None):
     """The policy env of a task config; with `operator` the configured device (`config.device`, the scripted
-    operator by default) sits at the intervention device."""
+    operator by default) sits at the intervention device; a device that cannot produce a control the config
+    waits for is refused before anything is opened."""
+    if operator:
+        check_device_controls(config.device, operator_needs(config))
     raw = make(config.env_id, config=config.env)
     device = make_device(config.device, operator_env(raw), config.operator, seed=config.seed) if operator else None
     attach_confirmation(raw, device, scripted=config.device.kind == "scripted")  # a FrankaEnv's fault recovery
@@ -33,6 +36,18 @@ def build_env(config, *, operator: bool = True, video_path=None):
     return make_policy_env(raw, config.wrappers, classifier=classifier, device=device, video_path=video_path,
                            predicate=reward.predicate if reward.predicate.name != "none" else None,
                            human_reward=reward.human)
+
+
+def operator_needs(config) -> dict[str, str]:
+    """The operator controls `config` waits for (control -> what waits for it)."""
+    needs = {}
+    if isinstance(config.env, FrankaEnvConfig) and config.device.kind != "scripted":
+        needs["confirm_reset"] = "a robot fault's recovery waits for it"
+    if config.wrappers.confirm_reset:
+        needs["confirm_reset"] = "wrappers.confirm_reset: every reset waits for it"
+    if config.reward.human:
+        needs["mark_success"] = "reward.human: the operator's mark is the only reward"
+    return needs
 
 
 def transition_spec(env) -> TransitionSpec:

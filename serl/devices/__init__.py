@@ -8,14 +8,15 @@ from typing import Literal
 
 import numpy as np
 
-from serl.devices.base import CONTROLS, IDLE, DeviceState, InterventionDevice
+from serl.devices.base import CONTROLS, IDLE, DeviceState, InterventionDevice, device_controls, require_controls
 from serl.devices.keyboard import Keyboard, KeyboardConfig
 from serl.devices.replay import DeviceRecorder, Replay
 from serl.devices.scripted import ScriptedOperator, ScriptedOperatorConfig
 from serl.devices.spacemouse import SpaceMouse, SpaceMouseConfig
 
 __all__ = ["CONTROLS", "IDLE", "DeviceConfig", "DeviceState", "InterventionDevice", "Keyboard", "KeyboardConfig",
-           "Replay", "ScriptedOperator", "ScriptedOperatorConfig", "SpaceMouse", "SpaceMouseConfig", "make_device"]
+           "Replay", "ScriptedOperator", "ScriptedOperatorConfig", "SpaceMouse", "SpaceMouseConfig",
+           "check_device_controls", "device_controls", "make_device"]
 
 DeviceKind = Literal["scripted", "spacemouse", "keyboard", "replay"]
 
@@ -29,24 +30,46 @@ class DeviceConfig:
     replay_path: str = ""  # the recorded device stream that kind "replay" plays back
     record_path: str = ""  # if set, every device state read is recorded to this file (replayable)
 
+    @property
+    def controls(self) -> frozenset[str] | None:
+        """The operator controls the device described can produce, known before it is opened (None for a
+        replay: whatever its recording holds)."""
+        if self.kind == "spacemouse":
+            return self.spacemouse.controls | (self.keyboard.controls if self.keyboard_controls else frozenset())
+        if self.kind == "keyboard":
+            return self.keyboard.controls
+        return None if self.kind == "replay" else frozenset()
+
 
 class WithControls:
     """A motion device plus a second device for operator controls (a two-button SpaceMouse and the keyboard):
     motion from the first, or from the second while only it is active; controls from both."""
 
     def __init__(self, motion: InterventionDevice, controls: InterventionDevice):
-        self.motion, self.controls = motion, controls
+        self.motion, self.control_device = motion, controls
+        known = device_controls(motion), device_controls(controls)
+        self.controls = None if None in known else known[0] | known[1]  # what the two can produce together
 
     def read(self) -> DeviceState:
-        first, second = self.motion.read(), self.controls.read()
+        first, second = self.motion.read(), self.control_device.read()
         acting = second if second.active and not first.active else first
         buttons = tuple(c for c in CONTROLS if c in first.buttons or c in second.buttons)
         return DeviceState(np.asarray(acting.action, np.float32), buttons, acting.active, dict(first.extra))
 
     def close(self) -> None:
-        for device in (self.motion, self.controls):
+        for device in (self.motion, self.control_device):
             if callable(close := getattr(device, "close", None)):
                 close()
+
+
+def check_device_controls(cfg: DeviceConfig, needed: dict[str, str]) -> None:
+    """Before any device is opened: ValueError naming each control in `needed` (control -> what waits for it)
+    that the device `cfg` describes cannot produce, and how to give it one."""
+    hints = {"spacemouse": "Set device.keyboard_controls (the terminal's keys beside the SpaceMouse) or map a "
+                           "button to it in device.spacemouse.buttons",
+             "keyboard": "Bind a key to it in device.keyboard.keys",
+             "scripted": "The scripted operator only moves; use a spacemouse or keyboard device"}
+    require_controls(cfg.controls, needed, f"{cfg.kind!r}", hints.get(cfg.kind, ""))
 
 
 def make_device(cfg: DeviceConfig, env=None, scripted: ScriptedOperatorConfig = ScriptedOperatorConfig(),

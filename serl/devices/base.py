@@ -5,7 +5,11 @@ Operator controls travel in `DeviceState.buttons`, always by these names (`CONTR
 "mark_success", "mark_failure", "confirm_reset". A control is listed when it was pressed since the last read OR is
 still held, so a press shorter than the read period is never lost and a held "mark_success" shows on every read
 while held (labelling relies on that). Consumers that want one event per press (the intervention wrapper) act on
-rising edges: a name present now and absent in the previous read."""
+rising edges: a name present now and absent in the previous read.
+
+A device says which controls it can produce in a `controls` attribute (a frozenset of `CONTROLS` names), so a loop
+that waits for a control (the reset confirmation) is refused at start, not left waiting forever; `device_controls`
+reads it (None: the device does not say)."""
 
 from __future__ import annotations
 
@@ -40,6 +44,22 @@ def check_controls(names) -> tuple[str, ...]:
     if unknown:
         raise ValueError(f"unknown operator controls {unknown}; the controls are {list(CONTROLS)}")
     return names
+
+
+def device_controls(device) -> frozenset[str] | None:
+    """The operator controls `device` can produce, or None when it does not declare them."""
+    controls = getattr(device, "controls", None)
+    return None if controls is None else frozenset(controls)
+
+
+def require_controls(controls: frozenset[str] | None, needed: dict[str, str], device: str, hint: str = "") -> None:
+    """ValueError naming each control in `needed` (control -> what waits for it) missing from `controls` (what the
+    device `device` can produce); nothing when `controls` is None (unknown)."""
+    missing = sorted(set(needed) - controls) if controls is not None else []
+    if missing:
+        waits = "; ".join(f"{name} ({needed[name]})" for name in missing)
+        raise ValueError(f"the operator device {device} cannot produce {waits}; it produces "
+                         f"{sorted(controls) or 'no operator controls'}{'. ' + hint if hint else ''}")
 
 
 IDLE = DeviceState(action=np.zeros(7, np.float32))

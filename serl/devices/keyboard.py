@@ -47,6 +47,11 @@ class KeyboardConfig:
         if bad:
             raise ValueError(f"keyboard.keys: unknown roles {bad}; a key can be one of {list(ROLES)}")
 
+    @property
+    def controls(self) -> frozenset[str]:
+        """The operator controls some key is bound to."""
+        return frozenset(role for _, role in self.keys if role in CONTROLS)
+
 
 def keyboard_state(held: frozenset[str], pressed: frozenset[str], takeover: bool,
                    cfg: KeyboardConfig) -> DeviceState:
@@ -112,6 +117,7 @@ class Keyboard:
         self.cfg, self.clock = cfg, clock
         self.source = source if source is not None else TerminalKeys()
         self.roles = dict(cfg.keys)
+        self.controls = cfg.controls  # the operator controls its keys can produce
         self.takeover = False
         self._last_press: dict[str, float] = {}
 

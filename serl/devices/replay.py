@@ -15,7 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
-from serl.devices.base import IDLE, DeviceState, InterventionDevice, check_controls
+from serl.devices.base import IDLE, DeviceState, InterventionDevice, check_controls, device_controls
 from serl.durable import fsync_directory
 
 FORMAT = "serl-device-stream-1"
@@ -72,6 +72,7 @@ class DeviceRecorder:
 
     def __init__(self, device: InterventionDevice, path: str | Path):
         self.device, self.path = device, Path(path)
+        self.controls = device_controls(device)  # what the recorded device can produce (None: it does not say)
         self.states: list[DeviceState] = []
         self.times: list[float] = []
 
@@ -96,6 +97,7 @@ class Replay:
     def __init__(self, path: str | Path):
         self.states = load_stream(path)
         self.position = 0
+        self.controls = frozenset(c for state in self.states for c in state.buttons)  # those the recording has
 
     @property
     def finished(self) -> bool:

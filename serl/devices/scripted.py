@@ -44,6 +44,7 @@ class ScriptedOperator:
         self.env = env.unwrapped
         self.cfg = cfg
         self.rng = np.random.default_rng(seed)
+        self.controls: frozenset[str] = frozenset()  # it only moves: no pause, marks or confirmations
         self.takeover_scale = 1.0  # multiplies takeover_prob; the actor lowers it as evaluation success rises
         self._takeover_left = 0
 

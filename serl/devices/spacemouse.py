@@ -53,6 +53,11 @@ class SpaceMouseConfig:
         if bad:
             raise ValueError(f"spacemouse.buttons: unknown roles {bad}; a button can be one of {list(BUTTON_ROLES)}")
 
+    @property
+    def controls(self) -> frozenset[str]:
+        """The operator controls some button is mapped to (the default two-button map has none)."""
+        return frozenset(role for _, role in self.buttons if role in CONTROLS)
+
 
 class SpaceMouseNotFound(RuntimeError):
     """No connected HID device matches the configured SpaceMouse; the message lists those found."""
@@ -136,6 +141,7 @@ class SpaceMouse:
 
     def __init__(self, cfg: SpaceMouseConfig = SpaceMouseConfig(), enumerate_hid: HIDEnumerate | None = None):
         self.cfg = cfg
+        self.controls = cfg.controls  # the operator controls its buttons can produce
         self._enumerate = enumerate_hid or system_hid_devices
         self._lock = threading.Lock()
         self._axes = dict.fromkeys(AXES, 0.0)

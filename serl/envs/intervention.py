@@ -11,7 +11,7 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-from serl.devices.base import DeviceState, InterventionDevice
+from serl.devices.base import DeviceState, InterventionDevice, device_controls, require_controls
 
 log = logging.getLogger("serl.operator")
 ActionRoundtrip = Callable[[dict, np.ndarray], np.ndarray]  # (raw obs, base-frame action) -> executed action
@@ -24,22 +24,31 @@ class InterventionWrapper(gym.Wrapper):
     last raw observation) instead of the policy's. During evaluation (`interventions_enabled` False) the policy
     alone acts, but the operator controls still work.
 
-    Operator controls act once per press (rising edge of `DeviceState.buttons`): "abort" truncates the episode
-    (`info["aborted"]`); "mark_success" ends it as a success (terminated, reward 1, `info["succeed"]` True);
-    "mark_failure" ends it as a failure (truncated, `info["succeed"]` False); `info["marked"]` names the mark.
-    "pause" makes the step wait, before anything is sent, until pause is pressed again (or abort, or
-    `operator_stop` is set): no command reaches the arm meanwhile, so it holds. With `confirm_reset`, reset()
-    waits after the arm's reset until the operator presses "confirm_reset", then re-observes if the env can
-    (`observe()`). These are the only waits on the operator in the loop.
+    Operator controls act once per press (rising edge of `DeviceState.buttons`). "abort" truncates the episode
+    without stepping the env: nothing is sent to the arm, the step returns the last observation, reward 0,
+    truncated, `info["aborted"]` and `info["executed"]` False (a step that moved nothing is no transition: the
+    actor records none for it). "mark_success" ends the episode as a success (terminated, reward 1,
+    `info["succeed"]` True) and "mark_failure" as a failure (truncated, `info["succeed"]` False) after the step's
+    action; `info["marked"]` names the mark. "pause" makes the step wait, before anything is sent, until pause is
+    pressed again (or abort, or `operator_stop` is set): no command reaches the arm meanwhile, so it holds. The
+    policy's action was chosen from the observation before the pause, so it is never sent after one: the step
+    resumes with the operator's action when they act, else a hold (zero motion, gripper kept), reported as
+    `info["executed_action"]` (zeros: the same in every frame) so the hold is what gets recorded. With
+    `confirm_reset`, reset() waits after the arm's reset until the operator presses "confirm_reset", then
+    re-observes if the env can (`observe()`); a device that declares it cannot produce "confirm_reset" is refused
+    at construction. These are the only waits on the operator in the loop.
 
-    info: `intervened` (bool) every step, `intervene_action` (the executed base-frame action, float32) only when
-    the operator acted, `buttons` (the device's controls) and `paused_s` (seconds paused in this step, which are
-    not episode time) every step; reset's info has `reset_wait_s`.
+    info: `intervened` (bool), `executed` (bool: the env was stepped), `buttons` (the device's controls) and
+    `paused_s` (seconds paused in this step, which are not episode time) every step; `intervene_action` (the
+    executed base-frame action, float32) only when the operator acted; reset's info has `reset_wait_s`.
     """
 
     def __init__(self, env: gym.Env, device: InterventionDevice, action_roundtrip: ActionRoundtrip | None = None,
                  hold_steps: int = 0, confirm_reset: bool = False, poll_s: float = 0.05):
         super().__init__(env)
+        if confirm_reset:
+            require_controls(device_controls(device), {"confirm_reset": "confirm_reset: every reset waits for it"},
+                             type(device).__name__)
         self.device = device
         self.action_roundtrip = action_roundtrip
         self.hold_steps, self.confirm_reset, self.poll_s = hold_steps, confirm_reset, poll_s
@@ -61,20 +70,28 @@ class InterventionWrapper(gym.Wrapper):
 
     def step(self, action):
         state, pressed = self._read()
-        paused_s = 0.0
+        paused_s, held = 0.0, False
         if "pause" in pressed:
             state, more, paused_s = self._wait_for("pause", "abort")
             pressed = (pressed | more) - {"pause"}
+            held = True  # the policy's action is stale now
+        if "abort" in pressed:  # nothing reaches the arm: the episode ends where it stands
+            info = dict(succeed=False, executed=False, intervened=False, buttons=state.buttons, paused_s=paused_s)
+            return (self._raw_obs, *apply_controls(pressed, 0.0, False, False, info))
         acting = self._operator_acts(state.active)
         if acting:
             action = np.clip(np.asarray(state.action, np.float64), -1.0, 1.0)
             if self.action_roundtrip is not None:
                 action = self.action_roundtrip(self._raw_obs, action)
+        elif held:
+            action = np.zeros(np.shape(action), np.float32)
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._raw_obs = obs
-        info.update(intervened=acting, buttons=state.buttons, paused_s=paused_s)
+        info.update(intervened=acting, executed=True, buttons=state.buttons, paused_s=paused_s)
         if acting:
             info["intervene_action"] = np.asarray(action, np.float32)
+        elif held:
+            info["executed_action"] = np.asarray(action, np.float32)
         return (obs, *apply_controls(pressed, reward, terminated, truncated, info))
 
     def close(self):

@@ -143,3 +143,90 @@ def test_closing_the_env_closes_the_device():
     env = InterventionWrapper(gym.make("serl/PandaPickCube-v0", image_obs=False), device)
     env.close()
     assert device.closed
+
+
+@pytest.mark.timeout(30)
+def test_abort_sends_nothing_to_the_arm():
+    env = sim_env(ScriptDevice(buttons=[(), ("abort",)]))
+    env.reset(seed=0)
+    obs, *_ = env.step(np.zeros(7, np.float32))
+    t = env.unwrapped.sim.data.time
+    aborted, reward, terminated, truncated, info = env.step(np.array([0, 0, 1, 0, 0, 0, 1], np.float32))
+    assert env.unwrapped.sim.data.time == t  # the policy's action was not executed
+    assert truncated and not terminated and reward == 0.0 and info["aborted"] and not info["executed"]
+    assert not info["succeed"] and not info["intervened"]
+    assert all(np.array_equal(aborted[k], obs[k]) for k in obs)  # where the episode stood
+    env.reset(seed=1)
+    assert env.step(np.zeros(7, np.float32))[4]["executed"]
+
+
+@pytest.mark.timeout(30)
+@pytest.mark.parametrize("operator", [False, True])
+def test_the_policys_action_from_before_a_pause_is_never_sent(operator):
+    # Pause at the first step's read, pressed again at the third read: the step resumes with a hold, or with the
+    # operator's action when they act at that moment.
+    device = ScriptDevice(buttons=[("pause",), (), ("pause",)], active=[0, 0, int(operator)])
+    env = sim_env(device)
+    obs, _ = env.reset(seed=0)
+    stale = np.array([0, 0, -1, 0, 0, 0, -1], np.float32)  # down and close: what the policy chose before the pause
+    after, _, _, _, info = env.step(stale)
+    assert info["paused_s"] > 0 and info["executed"]
+    dz = after["state"][2] - obs["state"][2]  # tcp z (base frame: relative_frame is off)
+    if operator:  # the operator's action, read after the pause
+        assert info["intervened"] and np.array_equal(info["intervene_action"], UP) and dz > 0.002
+        assert "executed_action" not in info
+    else:  # a hold: the arm stays, and the hold is what gets recorded
+        assert not info["intervened"] and "intervene_action" not in info and abs(dz) < 0.001
+        assert np.array_equal(info["executed_action"], np.zeros(7, np.float32))
+    # The next step is the policy's again.
+    _, _, _, _, info = env.step(stale)
+    assert "executed_action" not in info and not info["intervened"]
+
+
+class ListAdder:
+    def __init__(self):
+        self.added = []
+
+    def add(self, transition):
+        self.added.append(transition)
+
+    def flush(self, timeout=None):
+        return True
+
+
+class ListStats:
+    def __init__(self):
+        self.episodes = []
+
+    def episode(self, stats):
+        self.episodes.append(stats)
+
+
+@pytest.mark.timeout(60)
+def test_the_actor_records_no_transition_for_an_aborted_step(tmp_path):
+    from serl.actor import Actor, ActorConfig
+    from serl.agents.sac import SACConfig
+    from serl.transport.inprocess import InProcessTransport
+
+    # Read 0 (the first step's) starts a pause and read 2 ends it (a hold); reads 3, 4 are the policy's; 5 aborts.
+    env = sim_env(ScriptDevice(buttons=[("pause",), (), ("pause",), (), (), ("abort",)]))
+    adder, stats = ListAdder(), ListStats()
+    actor = Actor(env, SACConfig(hidden_dims=(8,)), ActorConfig(actor_id="a"), adder,
+                  InProcessTransport().variable_client(), stats, state_dir=tmp_path)
+    policy = np.array([0.5, 0, 0, 0, 0, 0, 0], np.float32)
+    actor.act = lambda obs: policy  # the policy's choice; no network needed to see what is recorded
+    summary = actor.run_episode(threading.Event())
+    assert len(adder.added) == 3 and actor.counters.env_steps == 3  # steps 0..2; the aborted one moved nothing
+    assert np.array_equal(adder.added[0]["actions"], np.zeros(7, np.float32))  # the hold after the pause
+    assert np.allclose(adder.added[1]["actions"], policy) and not adder.added[-1]["dones"]
+    assert summary["aborted"] == 1.0 and summary["length"] == 3 and summary["paused_s"] > 0
+
+
+@pytest.mark.timeout(30)
+def test_a_device_that_cannot_confirm_a_reset_is_refused_rather_than_waited_on():
+    class TwoButtons(ScriptDevice):
+        controls = frozenset()  # declares it has no operator controls (a SpaceMouse's close/open)
+
+    with pytest.raises(ValueError, match="TwoButtons cannot produce confirm_reset"):
+        sim_env(TwoButtons(), confirm_reset=True)
+    sim_env(TwoButtons(), confirm_reset=False).reset(seed=0)
