@@ -22,6 +22,9 @@ class FrankaEnvConfig:
     ros_domain_id: int | None = None  # ROS 2 domain of the ROS cameras; None: the ROS_DOMAIN_ID environment variable
     launch_sim: bool = False  # start the simulated driver and robot server for the rig (sim rigs; tests, demos)
     recovery_timeout_s: float = 600.0  # how long reset() waits for the operator to confirm a fault recovery
+    reset_retries: int = 3  # a reset failing with a transient robot or camera error is tried again this many times
+    reset_retry_wait_s: float = 1.0  # seconds between those attempts
+    pause_periods: float = 5.0  # a gap this many control periods between steps is a pause: the clock restarts
 
     def __post_init__(self) -> None:
         if self.image_obs and not self.cameras:
@@ -30,6 +33,8 @@ class FrankaEnvConfig:
             raise ValueError(f"cameras {self.cameras} lists a camera twice")
         if self.max_episode_steps <= 0 or self.image_size <= 0:
             raise ValueError("max_episode_steps and image_size must be positive")
+        if self.reset_retries < 0 or self.reset_retry_wait_s < 0 or self.pause_periods <= 1:
+            raise ValueError("reset_retries and reset_retry_wait_s must be >= 0 and pause_periods > 1")
 
 
 Confirm = Callable[[str], bool]  # (why the arm stopped) -> True once the operator confirms recovery

@@ -5,6 +5,9 @@ One step: validate and scale the action, clip the target to the rig's safety box
 send it, pace to the control period (the one place the loop sleeps; overruns are counted and reported), then
 observe: robot state and camera frames, each with its capture time; frames older than the rig's maximum frame age
 are an error. A server fault truncates the episode; the next reset asks the operator to confirm before `recover`.
+A transient failure (the server did not answer in time, a stale or frozen camera) truncates the episode too, with
+`info["error"]`; reset retries a bounded number of times, then raises `RigUnavailable`. A long gap between steps
+(the operator paused) restarts the period clock instead of counting as an overrun.
 Nothing connects until the first reset, so a learner can build the env for its spaces alone.
 """
 
@@ -21,15 +24,21 @@ import gymnasium as gym
 import numpy as np
 
 from serl import geometry as g
+from serl.cameras.base import CameraError
 from serl.cameras.realsense import wall_to_monotonic
 from serl.envs.franka_config import Confirm, FrankaEnvConfig
 from serl.envs.sim.env import ACTION_SPACE, GRIPPER_CLOSE, GRIPPER_OPEN, observation_space, validate_action
-from serl.robot.client import RobotClient, RobotFault
+from serl.robot.client import RobotClient, RobotFault, RobotTimeout
 from serl.robot.hardware_config import load_hardware_config
 from serl.robot.safety import clip_target
 
 log = logging.getLogger(__name__)
 _OPEN: weakref.WeakSet = weakref.WeakSet()  # connected envs, closed at interpreter exit if their owner forgot
+TRANSIENT = (RobotTimeout, CameraError)  # worth another try: a stalled server or camera (a refusal is not)
+
+
+class RigUnavailable(RuntimeError):
+    """The robot server or a camera kept failing through every reset attempt."""
 
 
 @atexit.register
@@ -78,14 +87,28 @@ class FrankaEnv(gym.Env):
     # ---------- gymnasium API ----------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
+        attempts, attempt = self.cfg.reset_retries + 1, 1
+        while True:
+            try:
+                return self._reset_once()
+            except TRANSIENT as err:
+                if attempt == attempts:
+                    raise RigUnavailable(f"reset failed {attempts} times in a row; last error: {err}") from err
+                log.warning("reset attempt %d of %d failed, retrying in %.1f s: %s", attempt, attempts,
+                            self.cfg.reset_retry_wait_s, err)
+                if isinstance(err, CameraError) and self.cameras is not None:
+                    self.cameras.close()  # reopened by the next attempt's _connect
+                    self.cameras = None
+                time.sleep(self.cfg.reset_retry_wait_s)
+                attempt += 1
+
+    def _reset_once(self):
         self._connect()
         state = self.client.get_state()
         if state["mode"] == "fault" or self._fault is not None:
             self._recover(str(state.get("fault") or self._fault))
         rs = self.rig.reset
-        xy = np.asarray(rs.tcp_xyz[:2]) + self.np_random.uniform(-1, 1, 2) * rs.xy_range
-        yaw = self.np_random.uniform(-1, 1) * rs.yaw_range
-        pose = np.concatenate([[xy[0], xy[1], rs.tcp_xyz[2]], g.quat_mul(g.euler_to_quat([0, 0, yaw]), rs.tcp_quat)])
+        pose = rs.draw_pose(self.np_random, self.limits)  # clipped into the box and cone, like every target
         joint = self.cfg.joint_reset_every > 0 and self._episodes % self.cfg.joint_reset_every == 0
         if not self.cfg.gripper_locked:
             self.client.gripper("open")
@@ -96,11 +119,13 @@ class FrankaEnv(gym.Env):
         self._episodes += 1
         self._steps = 0
         obs, info = self._observe()
-        self._deadline = self._last_tick = time.monotonic()
+        self.restart_clock()
         return obs, info
 
     def step(self, action):
         a = validate_action(action)
+        if time.monotonic() - self._last_tick > self.cfg.pause_periods * self.period:
+            self.restart_clock()  # the caller paused (operator, reset wait): not an overrun of this step
         state, ctl = self._state, self.rig.control
         pos, quat = state["tcp_pose"][:3], state["tcp_pose"][3:]
         target_pos = pos + a[:3] * ctl.action_scale_xyz
@@ -115,15 +140,24 @@ class FrankaEnv(gym.Env):
             changed = self._apply_gripper(a[6])
         except RobotFault as err:
             return self._truncate_on_fault(str(err))
+        except TRANSIENT as err:
+            return self._truncate_on_error(err)
         self._pace()
         self._steps += 1
-        obs, info = self._observe()
+        try:
+            obs, info = self._observe()
+        except TRANSIENT as err:
+            return self._truncate_on_error(err)
         if self._state["mode"] == "fault":
             return self._truncate_on_fault(str(self._state.get("fault")), obs, info)
         success = bool(info["succeed"])
         truncated = self._steps >= self.cfg.max_episode_steps and not success
         info["gripper_changed"] = changed
         return obs, float(success), success, truncated, info
+
+    def restart_clock(self) -> None:
+        """Start the control period afresh from now (after a pause the caller knows about)."""
+        self._deadline = self._last_tick = time.monotonic()
 
     def observe(self) -> dict:
         """A fresh observation without acting (the intervention wrapper calls it after the operator's confirmation)."""
@@ -222,9 +256,23 @@ class FrankaEnv(gym.Env):
         log.error("robot fault, truncating the episode: %s", reason)
         self._fault = reason
         if obs is None:
-            obs, info = self._observe()
+            try:
+                obs, info = self._observe()
+            except TRANSIENT as err:
+                log.warning("no fresh observation after the fault (%s); the last one stands in", err)
+                obs, info = self._last_observation()
         info.update(fault=reason, gripper_changed=False)
         return obs, 0.0, False, True, info
+
+    def _truncate_on_error(self, err: Exception):
+        """The server or a camera failed for now: end the episode on the last observation; reset() retries."""
+        log.error("%s, truncating the episode: %s", type(err).__name__, err)
+        obs, info = self._last_observation()
+        info.update(error=f"{type(err).__name__}: {err}", gripper_changed=False)
+        return obs, 0.0, False, True, info
+
+    def _last_observation(self) -> tuple[dict, dict]:
+        return self._obs, {"succeed": False, "timestamps": dict(self._info_stamps)}
 
     def _recover(self, reason: str) -> None:
         if self.confirm_recovery is None:

@@ -17,8 +17,9 @@ import numpy as np
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
+from serl import geometry as g
 from serl.cameras.config import CameraConfig
-from serl.robot.safety import SafetyLimits
+from serl.robot.safety import SafetyLimits, clip_orientation, clip_position
 
 Vec3 = tuple[float, float, float]
 Quat = tuple[float, float, float, float]
@@ -138,6 +139,14 @@ class ResetSection(_Section):
     angular_speed: float = Field(0.6, gt=0, le=2.0, description="rad/s of the interpolated reset move")
     settle_tolerance: float = Field(0.005, gt=0, le=0.05, description="m, reset is done within this of the pose")
     settle_timeout_s: float = Field(3.0, gt=0, le=30, description="s allowed to settle after the move")
+
+    def draw_pose(self, rng: np.random.Generator, limits: SafetyLimits) -> np.ndarray:
+        """The reset pose (xyz + quat xyzw) with its random xy and yaw offsets, clipped into the safety box and
+        cone: a wide randomisation range must not carry the arm outside them."""
+        xy = np.asarray(self.tcp_xyz[:2]) + rng.uniform(-1, 1, 2) * self.xy_range
+        quat = g.quat_mul(g.euler_to_quat([0, 0, rng.uniform(-1, 1) * self.yaw_range]), self.tcp_quat)
+        pos = clip_position(np.array([xy[0], xy[1], self.tcp_xyz[2]]), limits)
+        return np.concatenate([pos, clip_orientation(quat, limits)])
 
 
 class ControlSection(_Section):

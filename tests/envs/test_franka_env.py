@@ -5,8 +5,12 @@ device. One env (one launch) serves the module; closing it stops the processes."
 
 import dataclasses
 import math
+import os
+import signal
 import subprocess
+import threading
 import time
+from pathlib import Path
 
 import gymnasium as gym
 import numpy as np
@@ -17,9 +21,9 @@ import serl  # noqa: F401  (registers the envs)
 from serl.commands.runtime import build_env
 from serl.devices.base import IDLE, DeviceState
 from serl.envs.franka_config import device_confirmation
-from serl.envs.franka_env import FrankaEnv
+from serl.envs.franka_env import FrankaEnv, RigUnavailable
 from serl.robot.client import RobotFault
-from serl.robot.safety import inside
+from serl.robot.safety import cone_coordinates, inside
 
 
 @pytest.fixture(scope="module")
@@ -177,3 +181,97 @@ def test_rig_camera_size_must_match_the_observation(tmp_path):
         FrankaEnv(cfg)
     with pytest.raises(ValueError, match="camera 'side' is not in"):
         FrankaEnv(dataclasses.replace(cfg, cameras=("front", "side")))
+
+
+def server_pid(raw: FrankaEnv) -> int:
+    """The robot server process the env's launcher started."""
+    children = subprocess.run(["pgrep", "-P", str(raw._sim_rig.proc.pid)], capture_output=True, text=True).stdout
+    for pid in children.split():
+        if b"robot_servers.franka_server" in Path(f"/proc/{pid}/cmdline").read_bytes():
+            return int(pid)
+    raise AssertionError("no robot server among the launcher's children")
+
+
+@pytest.mark.timeout(120)
+def test_transient_errors_truncate_and_reset_retries_a_bounded_number_of_times(raw):
+    cfg = raw.cfg
+    raw.reset(seed=0)
+    server, timeout = server_pid(raw), raw.client.timeout_s
+    try:
+        raw.client.timeout_s = 0.3  # short server stalls (under the rig's 1 s state timeout) are enough
+        os.kill(server, signal.SIGSTOP)
+        try:
+            obs, reward, terminated, truncated, info = raw.step(np.zeros(7, np.float32))
+        finally:
+            os.kill(server, signal.SIGCONT)
+        assert truncated and not terminated and reward == 0.0 and raw.observation_space.contains(obs)
+        assert info["error"].startswith("RobotTimeout: ") and "did not answer 'set_pose'" in info["error"]
+        raw.cfg = dataclasses.replace(cfg, reset_retries=1, reset_retry_wait_s=0.05)
+        os.kill(server, signal.SIGSTOP)
+        try:
+            with pytest.raises(RigUnavailable, match="reset failed 2 times in a row; last error: robot server"):
+                raw.reset()
+        finally:
+            os.kill(server, signal.SIGCONT)
+        raw.cfg = dataclasses.replace(cfg, reset_retries=3, reset_retry_wait_s=0.2)
+        os.kill(server, signal.SIGSTOP)
+        resume = threading.Timer(0.4, os.kill, (server, signal.SIGCONT))
+        resume.start()  # the server is back before the second attempt
+        try:
+            obs, info = raw.reset(seed=1)
+        finally:
+            resume.join()
+            os.kill(server, signal.SIGCONT)
+        assert raw.observation_space.contains(obs) and "error" not in info
+        camera = raw.cameras.cameras["wrist"]
+        camera.max_frame_age_s = 1e-9  # every frame is now too old: the camera refuses it
+        try:
+            obs, _, _, truncated, info = raw.step(np.zeros(7, np.float32))
+        finally:
+            camera.max_frame_age_s = raw.rig.control.max_frame_age_s
+        assert truncated and info["error"].startswith("StaleFrameError: camera 'wrist'")
+        assert raw.observation_space.contains(obs)
+        raw.reset(seed=2)
+        _, _, _, truncated, info = raw.step(np.zeros(7, np.float32))
+        assert not truncated and "error" not in info
+    finally:
+        raw.cfg = cfg
+        if raw.client is not None:
+            raw.client.timeout_s = timeout
+
+
+@pytest.mark.timeout(60)
+def test_reset_pose_is_clipped_into_the_box_and_cone(raw):
+    rig = raw.rig
+    # near the box's corner, randomised past its walls and past the yaw range
+    wide = rig.reset.model_copy(update={"tcp_xyz": (0.65, 0.2, 0.2), "xy_range": 0.2, "yaw_range": 3.0})
+    draws = [wide.draw_pose(np.random.default_rng(seed), raw.limits) for seed in range(50)]
+    assert all(inside(p[:3], p[3:], raw.limits) for p in draws)
+    assert max(p[0] for p in draws) == pytest.approx(raw.limits.xyz_high[0])  # some were clipped
+    assert max(abs(cone_coordinates(p[3:], raw.limits)[1]) for p in draws) == pytest.approx(math.pi / 2)
+    sent = []
+    reset = raw.client.reset
+    raw.rig = rig.model_copy(update={"reset": wide})
+    raw.client.reset = lambda **kw: sent.append(kw["pose"]) or reset(**kw)
+    try:
+        for seed in (3, 4):
+            raw.reset(seed=seed)
+    finally:
+        raw.rig = rig
+        del raw.client.reset
+    assert len(sent) == 2 and all(inside(p[:3], p[3:], raw.limits) for p in sent)
+
+
+@pytest.mark.timeout(60)
+def test_a_pause_between_steps_restarts_the_period_clock(raw):
+    raw.reset(seed=0)
+    raw.step(np.zeros(7, np.float32))
+    overruns = raw.overruns
+    time.sleep(8 * raw.period)  # the operator paused (intervention wrapper), longer than pause_periods
+    start = time.monotonic()
+    raw.step(np.zeros(7, np.float32))
+    assert raw.overruns == overruns and raw.loop["overrun_s"] == 0.0
+    assert time.monotonic() - start >= raw.period - 0.01  # a full period from the step after the pause
+    raw.step(np.zeros(7, np.float32))
+    assert raw.overruns == overruns
+
