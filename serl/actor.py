@@ -26,6 +26,10 @@ log = logging.getLogger("serl.actor")
 RESUMABLE = {"resumable": True}
 
 
+class LearnerRefused(RuntimeError):
+    """The learner refused this actor (spec or config mismatch); acting on would be wasted."""
+
+
 @dataclass(frozen=True)
 class ActorConfig:
     actor_id: str = "actor-0"  # stable across restarts: the learner keeps its watermark under this id
@@ -187,7 +191,7 @@ class Actor:
 
     def _check_link(self) -> None:
         if (error := self.link_error()) is not None:
-            raise RuntimeError(f"the learner refused actor {self.cfg.actor_id!r}: {error}")
+            raise LearnerRefused(f"the learner refused actor {self.cfg.actor_id!r}: {error}")
 
     def _rate_limited(self) -> bool:
         limit = self.cfg.max_steps_per_update

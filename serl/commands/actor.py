@@ -20,7 +20,7 @@ def main(argv: list[str]) -> int:
     # force: importing orbax (via the configs) already gave the root logger absl's WARNING-level handler
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s", force=True)
     logging.getLogger("absl").setLevel(logging.WARNING)  # orbax's INFO lines on every checkpoint
-    from serl.actor import Actor
+    from serl.actor import Actor, LearnerRefused
     from serl.agents.factory import example_observation, make_agent
     from serl.commands.runtime import build_env, handshake_info, stop_on_signals, transition_spec
     from serl.transport.codec import FrameCodec
@@ -50,7 +50,7 @@ def main(argv: list[str]) -> int:
                   video_dir=actor_dir.parent / "videos")
     try:
         counters = actor.run(stop)
-    except RuntimeError as err:  # refused by the learner: say why, no traceback
+    except LearnerRefused as err:  # refused by the learner: say why, no traceback (anything else has its own)
         print(f"serl actor: {err}", file=sys.stderr)
         return 1
     finally:
