@@ -75,6 +75,10 @@ def test_dockerfile_references_exist(path):
                 assert not missing, f"{path.name} installs unknown extras {missing}"
         if op == "CMD":
             check_command(yaml.safe_load(arg))  # exec form is a JSON list
+        if op == "ENTRYPOINT":
+            script = yaml.safe_load(arg)[0]
+            local = ROOT / Path(script).relative_to("/opt/serl/src")  # where WORKDIR's copy comes from
+            assert local.is_file() and local.stat().st_mode & 0o111, f"{path.name}: {local} missing or not executable"
 
 
 @pytest.mark.timeout(30)
@@ -102,3 +106,39 @@ def test_compose_wires_existing_images_commands_and_volumes():
 
     assert learner_ports == {TransportConfig().data_port, TransportConfig().weights_port}
     assert services["robot-server"]["network_mode"] == "host" and services["actor"]["network_mode"] == "host"
+
+
+def rig_file(argv: list[str]) -> str:
+    """The rig file a service command reads: the robot server's argument, or a serl command's --env.hardware-config."""
+    argv = [substitute(a) for a in argv]
+    if "--env.hardware-config" in argv:
+        return argv[argv.index("--env.hardware-config") + 1]
+    rigs = [a for a in argv if a.startswith("hardware_configs/")]
+    assert rigs, f"{argv} names no rig file (pass --env.hardware-config hardware_configs/${{RIG}})"
+    return rigs[0]
+
+
+@pytest.mark.timeout(30)
+def test_every_service_reads_the_same_rig_file():
+    services = yaml.safe_load((DOCKER / "docker-compose.yml").read_text())["services"]
+    raw = {name: svc["command"] for name, svc in services.items()}
+    rigs = {name: rig_file(cmd) for name, cmd in raw.items()}
+    assert len(set(rigs.values())) == 1, f"services read different rig files: {rigs}"
+    assert (ROOT / next(iter(rigs.values()))).is_file()
+    templates = {name: next(a for a in cmd if "hardware_configs/" in a) for name, cmd in raw.items()}
+    assert all("${RIG:-" in t for t in templates.values()), templates  # one variable sets all three
+
+
+@pytest.mark.timeout(30)
+def test_robot_image_has_one_ros():
+    """ROS 2 from the base image's apt packages only (no pip ros-* wheels beside /opt/ros/jazzy), and franka_msgs
+    there for the franka_ros2 adapter, sourced by the entry point for every command."""
+    instructions = dockerfile_instructions(DOCKER / "robot.Dockerfile")
+    assert [a for op, a in instructions if op == "FROM"][0].startswith("ros:jazzy-")
+    runs = " ".join(a for op, a in instructions if op == "RUN")
+    extras = set(",".join(re.findall(r"-e '?\.\[([\w,]+)\]", runs)).split(","))
+    assert "ros" not in extras and not re.search(r"pip install[^&]* ros-", runs), extras
+    assert "--system-site-packages" in runs and "colcon build --packages-select franka_msgs" in runs
+    entrypoint = (DOCKER / "robot_entrypoint.sh").read_text()
+    assert "source /opt/ros/jazzy/setup.bash" in entrypoint and "/opt/franka_ws/install/setup.bash" in entrypoint
+    assert 'exec "$@"' in entrypoint
