@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export MUJOCO_GL ?= egl
 
-.PHONY: setup demo test bench lint clean
+.PHONY: setup demo test bench bench-long lint clean
 
 setup: $(STAMP)
 
@@ -29,6 +29,14 @@ bench: setup
 	$(BIN)/python bench/policy_latency.py
 	$(BIN)/python bench/transport.py
 	$(BIN)/python bench/learner.py
+	$(BIN)/python bench/robot_loop.py
+
+# The long ones: training to a target over three seeds (about an hour on 2 cores), kills and a network cut (about
+# 5 minutes), the reward classifier over 200 held-out episodes (about 10 minutes).
+bench-long: setup
+	$(BIN)/python bench/sample_efficiency.py --task sim_pick_cube_state --seeds 0 1 2 --target 0.9
+	$(BIN)/python bench/chaos.py
+	$(BIN)/python bench/reward_classifier.py
 
 lint: setup
 	$(BIN)/ruff check .
