@@ -95,7 +95,8 @@ def start_seed(task: str, seed: int, runs_dir: Path, target: float, max_minutes:
 def finish_seed(started, target: float) -> dict:
     seed, proc, start, run_dir = started
     code = proc.wait()
-    return {"seed": seed, "exit_code": code, **summarize(run_dir, start, target, time.time() - start)}
+    return {"seed": seed, "exit_code": code, "run_dir": str(run_dir),
+            **summarize(run_dir, start, target, time.time() - start)}
 
 
 def ensure_demos(task: str, extra: list[str]) -> float:
@@ -118,15 +119,23 @@ def plot(results: list[dict], path: Path, target: float) -> None:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 2, figsize=(11, 4), dpi=100)
+    fig, axes = plt.subplots(1, 3, figsize=(16, 4), dpi=100)
     for r in results:
         steps, _, minutes, success = zip(*r["evals"], strict=True) if r["evals"] else ((), (), (), ())
         axes[0].plot(steps, success, "o-", ms=3, label=f"seed {r['seed']}")
         axes[1].plot(minutes, success, "o-", ms=3, label=f"seed {r['seed']}")
-    for ax, xlabel in zip(axes, ("env steps", "minutes (2-process run, start-up included)"), strict=True):
-        ax.axhline(target, color="gray", ls="--", lw=1)
+        train, _ = read_history(Path(r["run_dir"]))
+        rates = [t["intervention_rate"] for t in train]
+        rolling = [sum(rates[max(0, i - 19):i + 1]) / len(rates[max(0, i - 19):i + 1]) for i in range(len(rates))]
+        axes[2].plot([t["env_steps"] for t in train], rolling, label=f"seed {r['seed']}")
+    labels = [("env steps", "evaluation success (no interventions)"),
+              ("minutes (2-process run, start-up included)", "evaluation success (no interventions)"),
+              ("env steps", "intervention rate (last 20 training episodes)")]
+    for ax, (xlabel, ylabel) in zip(axes, labels, strict=True):
+        if ylabel.startswith("evaluation"):
+            ax.axhline(target, color="gray", ls="--", lw=1)
         ax.set_xlabel(xlabel)
-        ax.set_ylabel("evaluation success (no interventions)")
+        ax.set_ylabel(ylabel)
         ax.set_ylim(-0.05, 1.05)
         ax.grid(alpha=0.3)
         ax.legend(fontsize=8)
@@ -146,7 +155,12 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=Path("runs/bench_sample_efficiency"))
     parser.add_argument("--parallel", action="store_true",
                         help="run the seeds at the same time (env steps and updates stay comparable, minutes do not)")
+    parser.add_argument("--replot", type=Path, default=None, help="redraw the plot of an earlier JSON result")
     args = parser.parse_args(argv[:argv.index("--")] if "--" in argv else argv)
+    if args.replot:
+        earlier = json.loads(args.replot.read_text())
+        plot(earlier["seeds"], Path(earlier["plot"]), earlier["target"])
+        return 0
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MUJOCO_GL", "egl")
     demo_s = ensure_demos(args.task, extra)
