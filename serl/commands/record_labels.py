@@ -1,11 +1,14 @@
 """`serl record-labels TASK`: record frames (the configured cameras + the state) with a success label per step,
 saved atomically as a label file in the labels folder (default `labels/<task>/`). In simulation the label is the
 simulator's success flag, on scripted-operator episodes that include near misses; on a real rig it is the
-operator holding "mark_success". Ctrl+C saves what was recorded so far.
+operator holding "mark_success", which then ends nothing: an episode ends on abort, mark_failure or the time limit,
+and a button still held after a reset counts only once released and pressed again. Ctrl+C saves what was recorded
+so far.
 
 `serl record-labels TASK --from-run RUN`: review the frames a classifier called success during the run
 (`runs/RUN/classifier_positives/`); the ones marked false are saved as hard negatives (the confirmed ones as
-successes) in a label file that joins the next `serl train-reward`."""
+successes) in a label file that joins the next `serl train-reward`. `--mark sim` needs the simulator's success
+flag on every frame and refuses a run from a real rig, which has none."""
 
 from __future__ import annotations
 
@@ -33,15 +36,29 @@ def sim_env(config, seed: int, classifier=None):
     return make_policy_env(raw, config.wrappers, classifier=classifier, device=device), device
 
 
-def record(config, folder: Path, label_from: str) -> Path | None:
+def operator_env(config):
+    """The policy env for operator labels: label mode (a held "mark_success" labels frames and ends nothing) and
+    no reward that could end an episode at a mark or a classifier's call (no human reward, no classifier)."""
     from serl.commands.runtime import build_env
+    from serl.devices import check_device_controls
+
+    try:
+        check_device_controls(config.device, {"mark_success": "a frame is a success while it is held"})
+    except ValueError as err:  # refused before the rig is touched
+        raise SystemExit(f"serl record-labels: {err}") from None
+    return build_env(dataclasses.replace(
+        config, wrappers=dataclasses.replace(config.wrappers, marks_end_episode=False),
+        reward=dataclasses.replace(config.reward, human=False, classifier_dir=None)))
+
+
+def record(config, folder: Path, label_from: str) -> Path | None:
     from serl.reward.labels import save_labels
     from serl.reward.recording import record_labels
 
     cameras = tuple(config.reward.classifier.image_keys)
     # Each session in a folder gets its own episodes (a second session with the same seed would repeat the first).
     seed = config.seed + 200_000 + 10_000 * len(list(folder.glob("*.npz")))
-    env, near_miss = sim_env(config, seed) if label_from == "sim" else (build_env(config), None)
+    env, near_miss = sim_env(config, seed) if label_from == "sim" else (operator_env(config), None)
     try:
         labels = record_labels(env, cameras, label_from, config.reward.labels, seed, near_miss)
     finally:
@@ -87,9 +104,11 @@ def review(config, run: str, folder: Path, mark: str) -> Path | None:
     if not positives:
         print(f"no unreviewed frames in {source}")
         return None
-    if mark == "sim" and any(p.sim_succeed == UNKNOWN for p in positives):
-        raise SystemExit("serl record-labels: --mark sim needs the simulator's success flag, which frames from a "
-                         "real rig do not have; use --mark ask")
+    unknown = sum(p.sim_succeed == UNKNOWN for p in positives)
+    if mark == "sim" and unknown:  # refused before anything is labelled or moved: nothing is lost
+        raise SystemExit(f"serl record-labels: --mark sim needs the simulator's success flag, which {unknown} of "
+                         f"the {len(positives)} frames in {source} do not have (a real rig has no success signal); "
+                         "use --mark ask")
     verdicts: list[tuple[object, bool]] = []
     preview = source / "preview.png"
     for i, positive in enumerate(positives):

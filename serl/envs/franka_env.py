@@ -222,7 +222,10 @@ class FrankaEnv(gym.Env):
             obs["images"], frame_stamps = self.cameras.read()  # raises on a stale or frozen camera
             stamps.update(frame_stamps)
         self._obs, self._info_stamps = obs, stamps
-        return obs, {"succeed": bool(s.get("succeed") or False), "timestamps": dict(stamps)}
+        info = {"succeed": bool(s.get("succeed") or False), "timestamps": dict(stamps)}
+        if s.get("succeed") is None:  # a real rig has no success signal: False above means "not known"
+            info["succeed_known"] = False
+        return obs, info
 
     def _apply_gripper(self, command: float) -> bool:
         if self.cfg.gripper_locked or GRIPPER_CLOSE < command < GRIPPER_OPEN:
@@ -272,7 +275,7 @@ class FrankaEnv(gym.Env):
         return obs, 0.0, False, True, info
 
     def _last_observation(self) -> tuple[dict, dict]:
-        return self._obs, {"succeed": False, "timestamps": dict(self._info_stamps)}
+        return self._obs, {"succeed": False, "succeed_known": False, "timestamps": dict(self._info_stamps)}
 
     def _recover(self, reason: str) -> None:
         if self.confirm_recovery is None:

@@ -38,13 +38,22 @@ class InterventionWrapper(gym.Wrapper):
     re-observes if the env can (`observe()`); a device that declares it cannot produce "confirm_reset" is refused
     at construction. These are the only waits on the operator in the loop.
 
-    info: `intervened` (bool), `executed` (bool: the env was stepped), `buttons` (the device's controls) and
-    `paused_s` (seconds paused in this step, which are not episode time) every step; `intervene_action` (the
-    executed base-frame action, float32) only when the operator acted; reset's info has `reset_wait_s`.
+    Label mode (`marks_end_episode` False, for `serl record-labels`): "mark_success" ends nothing and sets no
+    outcome, so the operator holds it over the success frames (`info["held"]` says which steps); the episode ends
+    on abort, "mark_failure" or the env's own end (time limit). A control counts as held only from a press seen
+    in this episode: one still held from the last episode counts again after a release the wrapper reads (one
+    step without it), so a button held through a reset never labels the next episode.
+
+    info: `intervened` (bool), `executed` (bool: the env was stepped), `buttons` (the device's controls), `held`
+    (the controls pressed in this episode and held since: a tuple) and `paused_s` (seconds paused in this step,
+    which are not episode time) every step; `intervene_action` (the executed base-frame action, float32) only when
+    the operator acted; reset's info has `reset_wait_s`. An aborted step has `succeed_known` False: no env step,
+    so no success signal.
     """
 
     def __init__(self, env: gym.Env, device: InterventionDevice, action_roundtrip: ActionRoundtrip | None = None,
-                 hold_steps: int = 0, confirm_reset: bool = False, poll_s: float = 0.05):
+                 hold_steps: int = 0, confirm_reset: bool = False, poll_s: float = 0.05,
+                 marks_end_episode: bool = True):
         super().__init__(env)
         if confirm_reset:
             require_controls(device_controls(device), {"confirm_reset": "confirm_reset: every reset waits for it"},
@@ -52,11 +61,13 @@ class InterventionWrapper(gym.Wrapper):
         self.device = device
         self.action_roundtrip = action_roundtrip
         self.hold_steps, self.confirm_reset, self.poll_s = hold_steps, confirm_reset, poll_s
+        self.marks_end_episode = marks_end_episode  # False: "mark_success" labels held steps, ends nothing
         self.interventions_enabled = True  # False during evaluation episodes: the policy alone acts
         self.operator_stop: threading.Event | None = None  # set by the loop's owner so a wait ends on shutdown
         self._raw_obs: dict | None = None
         self._hold_left = 0
-        self._held: frozenset[str] = frozenset()
+        self._held: frozenset[str] = frozenset()  # the controls in the last read
+        self._live: frozenset[str] = frozenset()  # those pressed in this episode and held since
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
@@ -66,6 +77,7 @@ class InterventionWrapper(gym.Wrapper):
             if callable(observe := getattr(self.env.unwrapped, "observe", None)):
                 obs = observe()  # the scene as the operator left it, not as it was before they tidied it
         self._raw_obs = obs
+        self._live = frozenset()  # a control held through the reset must be released before it counts again
         return obs, info
 
     def step(self, action):
@@ -75,9 +87,11 @@ class InterventionWrapper(gym.Wrapper):
             state, more, paused_s = self._wait_for("pause", "abort")
             pressed = (pressed | more) - {"pause"}
             held = True  # the policy's action is stale now
+        ends = pressed if self.marks_end_episode else pressed - {"mark_success"}
         if "abort" in pressed:  # nothing reaches the arm: the episode ends where it stands
-            info = dict(succeed=False, executed=False, intervened=False, buttons=state.buttons, paused_s=paused_s)
-            return (self._raw_obs, *apply_controls(pressed, 0.0, False, False, info))
+            info = dict(succeed=False, succeed_known=False, executed=False, intervened=False, buttons=state.buttons,
+                        held=self._held_now(), paused_s=paused_s)
+            return (self._raw_obs, *apply_controls(ends, 0.0, False, False, info))
         acting = self._operator_acts(state.active)
         if acting:
             action = np.clip(np.asarray(state.action, np.float64), -1.0, 1.0)
@@ -87,12 +101,13 @@ class InterventionWrapper(gym.Wrapper):
             action = np.zeros(np.shape(action), np.float32)
         obs, reward, terminated, truncated, info = self.env.step(action)
         self._raw_obs = obs
-        info.update(intervened=acting, executed=True, buttons=state.buttons, paused_s=paused_s)
+        info.update(intervened=acting, executed=True, buttons=state.buttons, held=self._held_now(),
+                    paused_s=paused_s)
         if acting:
             info["intervene_action"] = np.asarray(action, np.float32)
         elif held:
             info["executed_action"] = np.asarray(action, np.float32)
-        return (obs, *apply_controls(pressed, reward, terminated, truncated, info))
+        return (obs, *apply_controls(ends, reward, terminated, truncated, info))
 
     def close(self):
         if callable(close := getattr(self.device, "close", None)):
@@ -104,7 +119,11 @@ class InterventionWrapper(gym.Wrapper):
         state = self.device.read()
         buttons = frozenset(state.buttons)
         pressed, self._held = buttons - self._held, buttons
+        self._live = (self._live | pressed) & buttons
         return state, pressed
+
+    def _held_now(self) -> tuple[str, ...]:
+        return tuple(sorted(self._live))
 
     def _wait_for(self, *controls: str) -> tuple[DeviceState, frozenset[str], float]:
         """Poll the device every `poll_s` until one of `controls` is pressed or `operator_stop` is set; returns the

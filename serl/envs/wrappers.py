@@ -215,7 +215,8 @@ class RewardClassifierWrapper(gym.Wrapper):
 
     A classifier that raises or returns a non-finite value never stops the robot: that step gets reward 0,
     `info["classifier_error"]` says why, and `errors` counts it. With `positives_dir`, each frame called success is
-    saved there for review (`serl record-labels --from-run`), with the simulator's success flag when there is one.
+    saved there for review (`serl record-labels --from-run`), with the simulator's success flag when there is one
+    (`info["succeed_known"]` False, as a real rig reports it, or no `succeed`: stored as UNKNOWN, never as "no").
     """
 
     def __init__(self, env: gym.Env, classifier: Callable[[dict], float], threshold: float = 0.5,
@@ -266,14 +267,15 @@ class RewardClassifierWrapper(gym.Wrapper):
         success = self._streak >= int(getattr(self.classifier, "confirm_steps", 1))
         info["classifier_prob"] = prob
         info["classifier_version"] = self.classifier_version
-        if success and self.positives_dir is not None:
+        if success and self.positives_dir is not None and info.get("executed", True):  # aborted: a repeat frame
             self._keep_positive(obs, prob, info)
         return obs, float(success), terminated or success, truncated, info
 
     def _keep_positive(self, obs: dict, prob: float, info: dict) -> None:
         from serl.reward.positives import UNKNOWN, save_positive
 
-        sim = int(bool(info["succeed"])) if "succeed" in info else UNKNOWN
+        known = "succeed" in info and info.get("succeed_known", True)
+        sim = int(bool(info["succeed"])) if known else UNKNOWN
         try:
             save_positive(self.positives_dir, obs, self.classifier_version, prob, sim)
         except OSError as err:  # a full disk must not stop the robot; the frame is only review material
@@ -365,6 +367,7 @@ class PolicyEnvConfig:
     intervention_hold_steps: int = 0  # steps the operator keeps control after the device goes idle (real rigs: ~3)
     confirm_reset: bool = False  # after each reset, wait for the operator's "confirm_reset" (real rigs; not in sim)
     operator_poll_s: float = 0.05  # device polling period while paused or waiting for the reset confirmation
+    marks_end_episode: bool = True  # "mark_success" ends the episode; False: it only labels the steps it is held
 
 
 def make_policy_env(env: gym.Env, cfg: PolicyEnvConfig = PolicyEnvConfig(), classifier=None,
@@ -376,7 +379,7 @@ def make_policy_env(env: gym.Env, cfg: PolicyEnvConfig = PolicyEnvConfig(), clas
     if device is not None:
         roundtrip = RelativeFrameWrapper.roundtrip if cfg.relative_frame else None
         env = InterventionWrapper(env, device, roundtrip, cfg.intervention_hold_steps, cfg.confirm_reset,
-                                  cfg.operator_poll_s)
+                                  cfg.operator_poll_s, cfg.marks_end_episode)
     if cfg.relative_frame:
         env = RelativeFrameWrapper(env)
     env = FlattenWrapper(QuatToEulerWrapper(env))

@@ -1,5 +1,6 @@
 """Recording success labels: every step's frame (the configured cameras + the flattened state) with its label.
-On a real rig the label is the operator holding "mark_success"; in simulation it is the simulator's success flag
+On a real rig the label is the operator holding "mark_success" (the intervention wrapper in label mode, whose
+`info["held"]` counts only a hold that began in this episode); in simulation it is the simulator's success flag
 (`info["succeed"]`), on episodes of the scripted operator that include near misses (`NearMissOperator`)."""
 
 from __future__ import annotations
@@ -31,7 +32,10 @@ def frame_label(info: dict, source: LabelSource) -> bool:
     """The success label of the step that produced `info`."""
     if source == "sim":
         return bool(info["succeed"])
-    return "mark_success" in info.get("buttons", ())
+    if "held" not in info:
+        raise ValueError("operator labels need the intervention wrapper's info['held'] (an env with an operator "
+                         "device); this env reports none")
+    return "mark_success" in info["held"]
 
 
 def record_episode(env, source: LabelSource, cfg: LabelRecordingConfig, seed: int, want_pos: bool,
@@ -43,9 +47,10 @@ def record_episode(env, source: LabelSource, cfg: LabelRecordingConfig, seed: in
     done, positives = False, 0
     while not done:
         obs, _, terminated, truncated, info = env.step(np.zeros(env.action_space.shape, np.float32))
-        success = frame_label(info, source)
-        steps.append((obs, success))
-        positives += success
+        if info.get("executed", True):  # an aborted step moved nothing: its frame repeats the previous one
+            success = frame_label(info, source)
+            steps.append((obs, success))
+            positives += success
         done = terminated or truncated or positives >= cfg.positives_per_episode
     labels = np.array([label for _, label in steps], bool)
     hard = np.zeros(len(steps), bool)

@@ -230,3 +230,51 @@ def test_a_device_that_cannot_confirm_a_reset_is_refused_rather_than_waited_on()
     with pytest.raises(ValueError, match="TwoButtons cannot produce confirm_reset"):
         sim_env(TwoButtons(), confirm_reset=True)
     sim_env(TwoButtons(), confirm_reset=False).reset(seed=0)
+
+
+MS = ("mark_success",)
+
+
+@pytest.mark.timeout(30)
+def test_in_label_mode_a_held_success_mark_labels_steps_and_ends_nothing():
+    # mark_success held over reads 2..4 (a person holding the button), then mark_failure at read 7.
+    buttons = [(), (), MS, MS, MS, (), (), ("mark_failure",)]
+    out = run(sim_env(ScriptDevice(buttons=buttons), marks_end_episode=False), len(buttons))
+    assert ["mark_success" in info["held"] for *_, info in out] == [False, False, True, True, True, False, False,
+                                                                     False]
+    assert not any(terminated or truncated for _, _, terminated, truncated, _ in out[:-1])  # the mark ends nothing
+    assert all(reward == 0.0 and not info["succeed"] and "marked" not in info for _, reward, *_, info in out[:-1])
+    _, _, terminated, truncated, info = out[-1]
+    assert truncated and not terminated and info["marked"] == "failure"  # mark_failure still ends the episode
+    # Outside label mode the same hold ends the episode at its first step, as a success.
+    out = run(sim_env(ScriptDevice(buttons=buttons)), 3)
+    assert out[2][2] and out[2][4]["marked"] == "success"
+
+
+@pytest.mark.timeout(30)
+def test_a_mark_held_through_the_reset_counts_again_only_after_a_release():
+    # Episode 1: reads 0..3, the mark pressed at 2 and held; episode 2: still held at reads 4, 5, released at 6,
+    # pressed again at 7.
+    device = ScriptDevice(buttons=[(), (), MS, MS, MS, MS, (), MS])
+    env = sim_env(device, marks_end_episode=False)
+    first = run(env, 4)
+    assert ["mark_success" in info["held"] for *_, info in first] == [False, False, True, True]
+    second = run(env, 4)
+    assert ["mark_success" in info["held"] for *_, info in second] == [False, False, False, True]
+    assert "mark_success" in second[0][4]["buttons"]  # the device's own state still shows the held button
+
+
+@pytest.mark.timeout(30)
+def test_a_press_during_the_reset_confirmation_does_not_label_the_episode():
+    device = ScriptDevice(buttons=[MS, ("confirm_reset",) + MS, MS, ()])
+    env = sim_env(device, marks_end_episode=False, confirm_reset=True)
+    out = run(env, 3)
+    assert device.reads == 5 and not any(info["held"] for *_, info in out)
+
+
+@pytest.mark.timeout(30)
+def test_an_aborted_step_has_no_success_signal():
+    *_, (_, _, _, truncated, info) = run(sim_env(ScriptDevice(buttons=[(), ("abort",)])), 2)
+    assert truncated and info["succeed_known"] is False and info["held"] == ("abort",)
+    *_, (_, _, _, _, info) = run(sim_env(ScriptDevice()), 1)
+    assert "succeed_known" not in info  # the simulator's flag is known

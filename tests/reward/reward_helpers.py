@@ -15,6 +15,10 @@ SIZE = 32
 CFG = ClassifierConfig(image_keys=("front",), image_shape=(SIZE, SIZE, 3), bottleneck_dim=8, hidden_dims=(8,),
                        confirm_steps=1)
 NEVER, ALWAYS = 1.0 - 1e-6, 0.0  # thresholds that an untrained classifier never / always reaches
+# `serl` command-line overrides for a tiny task: 32x32 front camera, an 8-unit classifier trained for 3 steps
+SMALL = ["--env.image-size", "32", "--reward.classifier.image-keys", "front", "--reward.classifier.image-shape",
+         "32", "32", "3", "--reward.classifier.bottleneck-dim", "8", "--reward.classifier.hidden-dims", "8",
+         "--reward.classifier.batch-size", "8", "--reward.classifier.steps", "3"]
 
 
 def raw_env(steps=6, **overrides):

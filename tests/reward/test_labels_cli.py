@@ -11,7 +11,7 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
-from reward_helpers import ALWAYS, CFG, raw_env, save_fixed, zero_action
+from reward_helpers import ALWAYS, CFG, SMALL, raw_env, save_fixed, zero_action
 
 from serl.cli import main as serl
 from serl.envs.wrappers import PolicyEnvConfig, make_policy_env
@@ -19,9 +19,6 @@ from serl.reward.labels import load_label_file, load_label_folder
 from serl.reward.positives import REVIEWED, load_positives
 from serl.reward.store import ClassifierFolder, load_version
 
-SMALL = ["--env.image-size", "32", "--reward.classifier.image-keys", "front", "--reward.classifier.image-shape",
-         "32", "32", "3", "--reward.classifier.bottleneck-dim", "8", "--reward.classifier.hidden-dims", "8",
-         "--reward.classifier.batch-size", "8", "--reward.classifier.steps", "3"]
 ROOT = Path(__file__).resolve().parents[2]
 
 
