@@ -285,12 +285,14 @@ class RewardClassifierWrapper(gym.Wrapper):
 class HumanRewardWrapper(gym.Wrapper):
     """The operator alone gives the reward, with a key or button: "mark_success" -> reward 1 and terminated;
     "mark_failure" -> reward 0 and terminated; else reward 0 (the env's own reward is dropped, its termination
-    kept). The mark is the intervention wrapper's `info["marked"]` (once per press), else `info["buttons"]`.
-    `info["operator_label"]` says which, if any."""
+    kept). The mark is the intervention wrapper's `info["marked"]` (once per press), else its `info["held"]`
+    (controls pressed in this episode, so a button still held through a reset does not end the next episode at
+    its first step), else `info["buttons"]` for an env without that wrapper. `info["operator_label"]` says which,
+    if any."""
 
     def step(self, action):
         obs, _, terminated, truncated, info = self.env.step(action)
-        buttons = info.get("buttons", ())
+        buttons = info.get("held", info.get("buttons", ()))
         label = info.get("marked") or next((b.removeprefix("mark_") for b in ("mark_success", "mark_failure")
                                             if b in buttons), None)
         if label is None:

@@ -123,6 +123,20 @@ def test_the_operator_gives_the_reward_with_a_button(button, reward):
     env.close()
 
 
+@pytest.mark.timeout(60)
+def test_a_success_button_held_through_a_reset_does_not_end_the_next_episode():
+    held = {i: ("mark_success",) for i in range(3, 8)}  # pressed at step 3 and held on into the next episode
+    env = make_policy_env(raw_env(steps=10, image_obs=False), PolicyEnvConfig(), device=Buttons(held),
+                          human_reward=True)
+    env.reset(seed=0)
+    first = [env.step(zero_action()) for _ in range(3)]
+    assert first[-1][1] == 1.0 and first[-1][2]
+    env.reset(seed=1)
+    second = [env.step(zero_action()) for _ in range(3)]  # the button is still down on all three steps
+    assert [r[1] for r in second] == [0.0, 0.0, 0.0] and not any(r[2] for r in second)
+    env.close()
+
+
 def test_the_predicate_reads_the_flattened_state_and_needs_it():
     env = make_policy_env(raw_env(image_obs=False), PolicyEnvConfig())
     assert flat_state_layout(env)["gripper_pose"] == slice(12, 13)  # after tcp_pose (xyz + euler) and tcp_vel
