@@ -111,7 +111,6 @@ def test_learner_rides_out_a_full_disk_or_stops_cleanly_as_configured(tmp_path):
         assert max(checkpoints(run)) == 20  # the last good one
         learner.limit(None)  # space is back: the kept batches are stored and acknowledged
         wait_for(lambda: max(checkpoints(run)) > trained, 60, "a checkpoint once space is back")
-        assert not partial_checkpoints(run)
         run.steps = produced(run) + 40
         actor.send_signal(signal.SIGTERM)
         assert actor.wait(timeout=30) == 0
@@ -119,6 +118,7 @@ def test_learner_rides_out_a_full_disk_or_stops_cleanly_as_configured(tmp_path):
         assert actor.wait(timeout=90) == 0  # its budget reached and everything acknowledged
         learner.proc.send_signal(signal.SIGTERM)
         assert learner.proc.wait(timeout=30) == 0
+        assert not partial_checkpoints(run)  # the failed saves' folders are gone (none is being written now)
         last_good = max(checkpoints(run))
         # The same fault with on_disk_error=stop: a clear error, exit status 3, nothing half-written.
         learner = Learner(run, "--resume", "--learner.on-disk-error", "stop")
@@ -133,9 +133,9 @@ def test_learner_rides_out_a_full_disk_or_stops_cleanly_as_configured(tmp_path):
         assert json.loads((run.run_dir / "resumes.jsonl").read_text().splitlines()[-1])["restored_update"] == \
             last_good
         wait_for(lambda: max(checkpoints(run)) > last_good, 60, "a new checkpoint")
-        assert not partial_checkpoints(run)
         learner.proc.send_signal(signal.SIGTERM)
         assert learner.proc.wait(timeout=30) == 0
+        assert not partial_checkpoints(run)
     finally:
         run.close()
     assert max(checkpoints(run)) >= last_good
