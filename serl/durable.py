@@ -1,10 +1,13 @@
-"""The few file-system moves durability rests on, shared by the replay storage and the actor's spool."""
+"""The few file-system moves durability rests on, shared by the replay storage, the actor's spool and every
+atomically written file (demos, labels, device streams)."""
 
 from __future__ import annotations
 
 import fcntl
 import os
 from pathlib import Path
+
+import numpy as np
 
 
 def fsync_directory(path: Path) -> None:
@@ -26,3 +29,18 @@ def lock_folder(directory: Path, what: str) -> int:
         os.close(fd)
         raise RuntimeError(f"{directory} is already open in another {what}") from None
     return fd
+
+
+def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write `arrays` as `path` (numpy only, never pickle) atomically: a temporary name, fsync, rename, fsync of the
+    folder. Ctrl+C or a crash never leaves a half-written file under the final name (only a `*.tmp`)."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    with open(tmp, "wb") as f:
+        np.savez(f, **arrays)
+        f.flush()
+        os.fsync(f.fileno())
+    os.replace(tmp, path)
+    fsync_directory(path.parent)
+    return path

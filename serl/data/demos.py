@@ -9,14 +9,13 @@ spec's JSON."""
 from __future__ import annotations
 
 import json
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from serl.data.schema import Batch, TransitionSpec, batch_len, fixed_fields
-from serl.durable import fsync_directory
+from serl.durable import write_npz
 
 PREFIX = "observations."
 
@@ -32,17 +31,8 @@ def save_episode(folder: str | Path, batch: Batch, spec: TransitionSpec) -> Path
               batch["observations"].items()}
     arrays.update({name: np.asarray(batch[name]) for name in fixed_fields(spec.action_dim)})
     arrays["spec"] = np.array(json.dumps(spec.to_json(), sort_keys=True))
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    path = folder / f"episode_{time.strftime('%Y%m%d-%H%M%S')}_{time.time_ns() % 10**9:09d}_{n:04d}.npz"
-    tmp = path.with_suffix(".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_directory(folder)
-    return path
+    name = f"episode_{time.strftime('%Y%m%d-%H%M%S')}_{time.time_ns() % 10**9:09d}_{n:04d}.npz"
+    return write_npz(Path(folder) / name, arrays)
 
 
 def load_episode(path: str | Path, spec: TransitionSpec) -> Batch:

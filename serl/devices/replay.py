@@ -9,14 +9,13 @@ bool (N,), `buttons` unicode (N,) (control names joined by ","), `t` float64 (N,
 
 from __future__ import annotations
 
-import os
 import time
 from pathlib import Path
 
 import numpy as np
 
 from serl.devices.base import IDLE, DeviceState, InterventionDevice, check_controls, device_controls
-from serl.durable import fsync_directory
+from serl.durable import write_npz
 
 FORMAT = "serl-device-stream-1"
 
@@ -32,14 +31,7 @@ def save_stream(path: str | Path, states: list[DeviceState], times: list[float])
         "t": np.array([t - times[0] for t in times] if times else [], np.float64),
         "format": np.array(FORMAT),
     }
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_directory(path.parent)
-    return path
+    return write_npz(path, arrays)
 
 
 def load_stream(path: str | Path) -> list[DeviceState]:

@@ -9,24 +9,12 @@ from pathlib import Path
 
 import numpy as np
 
-from serl.durable import fsync_directory
+from serl.durable import write_npz  # noqa: F401  (re-exported: the label and positives files use it)
 
 
 def unique_name(prefix: str, suffix: str = ".npz") -> str:
     """A file name that sorts by creation time and does not collide within a process or across processes."""
     return f"{prefix}_{time.strftime('%Y%m%d-%H%M%S')}_{time.time_ns() % 10**9:09d}_{os.getpid()}{suffix}"
-
-
-def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
-        f.flush()
-        os.fsync(f.fileno())
-    os.replace(tmp, path)
-    fsync_directory(path.parent)
-    return path
 
 
 def read_npz(path: Path) -> dict[str, np.ndarray]:
