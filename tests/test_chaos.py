@@ -111,6 +111,8 @@ def test_chaos_kills_lose_nothing_and_the_audit_proves_it(tmp_path):
     assert report.incarnations == [0, 1, 2, 3] and report.unseen_incarnations == []
     assert a.incarnations_seen == a.incarnations_received == [0, 1, 2, 3]  # every incarnation's weights acted
     resumes = [json.loads(line) for line in (run.run_dir / "resumes.jsonl").read_text().splitlines()]
-    # Killed writing the checkpoint of update 40: resumed from 20, the 20 updates since redone (and counted).
-    assert resumes[0]["restored_update"] == 20 and resumes[0]["redone_updates"] == 20
+    # Killed writing a checkpoint (that of update 40 unless the trigger came late on a loaded machine): resumed from
+    # the one before it, the 20 updates since (checkpoint_every) redone and counted.
+    assert resumes[0]["restored_update"] % 20 == 0 and resumes[0]["restored_update"] >= 20
+    assert resumes[0]["redone_updates"] == 20
     assert report.redone_updates >= 20

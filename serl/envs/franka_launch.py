@@ -81,4 +81,24 @@ class SimRigProcess:
         except ProcessLookupError:
             pass
         self.proc.wait()
+        _wait_group_gone(self.proc.pid, timeout_s=10.0)
         self._tmp.cleanup()
+
+
+def _wait_group_gone(pgid: int, timeout_s: float) -> None:
+    """Wait until no live process is left in the group (SIGKILL is delivered asynchronously), so the next rig
+    never starts beside a dying one."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        live = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _in_live_group(p, pgid)]
+        if not live:
+            return
+        time.sleep(0.05)
+
+
+def _in_live_group(proc: Path, pgid: int) -> bool:
+    try:
+        fields = (proc / "stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return False
+    return fields[0] != "Z" and int(fields[2]) == pgid  # state, ppid, pgrp

@@ -14,7 +14,7 @@ import yaml
 from rclpy.executors import SingleThreadedExecutor
 from std_srvs.srv import Trigger
 
-from serl.robot.client import RobotClient
+from serl.robot.client import RobotClient, RobotFault
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -81,3 +81,17 @@ def wait_until(predicate, timeout_s: float, period_s: float = 0.02) -> bool:
             return True
         time.sleep(period_s)
     return predicate()
+
+
+def ready_at_reset_pose(client: RobotClient, tries: int = 2) -> None:
+    """Recover from any fault and move to the reset pose; a fault during the move (the driver starved of CPU for a
+    moment on a loaded machine reads as a controller error) is recovered from and the reset tried again."""
+    for attempt in range(tries):
+        if client.get_state()["mode"] == "fault":
+            client.recover()
+        try:
+            client.reset(timeout_s=20)
+            return
+        except RobotFault:
+            if attempt == tries - 1:
+                raise
