@@ -17,7 +17,6 @@ import argparse
 import contextlib
 import ctypes
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -33,6 +32,7 @@ import yaml
 from robot_servers.ros_msgs import loopback_env
 from serl.robot.client import RobotClient, RobotError
 from serl.robot.hardware_config import HardwareConfig, load_hardware_config, parse_hardware_config
+from serl.robot.ros_domain import private_domain_id
 from serl.transport.keys import ActorCurve
 
 
@@ -61,7 +61,7 @@ def launch_sim_rig(config: str | Path | dict, domain_id: int | None = None, addr
     `address`: where the server listens (default: a free loopback port). `curve`: the client keys the readiness
     check uses when the server runs CURVE (default: the rig file's curve_client_* keys)."""
     raw = yaml.safe_load(Path(config).read_text()) if not isinstance(config, dict) else dict(config)
-    domain = domain_id if domain_id is not None else random.randint(1, 101)
+    domain = domain_id if domain_id is not None else private_domain_id()
     address = address or f"tcp://127.0.0.1:{free_port()}"
     raw["robot"] = {**raw.get("robot", {}), "address": address}
     cfg = parse_hardware_config(raw, str(config) if not isinstance(config, dict) else "launch config")

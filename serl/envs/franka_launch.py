@@ -6,7 +6,6 @@ even if the launcher is stuck. (`serl` never imports `robot_servers`; the proces
 from __future__ import annotations
 
 import os
-import random
 import signal
 import socket
 import subprocess
@@ -18,6 +17,7 @@ from pathlib import Path
 import yaml
 
 from serl.robot.client import RobotClient, RobotError
+from serl.robot.ros_domain import private_domain_id
 
 
 def free_port() -> int:
@@ -31,7 +31,7 @@ class SimRigProcess:
 
     def __init__(self, rig_file: str | Path, timeout_s: float = 60.0):
         raw = yaml.safe_load(Path(rig_file).read_text())
-        self.domain_id = random.randint(1, 101)
+        self.domain_id = private_domain_id()
         self.address = f"tcp://127.0.0.1:{free_port()}"
         raw["robot"] = {**raw.get("robot", {}), "address": self.address}
         self._tmp = tempfile.TemporaryDirectory(prefix="serl-sim-rig-")
