@@ -3,6 +3,7 @@ motion helpers on the raw client (no env in between)."""
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
 import time
@@ -83,15 +84,23 @@ def wait_until(predicate, timeout_s: float, period_s: float = 0.02) -> bool:
     return predicate()
 
 
-def ready_at_reset_pose(client: RobotClient, tries: int = 2) -> None:
-    """Recover from any fault and move to the reset pose; a fault during the move (the driver starved of CPU for a
-    moment on a loaded machine reads as a controller error) is recovered from and the reset tried again."""
-    for attempt in range(tries):
-        if client.get_state()["mode"] == "fault":
-            client.recover()
-        try:
-            client.reset(timeout_s=20)
-            return
-        except RobotFault:
-            if attempt == tries - 1:
-                raise
+@contextlib.contextmanager
+def owned_client(address: str, curve=None, tries: int = 2):
+    """A client that owns the arm at the reset pose, released on exit even when its set-up fails (an owned arm
+    would refuse every later test). A fault during the move to the reset pose (the driver starved of CPU for a
+    moment reads as a controller error) is recovered from and the reset tried again."""
+    client = RobotClient(address, timeout_s=2.0, curve=curve)
+    try:
+        for attempt in range(tries):
+            if client.get_state()["mode"] == "fault":
+                client.recover()
+            try:
+                client.reset(timeout_s=20)
+                break
+            except RobotFault:
+                if attempt == tries - 1:
+                    raise
+        yield client
+    finally:
+        client.release()
+        client.close()

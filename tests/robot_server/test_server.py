@@ -11,7 +11,7 @@ import msgpack
 import numpy as np
 import pytest
 import zmq
-from rig_helpers import RosProbe, command_for, pose, ready_at_reset_pose, rig_config_for_tests, wait_until
+from rig_helpers import RosProbe, command_for, owned_client, pose, rig_config_for_tests, wait_until
 
 from robot_servers.launch import launch_sim_rig
 from serl import geometry as g
@@ -36,13 +36,8 @@ def probe(rig):
 
 @pytest.fixture
 def client(rig):
-    c = RobotClient(rig.address, timeout_s=2.0)
-    try:
-        ready_at_reset_pose(c)
+    with owned_client(rig.address) as c:
         yield c
-    finally:  # a failed set-up must not leave the arm owned: every later test would be refused
-        c.release()
-        c.close()
 
 
 @pytest.mark.timeout(60)

@@ -10,7 +10,7 @@ import time
 
 import numpy as np
 import pytest
-from rig_helpers import pose, ready_at_reset_pose, rig_config_for_tests, wait_until
+from rig_helpers import owned_client, pose, rig_config_for_tests, wait_until
 
 from robot_servers.launch import launch_sim_rig
 from serl.commands.check_rig import check_robot
@@ -35,13 +35,8 @@ def rig(keys):
 
 @pytest.fixture
 def client(rig, keys):
-    c = RobotClient(rig.address, timeout_s=2.0, curve=ActorCurve.from_dir(keys[0]["actor"]))
-    try:
-        ready_at_reset_pose(c)
+    with owned_client(rig.address, ActorCurve.from_dir(keys[0]["actor"])) as c:
         yield c
-    finally:  # a failed set-up must not leave the arm owned: every later test would be refused
-        c.release()
-        c.close()
 
 
 @pytest.mark.timeout(60)
