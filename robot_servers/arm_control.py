@@ -8,6 +8,7 @@ Slow operations (reset, recover, impedance) are generators the server advances o
 
 from __future__ import annotations
 
+import logging
 import math
 import time
 from collections.abc import Generator
@@ -21,6 +22,8 @@ from serl import geometry as g
 from serl.robot.hardware_config import IMPEDANCE_KEYS, HardwareConfig
 from serl.robot.protocol import as_vector
 from serl.robot.safety import clip_orientation, clip_position, clip_target
+
+log = logging.getLogger("arm_control")
 
 Job = Generator[None, None, dict]
 RECOVER_SETTLE_S = 0.15  # after clearing errors, wait this long for a fresh robot-mode message
@@ -52,6 +55,7 @@ class ArmControl:
         self.seen_state = False
         self.impedance = cfg.impedance.defaults()
         self.counters = {"clipped": 0, "watchdog_holds": 0, "wrench_holds": 0, "faults": 0}
+        self.wrench_hold_unreported: str | None = None  # a hold of the safety tick the client has not heard of
 
     # ---------- reading ----------
     def measured(self) -> ArmState:
@@ -87,7 +91,9 @@ class ArmControl:
         over = self._wrench_excess(s)
         if over is not None:
             self._hold(s, over, "wrench_holds")
-            return {"target": np.concatenate(self.target), "clipped": True, "hold": self.reason}
+        if self.wrench_hold_unreported is not None:  # this command is dropped, so the client learns of the hold
+            reason, self.wrench_hold_unreported = self.wrench_hold_unreported, None
+            return {"target": np.concatenate(self.target), "clipped": True, "hold": reason}
         pos, quat = pose[:3], g.canonical_quat(pose[3:] / np.linalg.norm(pose[3:]))
         prev_pos, prev_quat = self.target if self.target is not None else (s.pos, s.quat)
         safety = self.cfg.safety
@@ -159,6 +165,7 @@ class ArmControl:
             over = self._wrench_excess(s)
             if over is not None:
                 self._hold(s, over, "wrench_holds")
+                self.wrench_hold_unreported = None  # the reply reports it
                 raise Refused(f"reset stopped: {over}")
             self._send(*clip_target(pos, quat, s.pos, s.quat, self.limits))
             error = float(np.linalg.norm(s.pos - goal_pos))
@@ -210,6 +217,7 @@ class ArmControl:
         if fault is not None and self.mode != "fault":
             self.mode, self.reason, self.target = "fault", fault, None
             self.counters["faults"] += 1
+            log.warning("fault: %s", fault)
         if self.mode == "fault" or s is None:
             return
         over = self._wrench_excess(s)
@@ -230,6 +238,8 @@ class ArmControl:
     def _hold(self, s: ArmState, reason: str, counter: str) -> None:
         self.mode, self.reason = "hold", reason
         self.counters[counter] += 1
+        if counter == "wrench_holds":
+            self.wrench_hold_unreported = reason
         self._send(s.pos, s.quat)
 
     def _send(self, pos: np.ndarray, quat: np.ndarray) -> None:

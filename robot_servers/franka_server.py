@@ -26,6 +26,7 @@ from rclpy.signals import SignalHandlerOptions
 from robot_servers.adapters.base import RosArm
 from robot_servers.arm_control import ArmControl, FaultRefused, Job, Refused
 from robot_servers.ros_msgs import spin_until, stop_on_signals
+from robot_servers.stall_watch import StallWatch
 from serl.robot import protocol
 from serl.robot.hardware_config import HardwareConfig, load_hardware_config
 from serl.transport.codec import BadMessage
@@ -212,7 +213,8 @@ def main(argv: list[str] | None = None) -> None:
     server = FrankaServer(cfg, control)
     executor = SingleThreadedExecutor()
     executor.add_node(node)
-    spinner = threading.Thread(target=spin_until, args=(executor, stop), name="ros-spin")
+    spin_watch = StallWatch("server executor").start()
+    spinner = threading.Thread(target=spin_until, args=(executor, stop, spin_watch.beat), name="ros-spin")
     spinner.start()
     log.info("robot server on %s (%s adapter)", server.address, cfg.robot.adapter)
     try:
@@ -220,6 +222,7 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         stop.set()
         spinner.join()
+        spin_watch.stop()
         server.close()
         executor.shutdown()
         node.destroy_node()

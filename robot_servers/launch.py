@@ -73,7 +73,8 @@ def launch_sim_rig(config: str | Path | dict, domain_id: int | None = None, addr
     with tempfile.TemporaryDirectory(prefix="serl-rig-") as tmp:
         path = Path(tmp) / "rig.yaml"
         path.write_text(yaml.safe_dump(raw))
-        logs = Path(log_dir) if log_dir is not None else Path(tmp)
+        log_dir = log_dir if log_dir is not None else os.environ.get("SERL_RIG_LOG_DIR")
+        logs = Path(tempfile.mkdtemp(prefix="rig-", dir=log_dir)) if log_dir is not None else Path(tmp)
         procs: list[subprocess.Popen] = []
         try:
             for name in ("sim_franka_driver", "franka_server"):

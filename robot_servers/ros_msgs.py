@@ -95,7 +95,10 @@ def stop_on_signals() -> threading.Event:
     return stop
 
 
-def spin_until(executor, stop: threading.Event) -> None:
-    """Spin `executor` until `stop` is set, so that it is idle when the node and context are torn down."""
+def spin_until(executor, stop: threading.Event, beat=None) -> None:
+    """Spin `executor` until `stop` is set, so that it is idle when the node and context are torn down.
+    `beat`: called every turn (a `StallWatch` heartbeat)."""
     while not stop.is_set():
         executor.spin_once(timeout_sec=0.05)
+        if beat is not None:
+            beat()

@@ -9,7 +9,10 @@ inject_reflex, inject_user_stop, clear_errors, reset_task, joint_reset. Impedanc
 translational_stiffness, rotational_stiffness, translational_damping_ratio, rotational_damping_ratio.
 
 Physics runs in real time in one thread (which also renders, as an EGL context belongs to its thread); ROS
-callbacks run in an executor thread and meet it at `SimArm`'s lock. Stamps are the ROS clock (wall time).
+callbacks run in single-threaded executors and meet it at `SimArm`'s lock. (rclpy's MultiThreadedExecutor is
+avoided: while its pool is busy it resubmits the queued callbacks in a busy loop that holds the GIL and starves the
+physics thread for seconds.) Stamps are the ROS clock (wall time). A `StallWatch` logs every thread's stack when
+the physics loop or the executor stops for more than 0.5 s.
 
     python -m robot_servers.sim_franka_driver hardware_configs/sim_panda.yaml
 """
@@ -25,8 +28,7 @@ import numpy as np
 import rclpy
 from geometry_msgs.msg import PoseStamped
 from rcl_interfaces.msg import SetParametersResult
-from rclpy.callback_groups import ReentrantCallbackGroup
-from rclpy.executors import MultiThreadedExecutor
+from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 from sensor_msgs.msg import JointState
@@ -35,6 +37,7 @@ from std_srvs.srv import Trigger
 
 from robot_servers import ros_msgs as rm
 from robot_servers.sim_arm import ArmReading, SimArm
+from robot_servers.stall_watch import StallWatch
 from serl.envs.sim.render import CameraRenderer
 from serl.robot.hardware_config import IMPEDANCE_KEYS, HardwareConfig, load_hardware_config
 
@@ -47,7 +50,7 @@ class SimFrankaDriver(Node):
     def __init__(self, cfg: HardwareConfig):
         super().__init__("sim_franka_driver")
         self.cfg, self.arm = cfg, SimArm(cfg)
-        ros, group = cfg.ros, ReentrantCallbackGroup()
+        ros = cfg.ros
         self.cameras = {name: cam for name, cam in cfg.cameras.items() if cam.type == "ros"}
         unknown = set(self.cameras) - set(SIM_CAMERAS)
         if unknown:
@@ -61,26 +64,31 @@ class SimFrankaDriver(Node):
         self.pub_mode = self.create_publisher(String, ros.robot_mode, qos)
         self.pub_task = self.create_publisher(String, f"{ros.sim_namespace}/task_status", qos)
         self.pub_images = {n: self.create_publisher(rm.Image, c.topic, rm.IMAGE_QOS) for n, c in self.cameras.items()}
-        self.create_subscription(PoseStamped, ros.equilibrium_pose, self._on_equilibrium, qos, callback_group=group)
-        self.create_subscription(Float64, f"{ros.gripper_namespace}/command", self._on_gripper, qos,
-                                 callback_group=group)
+        self.create_subscription(PoseStamped, ros.equilibrium_pose, self._on_equilibrium, qos)
+        self.create_subscription(Float64, f"{ros.gripper_namespace}/command", self._on_gripper, qos)
         ns = ros.sim_namespace
         services = {f"{ns}/inject_reflex": lambda: self._fault("reflex"),
                     f"{ns}/inject_user_stop": lambda: self._fault("user_stop"),
-                    ros.error_recovery: self._clear, f"{ns}/reset_task": self._reset_task,
-                    f"{ns}/joint_reset": self._joint_reset}
+                    ros.error_recovery: self._clear, f"{ns}/reset_task": self._reset_task}
         for name, fn in services.items():
-            self.create_service(Trigger, name, self._trigger(fn), callback_group=group)
+            self.create_service(Trigger, name, self._trigger(fn))
+        # The joint reset answers when the move is done (seconds): it has a node and executor thread of its own,
+        # so the topics and the other services keep being served meanwhile.
+        self.mover = Node("sim_franka_joint_mover", context=self.context)
+        self.mover.create_service(Trigger, f"{ns}/joint_reset", self._trigger(self._joint_reset))
         for key, value in cfg.impedance.defaults().items():
             self.declare_parameter(key, value)
         self.add_on_set_parameters_callback(self._on_parameters)
         self._stop = threading.Event()
+        self.physics_watch = StallWatch("physics loop")
         self._physics = threading.Thread(target=self._physics_loop, name="sim-physics", daemon=True)
 
     def start(self) -> None:
         self._physics.start()
+        self.physics_watch.start()
 
     def stop(self) -> None:
+        self.physics_watch.stop()
         self._stop.set()
         self._physics.join(timeout=5)
 
@@ -120,8 +128,12 @@ class SimFrankaDriver(Node):
         if self.cfg.reset.joint_reset is None:
             raise ValueError("the rig file has no reset.joint_reset configuration")
         done = self.arm.start_joint_move(np.asarray(self.cfg.reset.joint_reset), time.monotonic())
-        if not done.wait(timeout=30.0):
-            raise TimeoutError("joint reset did not finish within 30 s")
+        deadline = time.monotonic() + 30.0
+        while not done.wait(timeout=0.1):
+            if self._stop.is_set():
+                raise RuntimeError("the driver is shutting down")
+            if time.monotonic() > deadline:
+                raise TimeoutError("joint reset did not finish within 30 s")
         return "joints at reset configuration"
 
     def _on_parameters(self, params) -> SetParametersResult:
@@ -154,6 +166,7 @@ class SimFrankaDriver(Node):
                 if tick % image_every == 0:
                     self._publish_slow(reading, renderer, stamp)
                 tick += 1
+                self.physics_watch.beat()
                 deadline += period
                 delay = deadline - time.monotonic()
                 if delay > 0:
@@ -201,14 +214,23 @@ def main(argv: list[str] | None = None) -> None:
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     stop = rm.stop_on_signals()
     driver = SimFrankaDriver(cfg)
-    executor = MultiThreadedExecutor(num_threads=2)
+    executor, mover_executor = SingleThreadedExecutor(), SingleThreadedExecutor()
     executor.add_node(driver)
+    mover_executor.add_node(driver.mover)
+    mover = threading.Thread(target=rm.spin_until, args=(mover_executor, stop), name="joint-mover", daemon=True)
     driver.start()
+    mover.start()
+    spin_watch = StallWatch("driver executor").start()
     try:
-        rm.spin_until(executor, stop)
+        rm.spin_until(executor, stop, spin_watch.beat)
     finally:
+        stop.set()
+        spin_watch.stop()
         driver.stop()
-        executor.shutdown()
+        mover.join(timeout=2)
+        for ex in (executor, mover_executor):
+            ex.shutdown()
+        driver.mover.destroy_node()
         driver.destroy_node()
         rclpy.try_shutdown()
 

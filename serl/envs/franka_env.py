@@ -135,7 +135,7 @@ class FrankaEnv(gym.Env):
         try:
             sent = time.monotonic()
             self.loop["obs_age_s"] = sent - obs_time
-            self.client.set_pose(target)
+            hold = self.client.set_pose(target).get("hold")  # a safety hold of the server dropped this command
             self.loop["rtt_s"] = time.monotonic() - sent
             changed = self._apply_gripper(a[6])
         except RobotFault as err:
@@ -152,7 +152,7 @@ class FrankaEnv(gym.Env):
             return self._truncate_on_fault(str(self._state.get("fault")), obs, info)
         success = bool(info["succeed"])
         truncated = self._steps >= self.cfg.max_episode_steps and not success
-        info["gripper_changed"] = changed
+        info["gripper_changed"], info["safety_hold"] = changed, hold
         return obs, float(success), success, truncated, info
 
     def restart_clock(self) -> None:
