@@ -36,7 +36,8 @@ class StallWatch:
             silent = time.monotonic() - self._beat
             if silent < self.threshold_s:
                 if reported:
-                    print(f"[stall-watch] {time.strftime('%H:%M:%S')} {self.name} resumed", file=self._stream, flush=True)
+                    print(f"[stall-watch] {time.strftime('%H:%M:%S')} {self.name} resumed", file=self._stream,
+                          flush=True)
                 reported = False
             elif not reported:
                 reported = True
