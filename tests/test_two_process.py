@@ -40,7 +40,10 @@ class Run:
                        "--learner.min-online", "40", "--learner.min-demo", "10", "--learner.publish-every", "5",
                        "--learner.checkpoint-every", "20", "--agent.batch-size", "16", "--agent.hidden-dims", "32",
                        "32", "--operator.takeover-prob", "0.15", "--env.max-episode-steps", "30",
-                       "--env.control-hz", "50", "--env.realtime"]
+                       "--env.control-hz", "50", "--env.realtime",
+                       # The task's update-to-data limit would stall the actor while the learner is down, which
+                       # these tests need it to go on acting through.
+                       "--actor.free-steps", str(10**9)]
         self.steps = steps
         self.procs: list[subprocess.Popen] = []
 

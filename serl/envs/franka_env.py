@@ -28,13 +28,15 @@ from serl.cameras.base import CameraError
 from serl.cameras.realsense import wall_to_monotonic
 from serl.envs.franka_config import Confirm, FrankaEnvConfig
 from serl.envs.sim.env import ACTION_SPACE, GRIPPER_CLOSE, GRIPPER_OPEN, observation_space, validate_action
-from serl.robot.client import RobotClient, RobotFault, RobotTimeout
+from serl.robot.client import RobotBusy, RobotClient, RobotFault, RobotTimeout
 from serl.robot.hardware_config import load_hardware_config
 from serl.robot.safety import clip_target
 
 log = logging.getLogger(__name__)
 _OPEN: weakref.WeakSet = weakref.WeakSet()  # connected envs, closed at interpreter exit if their owner forgot
-TRANSIENT = (RobotTimeout, CameraError)  # worth another try: a stalled server or camera (a refusal is not)
+# Worth another try: a stalled server or camera, or a reset still running after our request timed out (a
+# refusal is not).
+TRANSIENT = (RobotTimeout, RobotBusy, CameraError)
 
 
 class RigUnavailable(RuntimeError):

@@ -31,6 +31,10 @@ class RobotTimeout(RobotError):
     """No reply within the request's timeout."""
 
 
+class RobotBusy(RobotError):
+    """Refused because a long operation (reset, recover, set_impedance) is still running; worth another try."""
+
+
 class RobotClient:
     """One connection to a robot server. `curve`: the client's key pair and the server's public key."""
 
@@ -80,7 +84,9 @@ class RobotClient:
             if reply["ok"]:
                 return reply.get("result") or {}
             error = str(reply.get("error", "unknown error"))
-            raise RobotFault(error) if reply.get("fault") else RobotError(error)
+            if reply.get("fault"):
+                raise RobotFault(error)
+            raise RobotBusy(error) if error.startswith("busy:") else RobotError(error)
 
     # ---------- the robot-server API ----------
     def get_state(self) -> dict:

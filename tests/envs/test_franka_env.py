@@ -22,7 +22,7 @@ from serl.commands.runtime import build_env
 from serl.devices.base import IDLE, DeviceState
 from serl.envs.franka_config import device_confirmation
 from serl.envs.franka_env import FrankaEnv, RigUnavailable
-from serl.robot.client import RobotFault
+from serl.robot.client import RobotFault, RobotTimeout
 from serl.robot.safety import cone_coordinates, inside
 
 
@@ -238,6 +238,22 @@ def test_transient_errors_truncate_and_reset_retries_a_bounded_number_of_times(r
         raw.cfg = cfg
         if raw.client is not None:
             raw.client.timeout_s = timeout
+
+
+@pytest.mark.timeout(60)
+def test_a_reset_that_outlived_its_request_is_waited_for_not_raised(raw):
+    cfg = raw.cfg
+    raw.reset(seed=0)
+    far = raw.rig.reset.tcp_xyz[0] + 0.15  # a long move, so the first reset is still running at the retry
+    pose = np.array([far, 0.0, 0.3, *raw.rig.reset.tcp_quat])
+    with pytest.raises(RobotTimeout):  # our request gives up, the server's reset goes on
+        raw.client.reset(pose=pose, timeout_s=0.05)
+    raw.cfg = dataclasses.replace(cfg, reset_retries=40, reset_retry_wait_s=0.1)
+    try:
+        obs, info = raw.reset(seed=3)  # "busy: reset in progress" at first, then done
+    finally:
+        raw.cfg = cfg
+    assert raw.observation_space.contains(obs) and "error" not in info
 
 
 @pytest.mark.timeout(60)
