@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import numpy as np
 from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
 from rclpy.node import Node
+from rclpy.parameter import Parameter
+from rclpy.parameter_client import AsyncParameterClient
 from sensor_msgs.msg import JointState
 
 from robot_servers import ros_msgs as rm
@@ -51,6 +53,7 @@ class RosArm:
         self._width_speed = 0.0
         self._gripper_command_at = -np.inf
         self._target_pub = node.create_publisher(PoseStamped, ros.equilibrium_pose, qos)
+        self._params = AsyncParameterClient(node, ros.impedance_node)
         node.create_subscription(PoseStamped, ros.current_pose, self._on_pose, qos)
         node.create_subscription(TwistStamped, ros.ee_twist, self._on_twist, qos)
         node.create_subscription(WrenchStamped, ros.external_wrench, self._on_wrench, qos)
@@ -131,7 +134,20 @@ class RosArm:
         raise NotImplementedError
 
     def set_impedance(self, params: dict[str, float]) -> Future:
-        raise NotImplementedError
+        """Parameters of the impedance node (`ros.impedance_node`); a real controller that reads them only when
+        configured needs a restart."""
+        node = self.cfg.ros.impedance_node
+        if not self._params.services_are_ready():
+            return failed(f"parameter services of {node} are not available")
+        future = self._params.set_parameters([Parameter(k, value=float(v)) for k, v in params.items()])
+
+        def check(response) -> str:
+            refused = [r.reason for r in response.results if not r.successful]
+            if refused:
+                raise RuntimeError(f"{node} refused impedance: " + "; ".join(refused))
+            return "impedance set"
+
+        return chain(future, check)
 
     def joint_reset(self, q: np.ndarray) -> Future:
         raise NotImplementedError
@@ -145,8 +161,8 @@ class RosArm:
         return None
 
 
-def chain(ros_future, convert) -> Future:
-    """A concurrent Future completed with `convert(result)` when an rclpy future finishes."""
+def chain(future, convert) -> Future:
+    """A concurrent Future completed with `convert(result)` when `future` (rclpy's or concurrent) finishes."""
     out: Future = Future()
 
     def done(f) -> None:
@@ -155,5 +171,12 @@ def chain(ros_future, convert) -> Future:
         except Exception as err:  # noqa: BLE001 -- handed to whoever waits on the future
             out.set_exception(err)
 
-    ros_future.add_done_callback(done)
+    future.add_done_callback(done)
     return out
+
+
+def failed(message: str) -> Future:
+    """A Future that already failed with `message`."""
+    future: Future = Future()
+    future.set_exception(RuntimeError(message))
+    return future

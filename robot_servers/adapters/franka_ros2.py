@@ -18,11 +18,9 @@ from concurrent.futures import Future, ThreadPoolExecutor
 import numpy as np
 from rclpy.action import ActionClient
 from rclpy.node import Node
-from rclpy.parameter import Parameter
-from rclpy.parameter_client import AsyncParameterClient
 
 from robot_servers import ros_msgs as rm
-from robot_servers.adapters.base import RosArm, chain
+from robot_servers.adapters.base import RosArm, chain, failed
 from serl.robot.hardware_config import HardwareConfig
 
 INSTALL_HELP = (
@@ -61,7 +59,6 @@ class FrankaRos2Adapter(RosArm):
         self._grasp = ActionClient(node, grasp, f"{ros.gripper_namespace}/grasp")
         self._move = ActionClient(node, move, f"{ros.gripper_namespace}/move")
         self._recovery = ActionClient(node, error_recovery, ros.error_recovery)
-        self._params = AsyncParameterClient(node, ros.impedance_node)
         self._worker = ThreadPoolExecutor(max_workers=1, thread_name_prefix="joint-reset")
         self._joint_reset: _JointReset | None = None
 
@@ -91,9 +88,7 @@ class FrankaRos2Adapter(RosArm):
     def clear_errors(self) -> Future:
         error_recovery = self._types[0]
         if not self._recovery.server_is_ready():
-            out: Future = Future()
-            out.set_exception(RuntimeError(f"error recovery action {self.cfg.ros.error_recovery} is not available"))
-            return out
+            return failed(f"error recovery action {self.cfg.ros.error_recovery} is not available")
         result: Future = Future()
 
         def accepted(goal_future) -> None:
@@ -111,18 +106,6 @@ class FrankaRos2Adapter(RosArm):
         self._recovery.send_goal_async(error_recovery.Goal()).add_done_callback(accepted)
         return result
 
-    def set_impedance(self, params: dict[str, float]) -> Future:
-        # Parameters of the controller node; a controller that reads them only when configured needs a restart.
-        future = self._params.set_parameters([Parameter(k, value=float(v)) for k, v in params.items()])
-
-        def check(response) -> str:
-            refused = [r.reason for r in response.results if not r.successful]
-            if refused:
-                raise RuntimeError("controller refused impedance: " + "; ".join(refused))
-            return "impedance set"
-
-        return chain(future, check)
-
     def joint_reset(self, q: np.ndarray) -> Future:
         """Switch to the joint trajectory controller, move to `q`, switch back (in a worker thread: it waits on
         futures the server's executor completes)."""
@@ -130,10 +113,8 @@ class FrankaRos2Adapter(RosArm):
             from control_msgs.action import FollowJointTrajectory
             from controller_manager_msgs.srv import SwitchController
         except ImportError as err:
-            out: Future = Future()
-            out.set_exception(ImportError(
-                f"joint reset needs the control_msgs and controller_manager_msgs packages (ros2_control): {err}"))
-            return out
+            return failed(f"joint reset needs the control_msgs and controller_manager_msgs packages (ros2_control): "
+                          f"{err}")
         if self._joint_reset is None:
             self._joint_reset = _JointReset(self.node, self.cfg, SwitchController, FollowJointTrajectory)
         return self._worker.submit(self._joint_reset.run, np.asarray(q, dtype=np.float64), self.joint_names())

@@ -10,13 +10,11 @@ from concurrent.futures import Future
 
 import numpy as np
 from rclpy.node import Node
-from rclpy.parameter import Parameter
-from rclpy.parameter_client import AsyncParameterClient
 from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
 from robot_servers import ros_msgs as rm
-from robot_servers.adapters.base import RosArm, chain
+from robot_servers.adapters.base import RosArm, chain, failed
 from serl.robot.hardware_config import HardwareConfig
 
 
@@ -33,7 +31,6 @@ class SimArmAdapter(RosArm):
         self._services = {name: node.create_client(Trigger, topic) for name, topic in (
             ("clear_errors", ros.error_recovery), ("joint_reset", f"{ros.sim_namespace}/joint_reset"),
             ("reset_task", f"{ros.sim_namespace}/reset_task"))}
-        self._params = AsyncParameterClient(node, ros.impedance_node)
 
     def _on_mode(self, msg: String) -> None:
         with self._mode_lock:
@@ -68,29 +65,16 @@ class SimArmAdapter(RosArm):
         return self._trigger("joint_reset")
 
     def reset_task(self) -> Future:
-        return chain_json(self._trigger("reset_task"))
+        return chain(self._trigger("reset_task"), json.loads)
 
     def task_succeeded(self) -> bool | None:
         with self._mode_lock:
             return self._succeed
 
-    def set_impedance(self, params: dict[str, float]) -> Future:
-        if not self._params.services_are_ready():
-            return _failed(f"parameter services of {self.cfg.ros.impedance_node} are not available")
-        future = self._params.set_parameters([Parameter(k, value=float(v)) for k, v in params.items()])
-
-        def check(response) -> str:
-            refused = [r.reason for r in response.results if not r.successful]
-            if refused:
-                raise RuntimeError("driver refused impedance: " + "; ".join(refused))
-            return "impedance set"
-
-        return chain(future, check)
-
     def _trigger(self, name: str) -> Future:
         client = self._services[name]
         if not client.service_is_ready():
-            return _failed(f"simulated driver service {client.srv_name} is not available")
+            return failed(f"simulated driver service {client.srv_name} is not available")
 
         def check(response) -> str:
             if not response.success:
@@ -99,21 +83,3 @@ class SimArmAdapter(RosArm):
 
         return chain(client.call_async(Trigger.Request()), check)
 
-
-def chain_json(future: Future) -> Future:
-    out: Future = Future()
-
-    def done(f: Future) -> None:
-        try:
-            out.set_result(json.loads(f.result()))
-        except Exception as err:  # noqa: BLE001 -- handed to whoever waits on the future
-            out.set_exception(err)
-
-    future.add_done_callback(done)
-    return out
-
-
-def _failed(message: str) -> Future:
-    future: Future = Future()
-    future.set_exception(RuntimeError(message))
-    return future
