@@ -3,7 +3,7 @@ command parses field overrides on top of it (`--agent.batch-size 128`)."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 from serl.actor import ActorConfig
 from serl.agents.sac import SACConfig
@@ -43,3 +43,14 @@ class ExperimentConfig:
         if unknown:
             raise ValueError(f"agent.encoder.image_keys {sorted(unknown)} are not cameras of the env "
                              f"(env.cameras={list(self.env.cameras)}, env.image_obs={self.env.image_obs})")
+
+
+def on_cpu_from_pixels(config: ExperimentConfig) -> ExperimentConfig:
+    """The fastest honest pixel recipe on a CPU (measured in `bench/results/`): a frozen ResNet-10 whose features
+    are computed once per frame at insertion, so updates skip the trunk; batches of 128; the scripted operator
+    takes over ~30% of steps at first; at most two env steps per learner update."""
+    encoder = replace(config.agent.encoder, trunk="resnet10", frozen_trunk=True, feature_cache=True)
+    return replace(config, agent=replace(config.agent, encoder=encoder, batch_size=128),
+                   operator=replace(config.operator, takeover_prob=0.03, takeover_steps=15),
+                   actor=replace(config.actor, max_steps_per_update=2.0, free_steps=500),
+                   learner=replace(config.learner, min_online=500))
