@@ -1,6 +1,7 @@
 """Lift a cube from state alone (no cameras; the cube's pose is given, as simulation can): the fastest task to
-train on a CPU. Measured here: 80% evaluation success (mean of three evaluations of ten episodes) after about
-44k env steps, 12 minutes on 2 cores, with these settings."""
+train on a CPU. Measured on 2 cores with these settings: 90% evaluation success (mean of three evaluations of ten
+episodes) in 5.6-6.5 minutes over 3 seeds, 43-46k env steps (`bench/results/`). 128-wide networks update 3x
+faster than 256-wide ones here and needed no more env steps."""
 
 from dataclasses import replace
 
@@ -15,8 +16,8 @@ CONFIG = ExperimentConfig(
     demos_dir="demos/sim_pick_cube_state",
     env_id="serl/PandaPickCube-v0",
     env=replace(task_defaults("pick_cube"), image_obs=False, object_pose=True),
-    agent=SACConfig(grasp_critic=True),
+    agent=SACConfig(grasp_critic=True, hidden_dims=(128, 128)),
     operator=ScriptedOperatorConfig(takeover_prob=0.03, takeover_steps=15),  # ~30% of steps at first
-    actor=ActorConfig(max_steps_per_update=1.0, free_steps=500),  # two critic updates per env step
+    actor=ActorConfig(max_steps_per_update=1.0, free_steps=500),  # at most one env step per learner update
     learner=LearnerConfig(min_online=500, target_eval_success=0.8, max_minutes=30.0),
 )
