@@ -102,7 +102,7 @@ def test_contract_pacing_and_safety_box(raw):
         pos, quat = raw.last_target[:3], raw.last_target[3:]
         assert inside(pos, quat, raw.limits), raw.last_target  # clipped in the env, before the server
     elapsed = time.monotonic() - start
-    assert set(info) >= {"succeed", "gripper_changed", "timestamps"} and info["gripper_changed"] is False
+    assert set(info) >= {"succeed", "gripper_changed", "safety_hold", "timestamps"} and info["gripper_changed"] is False
     assert raw.observation_space.contains(obs) and reward == 0.0 and not terminated
     assert 12 * raw.period - 0.02 < elapsed < 12 * raw.period + 1.0  # paced to the control period (loaded CPU)
     assert obs["state"]["tcp_pose"][2] == pytest.approx(raw.limits.xyz_high[2], abs=0.02)  # stopped at the box top

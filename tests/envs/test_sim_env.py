@@ -58,6 +58,7 @@ def test_spaces_are_the_contract(env_id):
     assert set(info["timestamps"]) == {"state", "front", "wrist"}
     obs, _, _, _, info = env.step(env.action_space.sample())
     assert env.observation_space.contains(obs) and isinstance(info["succeed"], bool)
+    assert info["safety_hold"] is None  # the same info keys as FrankaEnv (which gives a hold's reason)
     check_env(_WithoutCaptureTimes(env), skip_render_check=True)
     assert set(state_env(env_id).observation_space) == {"state"}
 

@@ -108,7 +108,8 @@ class PandaSimEnv(gym.Env):
         else:
             reward, terminated = self.task.dense_reward(self.sim), False
         truncated = self._steps >= cfg.max_episode_steps and not terminated
-        info = {"succeed": success, "gripper_changed": changed, "timestamps": stamps}
+        # No safety hold here (the robot server's wrench hold); the key keeps the info contract of FrankaEnv.
+        info = {"succeed": success, "gripper_changed": changed, "safety_hold": None, "timestamps": stamps}
         return obs, reward, terminated, truncated, info
 
     def render(self):
