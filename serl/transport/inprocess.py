@@ -15,7 +15,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from serl.transport.interfaces import IncomingBatch, Params, Transition, WeightsVersion
+from serl.transport.interfaces import IncomingBatch, Params, Transition, WeightsVersion, check_acknowledgement
 
 
 def snapshot(tree):
@@ -104,11 +104,7 @@ class _Ledger:
     def acknowledge(self, actor_id: str, last_sequence: int) -> None:
         with self._cond:
             log = self._logs.get(actor_id)
-            if log is None:
-                raise ValueError(f"acknowledgement for unknown actor {actor_id!r}")
-            if last_sequence >= log.delivered:
-                raise ValueError(f"actor {actor_id!r}: cannot acknowledge {last_sequence}, "
-                                 f"only sequences < {log.delivered} were delivered")
+            check_acknowledgement(actor_id, last_sequence, None if log is None else log.delivered)
             for _ in range(last_sequence - log.acked):  # nothing when repeated or lowered
                 log.unacked.popleft()
             log.acked = max(log.acked, last_sequence)

@@ -142,3 +142,13 @@ class TransitionSource(Protocol):
     def stats(self) -> list[dict]:
         """Drain the episode stats received since the last call, oldest first, each with an `actor_id` key."""
         ...
+
+
+def check_acknowledgement(actor_id: str, last_sequence: int, delivered_end: int | None) -> None:
+    """The ValueErrors of `TransitionSource.acknowledge`: an unknown actor (`delivered_end` None) or a sequence that
+    was never delivered (at or past `delivered_end`)."""
+    if delivered_end is None:
+        raise ValueError(f"acknowledgement for unknown actor {actor_id!r}")
+    if last_sequence >= delivered_end:
+        raise ValueError(f"actor {actor_id!r}: cannot acknowledge {last_sequence}, "
+                         f"only sequences < {delivered_end} were delivered")

@@ -12,7 +12,7 @@ import threading
 from collections import deque
 from dataclasses import dataclass, field
 
-from serl.transport.interfaces import IncomingBatch, Transition
+from serl.transport.interfaces import IncomingBatch, Transition, check_acknowledgement
 
 
 class Offer(enum.Enum):
@@ -92,11 +92,7 @@ class Ledger:
         """Record the loop's acknowledgement; True if it moved the watermark (so the actor must hear of it)."""
         with self._cond:
             actor = self._actors.get(actor_id)
-            if actor is None:
-                raise ValueError(f"acknowledgement for unknown actor {actor_id!r}")
-            if last_sequence >= actor.delivered_end:
-                raise ValueError(f"actor {actor_id!r}: cannot acknowledge {last_sequence}, "
-                                 f"only sequences < {actor.delivered_end} were delivered")
+            check_acknowledgement(actor_id, last_sequence, None if actor is None else actor.delivered_end)
             if last_sequence <= actor.acked:
                 return False
             actor.acked = last_sequence
