@@ -8,8 +8,8 @@ count from the start of the `serl train` process (start-up and compilation inclu
 evaluation that met the target.
 
     python bench/sample_efficiency.py --task sim_pick_cube_state --seeds 0 1 2 --target 0.9 --max-minutes 20
-    python bench/sample_efficiency.py --task sim_pick_cube --seeds 0 --target 0.5 --max-minutes 60 \\
-        -- --agent.encoder.kind small
+    python bench/sample_efficiency.py --task sim_pick_cube --seeds 0 1 2 --target 0.5 --max-minutes 60
+    python bench/sample_efficiency.py --task sim_pick_cube --seeds 0 --target 0.5 -- --agent.batch-size 256
 
 Prints one JSON line (per-seed figures and the median over seeds that reached the target) and writes
 `<out>/<task>.png` (evaluation success and intervention rate against env steps and minutes, one line per seed).
