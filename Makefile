@@ -29,6 +29,7 @@ bench: setup
 	$(BIN)/python bench/policy_latency.py
 	$(BIN)/python bench/transport.py
 	$(BIN)/python bench/learner.py
+	$(BIN)/python bench/state_learner.py
 	$(BIN)/python bench/robot_loop.py
 
 # The long ones: training to a target over three seeds (about an hour on 2 cores), kills and a network cut (about
