@@ -64,7 +64,7 @@ def record(config, folder: Path, count: int, max_attempts: int | None = None, st
 
     stop = stop or threading.Event()
     if config.device.kind == "scripted":  # the simulated operator drives every step
-        config = dataclasses.replace(config, operator=dataclasses.replace(config.operator, takeover_prob=1.0))
+        config = dataclasses.replace(config, operator=config.operator.driving())
     env = build_env(config)
     env.set_wrapper_attr("operator_stop", stop, force=False)  # a pause or reset confirmation ends on Ctrl+C
     spec, first = transition_spec(env), next_episode_id(folder)

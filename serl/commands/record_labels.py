@@ -31,7 +31,7 @@ def sim_env(config, seed: int, classifier=None):
     from serl.reward.near_miss import NearMissOperator
 
     raw = make(config.env_id, config=dataclasses.replace(config.env, reward="dense"))
-    scripted = ScriptedOperator(raw, dataclasses.replace(config.operator, takeover_prob=1.0), seed=seed)
+    scripted = ScriptedOperator(raw, config.operator.driving(), seed=seed)
     device = NearMissOperator(scripted, config.reward.labels.near_miss, seed=seed)
     return make_policy_env(raw, config.wrappers, classifier=classifier, device=device), device
 

@@ -49,8 +49,7 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: runs_dir/<task>-scripted)")
     parser.add_argument("--no-video", action="store_true", help="do not write the video")
     args, config = parse_task_config(parser, argv)
-    # The operator drives every step, whatever take-over schedule the task sets for training.
-    config = dataclasses.replace(config, operator=dataclasses.replace(config.operator, takeover_prob=1.0))
+    config = dataclasses.replace(config, operator=config.operator.driving())
     out = args.out or Path(config.runs_dir) / f"{args.task}-scripted"
     out.mkdir(parents=True, exist_ok=True)
     video = None if args.no_video or not config.env.image_obs else out / "videos"

@@ -6,7 +6,7 @@ drive the real intervention path. Solves both simulated tasks; knobs add noise a
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 
@@ -20,6 +20,11 @@ class ScriptedOperatorConfig:
     takeover_prob: float = 1.0  # chance per step of taking over while not in control; 1.0 = always in control
     takeover_steps: int = 10  # steps a take-over lasts once started
     gain: float = 0.8  # fraction of the remaining error corrected per step (below 1 to avoid overshoot)
+
+    def driving(self) -> ScriptedOperatorConfig:
+        """This operator in control at every step (demos, labels, `serl scripted`), whatever take-over schedule
+        the task sets for training."""
+        return replace(self, takeover_prob=1.0)
 
 
 def _wrap_quarter(angle: float) -> float:
