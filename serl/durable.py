@@ -1,9 +1,16 @@
 """The few file-system moves durability rests on, shared by the replay storage, the actor's spool and every
-atomically written file (demos, labels, device streams)."""
+file written atomically (demos, labels, device streams, counters, progress, checkpoints' side files).
+
+An atomic write goes to a temporary name, is fsynced, renamed over the final name, and the folder is fsynced:
+after a crash the final name holds the old content or the new, never a torn mix, and a completed write survives
+a power cut. Every write that a promise rests on ("never reused across a crash") goes through here.
+"""
 
 from __future__ import annotations
 
 import fcntl
+import io
+import json
 import os
 from pathlib import Path
 
@@ -20,8 +27,8 @@ def fsync_directory(path: Path) -> None:
 
 
 def lock_folder(directory: Path, what: str) -> int:
-    """Hold an exclusive lock on `directory` while open (two writers would corrupt each other's records); returns
-    the lock's file descriptor, or raises naming `what` already holds it."""
+    """Hold an exclusive lock on `directory` while open (two writers would corrupt each other's
+    records); returns the lock's file descriptor, or raises naming `what` already holds it."""
     fd = os.open(directory / "lock", os.O_RDWR | os.O_CREAT, 0o644)
     try:
         fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
@@ -31,16 +38,34 @@ def lock_folder(directory: Path, what: str) -> int:
     return fd
 
 
-def write_npz(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write `arrays` as `path` (numpy only, never pickle) atomically: a temporary name, fsync, rename, fsync of the
-    folder. Ctrl+C or a crash never leaves a half-written file under the final name (only a `*.tmp`)."""
+def write_bytes(path: str | Path, data: bytes) -> Path:
+    """Write `data` as `path` atomically and durably (temporary name, fsync, rename, fsync of the
+    folder). Ctrl+C or a crash never leaves a half-written file under the final name."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(path.name + ".tmp")
     with open(tmp, "wb") as f:
-        np.savez(f, **arrays)
+        f.write(data)
         f.flush()
         os.fsync(f.fileno())
     os.replace(tmp, path)
     fsync_directory(path.parent)
     return path
+
+
+def write_text(path: str | Path, text: str) -> Path:
+    """`write_bytes` of UTF-8 text."""
+    return write_bytes(path, text.encode("utf-8"))
+
+
+def write_json(path: str | Path, value, indent: int | None = None) -> Path:
+    """`write_bytes` of `value` as JSON (a trailing newline when indented)."""
+    text = json.dumps(value, indent=indent) + ("\n" if indent is not None else "")
+    return write_text(path, text)
+
+
+def write_npz(path: str | Path, arrays: dict[str, np.ndarray]) -> Path:
+    """`write_bytes` of `arrays` as an `.npz` (numpy only, never pickle)."""
+    buffer = io.BytesIO()
+    np.savez(buffer, **arrays)
+    return write_bytes(path, buffer.getvalue())

@@ -1,0 +1,23 @@
+"""Loopback ports free right now, for tests, launched rigs and `serl train`'s two processes (the
+process that binds them does so a moment later, so another binder could in principle take one first)."""
+
+from __future__ import annotations
+
+import socket
+
+
+def free_ports(count: int, host: str = "127.0.0.1") -> list[int]:
+    """`count` distinct TCP ports on `host` that nothing is bound to now."""
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind((host, 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
+def free_port(host: str = "127.0.0.1") -> int:
+    """One TCP port on `host` that nothing is bound to now."""
+    return free_ports(1, host)[0]
