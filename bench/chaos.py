@@ -1,12 +1,15 @@
-"""Chaos run (long): `serl learner` and `serl actor` (sim_pick_cube_state, tiny networks, realtime 50 Hz) as real
-processes, the actor reaching the learner through a TCP proxy so the network can be cut. A seeded sequence of faults
-at random moments: SIGKILLs of either side at random times and at adversarial points (learner during a checkpoint
-write and between a batch's insertion and its acknowledgement, actor mid-episode), a 30 s network cut (the proxy
-stops forwarding: packets vanish, as with a pulled cable) and a SIGINT of both sides; every restart uses --resume.
-Then `serl.audit` checks the run. Prints one JSON line: faults, transitions produced / stored / lost / duplicated,
-updates redone, recovery times (fault to the pipeline acknowledging new transitions again, restart included).
+"""Chaos run (long): `serl learner` and `serl actor` (sim_pick_cube_state, tiny networks, realtime
+50 Hz) as real processes, the actor reaching the learner through a TCP proxy so the network can be
+cut. A seeded sequence of faults at random moments: SIGKILLs of either side at random times and at
+adversarial points (learner during a checkpoint write and between a batch's insertion and its
+acknowledgement, actor mid-episode), a 30 s network cut (the proxy stops forwarding: packets vanish,
+as with a pulled cable) and a SIGINT of both sides; every restart uses --resume. Then `serl.audit`
+checks the run. Prints one JSON line: faults, transitions produced / stored / lost / duplicated,
+updates redone, recovery times (fault to the pipeline acknowledging new transitions again, restart
+included).
 
-Run: `.venv/bin/python bench/chaos.py [--seed 0] [--cut-s 30] [--rounds 2]` (about 5 minutes on 2 cores).
+Run: `.venv/bin/python bench/chaos.py [--seed 0] [--cut-s 30] [--rounds 2]` (about 5 minutes on 2
+cores).
 """
 
 from __future__ import annotations
@@ -26,13 +29,8 @@ import time
 from pathlib import Path
 
 from serl.audit import audit_run
+from serl.ports import free_ports
 from serl.transport.produced_log import read_produced_log
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def wait_for(predicate, timeout: float, what: str) -> float:
@@ -46,8 +44,8 @@ def wait_for(predicate, timeout: float, what: str) -> float:
 
 
 class Proxy:
-    """Forwards 127.0.0.1:`port` to 127.0.0.1:`target`; while `cut`, bytes are neither read nor sent (a pulled
-    cable: no FIN, no RST, just silence), on old and new connections alike."""
+    """Forwards 127.0.0.1:`port` to 127.0.0.1:`target`; while `cut`, bytes are neither read nor sent
+    (a pulled cable: no FIN, no RST, just silence), on old and new connections alike."""
 
     def __init__(self, target: int):
         self.target, self.cut = target, threading.Event()
@@ -88,14 +86,16 @@ class Proxy:
 class ChaosRun:
     def __init__(self, root: Path, seed: int):
         self.root, self.rng = root, random.Random(seed)
-        data, weights = free_port(), free_port()
+        data, weights = free_ports(2)
         self.proxies = (Proxy(data), Proxy(weights))
         self.common = ["sim_pick_cube_state", "--runs-dir", str(root), "--run", "chaos",
                        "--demos-dir", str(root / "no-demos"), "--learner.min-online", "40",
-                       "--learner.min-demo", "10", "--learner.publish-every", "5", "--learner.checkpoint-every", "20",
-                       "--agent.batch-size", "16", "--agent.hidden-dims", "32", "32", "--operator.takeover-prob",
-                       "0.15", "--env.max-episode-steps", "30", "--env.control-hz", "50", "--env.realtime"]
-        self.ports = {"learner": (data, weights), "actor": (self.proxies[0].port, self.proxies[1].port)}
+                       "--learner.min-demo", "10", "--learner.publish-every", "5",
+                       "--learner.checkpoint-every", "20", "--agent.batch-size", "16",
+                       "--agent.hidden-dims", "32", "32", "--operator.takeover-prob", "0.15",
+                       "--env.max-episode-steps", "30", "--env.control-hz", "50", "--env.realtime"]
+        self.ports = {"learner": (data, weights), "actor": (self.proxies[0].port,
+                                                            self.proxies[1].port)}
         self.steps = 10**9
         self.procs: dict[str, subprocess.Popen] = {}
         self.triggers: dict[str, Path] = {}
@@ -113,17 +113,32 @@ class ChaosRun:
         self.triggers = {k: v for k, v in self.triggers.items() if not k.startswith(role)}
         spec = []
         for point in points:
-            self.triggers[f"{role}:{point}"] = trigger = self.root / f"trigger-{self.starts}-{point}"
+            trigger = self.root / f"trigger-{self.starts}-{point}"
+            self.triggers[f"{role}:{point}"] = trigger
             spec.append(f"{point}:1@{trigger}")
         data, weights = self.ports[role]
-        args = [sys.executable, "-m", "serl.cli", role, *self.common, "--transport.data-port", str(data),
-                "--transport.weights-port", str(weights)]
-        # Without evaluations (not stored) every incarnation's weights show in the stored transitions.
-        args += (["--resume"] if resume else []) if role == "learner" else ["--actor.max-env-steps", str(self.steps),
-                                                                           "--actor.eval-every-episodes", "0"]
+        args = [
+            sys.executable,
+            "-m",
+            "serl.cli",
+            role,
+            *self.common,
+            "--transport.data-port",
+            str(data),
+            "--transport.weights-port",
+            str(weights),
+        ]
+        # Without evaluations (not stored) every incarnation's weights show in the stored
+        # transitions.
+        args += (
+            (["--resume"] if resume else [])
+            if role == "learner"
+            else ["--actor.max-env-steps", str(self.steps), "--actor.eval-every-episodes", "0"]
+        )
         env = {**os.environ, "JAX_PLATFORMS": "cpu", "SERL_FAULT": ",".join(spec)}
-        self.procs[role] = subprocess.Popen(args, env=env, stdout=subprocess.DEVNULL,
-                                            stderr=open(self.root / f"{role}.log", "a"))
+        self.procs[role] = subprocess.Popen(
+            args, env=env, stdout=subprocess.DEVNULL, stderr=open(self.root / f"{role}.log", "a")
+        )
 
     def produced(self) -> int:
         path = self.run_dir / "actor" / "actor-0" / "spool" / "produced.log"
@@ -140,7 +155,8 @@ class ChaosRun:
         return wait_for(lambda: self.acked() > acked_before, timeout, "acknowledgements to resume")
 
     def kill(self, role: str, point: str | None) -> float:
-        """SIGKILL `role` now (point None) or at its next `point`; restart it; seconds from death to recovery."""
+        """SIGKILL `role` now (point None) or at its next `point`; restart it; seconds from death to
+        recovery."""
         proc = self.procs[role]
         if point is None:
             proc.kill()
@@ -154,12 +170,14 @@ class ChaosRun:
         return time.monotonic() - died
 
     def network_cut(self, seconds: float) -> float:
-        """Cut both links for `seconds`; seconds from the reconnection to acknowledgements resuming."""
+        """Cut both links for `seconds`; seconds from the reconnection to
+        acknowledgements resuming."""
         for p in self.proxies:
             p.cut.set()
         produced = self.produced()
         time.sleep(seconds)
-        self.steps_during_cut = self.produced() - produced  # the actor keeps acting with its last weights
+        # the actor keeps acting with its last weights
+        self.steps_during_cut = self.produced() - produced
         acked = self.acked()
         for p in self.proxies:
             p.cut.clear()
@@ -186,18 +204,28 @@ class ChaosRun:
                 proc.wait()
 
 
-FAULTS = [("learner", "during_checkpoint"), ("learner", "after_append"), ("learner", None),
-          ("actor", "mid_episode"), ("actor", None)]
+FAULTS = [
+    ("learner", "during_checkpoint"),
+    ("learner", "after_append"),
+    ("learner", None),
+    ("actor", "mid_episode"),
+    ("actor", None),
+]
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--cut-s", type=float, default=30.0, help="length of the network cut")
     parser.add_argument("--rounds", type=int, default=2, help="each kind of kill this many times")
-    parser.add_argument("--keep", default=None, help="run in this folder (kept) instead of a temporary one")
+    parser.add_argument(
+        "--keep", default=None, help="run in this folder (kept) instead of a temporary one"
+    )
     args = parser.parse_args()
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))  # so `finally` stops the learner and actor
+    # so `finally` stops the learner and actor
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(1))
     root = Path(args.keep or tempfile.mkdtemp(prefix="serl-chaos-"))
     root.mkdir(parents=True, exist_ok=True)
     run = ChaosRun(root, args.seed)
@@ -221,7 +249,8 @@ def main() -> None:
             else:
                 recovery.setdefault(name, []).append(run.kill(role, point))
             print(f"{time.monotonic() - start:6.1f} s  {name}: recovered", file=sys.stderr)
-        # The end: the actor finishes a step budget and drains its spool, the learner stops on SIGTERM.
+        # The end: the actor finishes a step budget and drains its spool, the learner stops on
+        # SIGTERM.
         run.procs["actor"].send_signal(signal.SIGTERM)
         run.procs["actor"].wait(timeout=60)
         run.steps = run.produced() + 100
@@ -234,15 +263,27 @@ def main() -> None:
         run.close()
     report = audit_run(run.run_dir, expected_steps=run.steps)
     kills = sum(1 for role, _ in plan if role in ("learner", "actor"))
-    print(json.dumps({
-        "bench": "chaos", "seed": args.seed, "faults": len(plan), "kills": kills, "network_cut_s": args.cut_s,
-        "steps_during_cut": run.steps_during_cut,
-        **{k: v for k, v in report.figures().items() if k != "problems"},
-        "unseen_incarnations": report.unseen_incarnations, "audit_problems": report.problems,
-        "recovery_s": {k: {"n": len(v), "max": round(max(v), 1), "mean": round(sum(v) / len(v), 1)}
-                       for k, v in sorted(recovery.items())},
-        "wall_s": round(time.monotonic() - start), "run_dir": str(run.run_dir),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "chaos",
+                "seed": args.seed,
+                "faults": len(plan),
+                "kills": kills,
+                "network_cut_s": args.cut_s,
+                "steps_during_cut": run.steps_during_cut,
+                **{k: v for k, v in report.figures().items() if k != "problems"},
+                "unseen_incarnations": report.unseen_incarnations,
+                "audit_problems": report.problems,
+                "recovery_s": {
+                    k: {"n": len(v), "max": round(max(v), 1), "mean": round(sum(v) / len(v), 1)}
+                    for k, v in sorted(recovery.items())
+                },
+                "wall_s": round(time.monotonic() - start),
+                "run_dir": str(run.run_dir),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

@@ -1,23 +1,26 @@
 """Learner update speed in the configuration DESIGN.md fixes for the comparison with the peers.
 
-Batch 256, cameras `front` + `wrist` 128x128x3 uint8, 19-D float32 state, 7-D action, the hybrid agent (SAC on the
-arm + double-DQN grasp critic), 2 layer-normed critics, critic-to-actor ratio 2. One "update" is one call of the
-jitted `HybridAgent.update` = one critic-only minibatch + one full minibatch (critic, actor, temperature, grasp),
-which is what the peers call a learner step. Random data, placed on the device once.
+Batch 256, cameras `front` + `wrist` 128x128x3 uint8, 19-D float32 state, 7-D action, the hybrid
+agent (SAC on the arm + double-DQN grasp critic), 2 layer-normed critics, critic-to-actor ratio 2.
+One "update" is one call of the jitted `HybridAgent.update` = one critic-only minibatch + one full
+minibatch (critic, actor, temperature, grasp), which is what the peers call a learner step. Random
+data, placed on the device once.
 
 Variants (`--variants`):
 - `small`: the small conv trained end to end (augmentation on the frames);
-- `resnet10_frozen`: ResNet-10 with a frozen (random, fine for timing) trunk run on every frame of every update;
+- `resnet10_frozen`: ResNet-10 with a frozen (random, fine for timing) trunk run on every frame of
+  every update;
 - `resnet10_cached[_bf16|_f16]`: the same, with the batch carrying cached trunk features
   (`front_features`/`wrist_features`, 4x4x512, float32 / bfloat16 / float16) instead of the frames.
 
-Each variant runs in a fresh child process, so its compile time and peak memory are its own. Per variant: AOT
-compile time, median seconds per update over `--updates` timed updates after `--warmup` (`block_until_ready`), updates
-and critic updates per second, FLOPs per update (XLA cost analysis) and achieved FLOP/s, peak memory (ru_maxrss on
-CPU, the device's peak_bytes_in_use where it reports one). Prints one JSON line; progress goes to stderr.
+Each variant runs in a fresh child process, so its compile time and peak memory are its own. Per
+variant: AOT compile time, median seconds per update over `--updates` timed updates after `--warmup`
+(`block_until_ready`), updates and critic updates per second, FLOPs per update (XLA cost analysis)
+and achieved FLOP/s, peak memory (ru_maxrss on CPU, the device's peak_bytes_in_use where it reports
+one). Prints one JSON line; progress goes to stderr.
 
-Run (CPU): `JAX_PLATFORMS=cpu .venv/bin/python bench/learner.py [--variants small resnet10_cached] [--updates 3]`.
-The same command runs on a GPU without JAX_PLATFORMS.
+Run (CPU): `JAX_PLATFORMS=cpu .venv/bin/python bench/learner.py [--variants small resnet10_cached]
+[--updates 3]`. The same command runs on a GPU without JAX_PLATFORMS.
 """
 
 from __future__ import annotations
@@ -25,20 +28,23 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import resource
 import statistics
 import subprocess
 import sys
 import time
 
-PEER_HIL_SERL_S_PER_STEP = 15.1  # DESIGN.md "Speed": hil-serl's learner, frozen ResNet-10, 2-core CPU
+from header import jax_fields, load_1m
+
+# DESIGN.md "Speed": hil-serl's learner, frozen ResNet-10, 2-core CPU
+PEER_HIL_SERL_S_PER_STEP = 15.1
 PEER_LEROBOT_S_PER_STEP = 3.8  # LeRobot's SAC, 2.7 s full + 1.1 s critic-only
 TARGET_SPEEDUP = 10.0  # "our aim: >= 10x both"
 
 BATCH, CAMERA, STATE_DIM, ACTION_DIM, RATIO, ENSEMBLE = 256, 128, 19, 7, 2, 2
 CAMERAS = ("front", "wrist")
-FEATURE_DTYPES = {"resnet10_cached": "float32", "resnet10_cached_bf16": "bfloat16", "resnet10_cached_f16": "float16"}
+FEATURE_DTYPES = {"resnet10_cached": "float32", "resnet10_cached_bf16": "bfloat16",
+                  "resnet10_cached_f16": "float16"}
 VARIANTS = ("small", "resnet10_frozen", *FEATURE_DTYPES)
 DEFAULT_VARIANTS = ("small", "resnet10_frozen", "resnet10_cached", "resnet10_cached_bf16")
 
@@ -48,7 +54,8 @@ def log(msg: str) -> None:
 
 
 def flops_of(compiled) -> float | None:
-    """FLOPs from `Compiled.cost_analysis()`, which is a dict, a list of per-module dicts, or None by JAX version."""
+    """FLOPs from `Compiled.cost_analysis()`, which is a dict, a list of per-module dicts, or None
+    by JAX version."""
     try:
         cost = compiled.cost_analysis()
     except Exception as e:  # some backends do not implement it
@@ -78,7 +85,8 @@ def memory_analysis_of(compiled) -> dict:
 
 
 def peak_memory(device) -> dict:
-    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}  # Linux: KiB
+    # Linux: KiB
+    out = {"peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024, 1)}
     try:
         stats = device.memory_stats()
     except Exception:
@@ -99,7 +107,8 @@ def make_batch(variant: str, seed: int, feature_shape: tuple[int, ...]):
         o = {"state": rng.standard_normal((*lead, STATE_DIM), dtype=np.float32)}
         for cam in CAMERAS:
             if variant in FEATURE_DTYPES:
-                o[cam + "_features"] = rng.standard_normal((*lead, *feature_shape), dtype=np.float32)
+                o[cam + "_features"] = rng.standard_normal((*lead, *feature_shape),
+                                                           dtype=np.float32)
             else:
                 o[cam] = rng.integers(0, 256, (*lead, CAMERA, CAMERA, 3), dtype=np.uint8)
         return o
@@ -120,15 +129,16 @@ def run_variant(variant: str, args) -> dict:
     import jax.numpy as jnp
     import numpy as np
 
+    from serl.agents.config import SACConfig
     from serl.agents.hybrid import HybridAgent
-    from serl.agents.sac import SACConfig
-    from serl.networks.observation_encoder import EncoderConfig, trunk_features
+    from serl.networks.config import EncoderConfig
+    from serl.networks.observation_encoder import trunk_features
 
     device = jax.devices()[0]
     trunk = "small" if variant == "small" else "resnet10"
     encoder = EncoderConfig(image_keys=CAMERAS, trunk=trunk, frozen_trunk=trunk == "resnet10")
-    cfg = SACConfig(encoder=encoder, critic_ensemble_size=ENSEMBLE, critic_actor_ratio=RATIO, batch_size=BATCH,
-                    grasp_critic=True)
+    cfg = SACConfig(encoder=encoder, critic_ensemble_size=ENSEMBLE, critic_actor_ratio=RATIO,
+                    batch_size=BATCH, grasp_critic=True)
     example = {"state": np.zeros(STATE_DIM, np.float32),
                **{cam: np.zeros((CAMERA, CAMERA, 3), np.uint8) for cam in CAMERAS}}
 
@@ -164,10 +174,13 @@ def run_variant(variant: str, args) -> dict:
     log(f"{variant}: traced in {lower_s:.1f} s, compiled in {compile_s:.1f} s")
     flops = flops_of(compiled)
     hlo = compiled.as_text() or ""
-    has_loop = "while(" in hlo or " while " in hlo  # XLA may count a loop body once, whatever its trip count
+    # XLA may count a loop body once, whatever its trip count
+    has_loop = "while(" in hlo or " while " in hlo
 
-    # The budget covers warm-up and timed updates; at least one warm-up (if asked for) and one timed update run.
-    deadline = time.perf_counter() + args.variant_budget_s if args.variant_budget_s else float("inf")
+    # The budget covers warm-up and timed updates; at least one warm-up (if asked for) and one timed
+    # update run.
+    budget = args.variant_budget_s
+    deadline = time.perf_counter() + budget if budget else float("inf")
     warmup_s: list[float] = []
     while len(warmup_s) < args.warmup and (not warmup_s or time.perf_counter() < deadline):
         t0 = time.perf_counter()
@@ -183,15 +196,21 @@ def run_variant(variant: str, args) -> dict:
         jax.block_until_ready((agent, info))
         times.append(time.perf_counter() - t0)
     if len(times) < args.updates:
-        log(f"{variant}: only {len(times)} timed updates fit --variant-budget-s {args.variant_budget_s}")
+        log(
+            f"{variant}: only {len(times)} timed updates fit --variant-budget-s "
+            f"{args.variant_budget_s}"
+        )
     log(f"{variant}: timed updates {[round(t, 4) for t in times]}")
 
     median = statistics.median(times)
     out = {
         "trunk": trunk,
         "trunk_trained": trunk == "small",
-        "inputs": ("cached features " + str(list(feature_shape)) + " " + FEATURE_DTYPES[variant]
-                   if variant in FEATURE_DTYPES else "uint8 frames 128x128x3"),
+        "inputs": (
+            "cached features " + str(list(feature_shape)) + " " + FEATURE_DTYPES[variant]
+            if variant in FEATURE_DTYPES
+            else "uint8 frames 128x128x3"
+        ),
         "batch_on_device_mb": round(batch_mb, 1),
         "create_s": round(create_s, 2),
         "trace_s": round(lower_s, 2),
@@ -209,7 +228,9 @@ def run_variant(variant: str, args) -> dict:
         "flops_counted_in_loop": has_loop,
         "speedup_vs_hil_serl": round(PEER_HIL_SERL_S_PER_STEP / median, 1),
         "speedup_vs_lerobot": round(PEER_LEROBOT_S_PER_STEP / median, 1),
-        "meets_10x_both": bool(min(PEER_HIL_SERL_S_PER_STEP, PEER_LEROBOT_S_PER_STEP) / median >= TARGET_SPEEDUP),
+        "meets_10x_both": bool(
+            min(PEER_HIL_SERL_S_PER_STEP, PEER_LEROBOT_S_PER_STEP) / median >= TARGET_SPEEDUP
+        ),
         "update_ok_last": float(info["update_ok"]),
         "skipped_updates": int(agent.skipped_updates),
         **memory_analysis_of(compiled),
@@ -219,16 +240,27 @@ def run_variant(variant: str, args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--variants", nargs="+", choices=VARIANTS, default=list(DEFAULT_VARIANTS))
-    parser.add_argument("--updates", type=int, default=3, help="timed updates per variant (median reported)")
+    parser.add_argument(
+        "--updates", type=int, default=3, help="timed updates per variant (median reported)"
+    )
     parser.add_argument("--warmup", type=int, default=1, help="untimed updates after compiling")
-    parser.add_argument("--variant-budget-s", type=float, default=90.0,
-                        help="seconds of warm-up + timed updates per variant, after compiling; at least one of each "
-                             "still runs; 0: no limit")
+    parser.add_argument(
+        "--variant-budget-s",
+        type=float,
+        default=90.0,
+        help="seconds of warm-up + timed updates per variant, after compiling; at least one of "
+        "each still runs; 0: no limit",
+    )
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--in-process", action="store_true",
-                        help="run the variants in this process (peak memory and compile caches then overlap)")
+    parser.add_argument(
+        "--in-process",
+        action="store_true",
+        help="run the variants in this process (peak memory and compile caches then overlap)",
+    )
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
     args = parser.parse_args()
 
@@ -237,17 +269,29 @@ def main() -> None:
         return
 
     started = time.perf_counter()
-    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None  # other work on the machine skews timings
+    load_start = load_1m()
     results: dict[str, dict] = {}
     for variant in args.variants:
         log(f"--- {variant}")
         if args.in_process:
             results[variant] = run_variant(variant, args)
             continue
-        cmd = [sys.executable, os.path.abspath(__file__), "--worker", variant, "--updates", str(args.updates),
-               "--warmup", str(args.warmup), "--variant-budget-s", str(args.variant_budget_s), "--seed",
-               str(args.seed)]
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)  # the child's stderr passes through
+        cmd = [
+            sys.executable,
+            os.path.abspath(__file__),
+            "--worker",
+            variant,
+            "--updates",
+            str(args.updates),
+            "--warmup",
+            str(args.warmup),
+            "--variant-budget-s",
+            str(args.variant_budget_s),
+            "--seed",
+            str(args.seed),
+        ]
+        # the child's stderr passes through
+        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
         lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
         if proc.returncode != 0 or not lines:
             results[variant] = {"error": f"worker exited with {proc.returncode}"}
@@ -255,29 +299,34 @@ def main() -> None:
         else:
             results[variant] = json.loads(lines[-1])
 
-    import jax
-
-    devices = jax.devices()
-    print(json.dumps({
-        "bench": "learner",
-        "platform": devices[0].platform,
-        "device_kind": devices[0].device_kind,
-        "device_count": len(devices),
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "jax": jax.__version__,
-        "config": {"batch_size": BATCH, "cameras": list(CAMERAS), "image": [CAMERA, CAMERA, 3], "state_dim": STATE_DIM,
-                   "action_dim": ACTION_DIM, "agent": "hybrid (grasp_critic=True)", "critic_ensemble": ENSEMBLE,
-                   "critic_actor_ratio": RATIO, "update": "critic-only + full (critic, actor, temperature, grasp)",
-                   "warmup": args.warmup, "updates": args.updates},
-        "peer_hil_serl_s_per_step": PEER_HIL_SERL_S_PER_STEP,
-        "peer_lerobot_s_per_step": PEER_LEROBOT_S_PER_STEP,
-        "target_speedup_vs_both": TARGET_SPEEDUP,
-        "variants": results,
-        "loadavg_1m_start": load_start,
-        "loadavg_1m_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "wall_s": round(time.perf_counter() - started, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "learner",
+                **jax_fields(),
+                "config": {
+                    "batch_size": BATCH,
+                    "cameras": list(CAMERAS),
+                    "image": [CAMERA, CAMERA, 3],
+                    "state_dim": STATE_DIM,
+                    "action_dim": ACTION_DIM,
+                    "agent": "hybrid (grasp_critic=True)",
+                    "critic_ensemble": ENSEMBLE,
+                    "critic_actor_ratio": RATIO,
+                    "update": "critic-only + full (critic, actor, temperature, grasp)",
+                    "warmup": args.warmup,
+                    "updates": args.updates,
+                },
+                "peer_hil_serl_s_per_step": PEER_HIL_SERL_S_PER_STEP,
+                "peer_lerobot_s_per_step": PEER_LEROBOT_S_PER_STEP,
+                "target_speedup_vs_both": TARGET_SPEEDUP,
+                "variants": results,
+                "loadavg_1m_start": load_start,
+                "loadavg_1m_end": load_1m(),
+                "wall_s": round(time.perf_counter() - started, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

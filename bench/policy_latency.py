@@ -1,24 +1,25 @@
 """Batch-1 policy inference latency, as an actor sees it: host observation -> action.
 
 Two 128x128x3 uint8 cameras (`front`, `wrist`) + 19-D float32 state, the hybrid 7-D action
-(`serl.agents.hybrid.sample_actions` on `policy_params()`, already on the device). Each timed call covers
-`jax.device_put` of the host observation, `sample_actions`, `block_until_ready` and the copy of the action back to
-the host; random keys are split beforehand (outside the timing). p50/p90/p99 over `--calls` calls after `--warmup`.
-Encoders: `small` and `resnet10` with a frozen (random) trunk. Also reports `eval_actions` latency, the FLOPs of
-one call, and whether anything recompiled during the timed calls. Prints one JSON line; progress goes to stderr.
+(`serl.agents.hybrid.sample_actions` on `policy_params()`, already on the device). Each timed call
+covers `jax.device_put` of the host observation, `sample_actions`, `block_until_ready` and the copy
+of the action back to the host; random keys are split beforehand (outside the timing). p50/p90/p99
+over `--calls` calls after `--warmup`. Encoders: `small` and `resnet10` with a frozen (random)
+trunk. Also reports `eval_actions` latency, the FLOPs of one call, and whether anything recompiled
+during the timed calls. Prints one JSON line; progress goes to stderr.
 
-Run (CPU): `JAX_PLATFORMS=cpu .venv/bin/python bench/policy_latency.py [--calls 300] [--encoders small resnet10]`.
-The same command runs on a GPU without JAX_PLATFORMS.
+Run (CPU): `JAX_PLATFORMS=cpu .venv/bin/python bench/policy_latency.py [--calls 300] [--encoders
+small resnet10]`. The same command runs on a GPU without JAX_PLATFORMS.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
-import os
-import platform
 import sys
 import time
+
+from header import jax_fields, load_1m
 
 CAMERA, STATE_DIM, ACTION_DIM = 128, 19, 7
 CAMERAS = ("front", "wrist")
@@ -35,7 +36,8 @@ def percentiles(samples_s: list[float]) -> dict:
     import numpy as np
 
     ms = np.asarray(samples_s) * 1e3
-    return {"p50_ms": round(float(np.percentile(ms, 50)), 3), "p90_ms": round(float(np.percentile(ms, 90)), 3),
+    return {"p50_ms": round(float(np.percentile(ms, 50)), 3),
+            "p90_ms": round(float(np.percentile(ms, 90)), 3),
             "p99_ms": round(float(np.percentile(ms, 99)), 3), "max_ms": round(float(ms.max()), 3),
             "mean_ms": round(float(ms.mean()), 3)}
 
@@ -78,7 +80,7 @@ def run_encoder(trunk: str, args) -> dict:
 
     from serl.agents import hybrid, sac
     from serl.agents.hybrid import HybridAgent
-    from serl.networks.observation_encoder import EncoderConfig
+    from serl.networks.config import EncoderConfig
 
     encoder = EncoderConfig(image_keys=CAMERAS, trunk=trunk, frozen_trunk=trunk == "resnet10")
     cfg = sac.SACConfig(encoder=encoder, grasp_critic=True)
@@ -93,8 +95,8 @@ def run_encoder(trunk: str, args) -> dict:
 
     rng = np.random.default_rng(args.seed)
     observations = [{"state": rng.standard_normal(STATE_DIM, dtype=np.float32),
-                     **{cam: rng.integers(0, 256, (CAMERA, CAMERA, 3), dtype=np.uint8) for cam in CAMERAS}}
-                    for _ in range(16)]
+                     **{cam: rng.integers(0, 256, (CAMERA, CAMERA, 3),
+                                          dtype=np.uint8) for cam in CAMERAS}} for _ in range(16)]
     keys = list(jax.random.split(jax.random.PRNGKey(args.seed + 1), args.warmup + args.calls))
     jax.block_until_ready(keys)
 
@@ -125,8 +127,10 @@ def run_encoder(trunk: str, args) -> dict:
 
     obs_dev = jax.device_put(observations[0])
     flops = flops_of(hybrid.sample_actions, params, obs_dev, keys[0], cfg=cfg)
-    # The arm's SAC policy alone: if the hybrid call costs ~2x this, the encoder runs twice per call.
-    arm_flops = flops_of(sac.sample_actions, params, obs_dev, keys[0], cfg=cfg, action_dim=hybrid.ARM_DIMS)
+    # The arm's SAC policy alone: if the hybrid call costs ~2x this, the encoder runs twice per
+    # call.
+    arm_flops = flops_of(sac.sample_actions, params, obs_dev, keys[0], cfg=cfg,
+                         action_dim=hybrid.ARM_DIMS)
     target = TARGET_P99_MS[trunk]
     out.update({
         "flops_per_call": flops, "arm_policy_only_flops": arm_flops,
@@ -138,41 +142,49 @@ def run_encoder(trunk: str, args) -> dict:
 
 
 def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--encoders", nargs="+", choices=tuple(TARGET_P99_MS), default=list(TARGET_P99_MS))
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--encoders", nargs="+", choices=tuple(TARGET_P99_MS),
+                        default=list(TARGET_P99_MS))
     parser.add_argument("--calls", type=int, default=300, help="timed calls per encoder")
-    parser.add_argument("--warmup", type=int, default=30, help="untimed calls after the first (compiling) call")
+    parser.add_argument("--warmup", type=int, default=30,
+                        help="untimed calls after the first (compiling) call")
     parser.add_argument("--no-eval", action="store_true", help="skip the eval_actions measurement")
     parser.add_argument("--seed", type=int, default=0)
     args = parser.parse_args()
 
-    import jax
-
     started = time.perf_counter()
-    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else None
+    load_start = load_1m()
     results = {}
     for trunk in args.encoders:
         log(f"--- {trunk}")
         results[trunk] = run_encoder(trunk, args)
-    devices = jax.devices()
-    print(json.dumps({
-        "bench": "policy_latency",
-        "platform": devices[0].platform,
-        "device_kind": devices[0].device_kind,
-        "cpu_count": os.cpu_count(),
-        "machine": platform.machine(),
-        "jax": jax.__version__,
-        "config": {"cameras": list(CAMERAS), "image": [CAMERA, CAMERA, 3], "state_dim": STATE_DIM,
-                   "action_dim": ACTION_DIM, "batch": 1, "agent": "hybrid", "calls": args.calls,
-                   "warmup": args.warmup,
-                   "timed": "device_put(obs) + sample_actions + block_until_ready + action to host"},
-        "peer_hil_serl_p99_ms": PEER_HIL_SERL_P99_MS,
-        "peer_lerobot_p99_ms": PEER_LEROBOT_P99_MS,
-        "encoders": results,
-        "loadavg_1m_start": load_start,
-        "loadavg_1m_end": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
-        "wall_s": round(time.perf_counter() - started, 1),
-    }))
+    print(
+        json.dumps(
+            {
+                "bench": "policy_latency",
+                **jax_fields(),
+                "config": {
+                    "cameras": list(CAMERAS),
+                    "image": [CAMERA, CAMERA, 3],
+                    "state_dim": STATE_DIM,
+                    "action_dim": ACTION_DIM,
+                    "batch": 1,
+                    "agent": "hybrid",
+                    "calls": args.calls,
+                    "warmup": args.warmup,
+                    "timed": "device_put(obs) + sample_actions + block_until_ready"
+                    " + action to host",
+                },
+                "peer_hil_serl_p99_ms": PEER_HIL_SERL_P99_MS,
+                "peer_lerobot_p99_ms": PEER_LEROBOT_P99_MS,
+                "encoders": results,
+                "loadavg_1m_start": load_start,
+                "loadavg_1m_end": load_1m(),
+                "wall_s": round(time.perf_counter() - started, 1),
+            }
+        )
+    )
 
 
 if __name__ == "__main__":

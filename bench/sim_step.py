@@ -1,4 +1,5 @@
-"""Simulated env steps per second, with both 128x128 cameras rendering and without images, on one core.
+"""Simulated env steps per second, with both 128x128 cameras rendering and without images, on one
+core.
 
 Prints one JSON line. Run: `.venv/bin/python bench/sim_step.py [--steps N]`.
 """
@@ -8,10 +9,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import time
 
 import numpy as np
+from header import machine
 
 
 def steps_per_second(env_id: str, image_obs: bool, steps: int) -> float:
@@ -40,7 +41,8 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=1000)
     parser.add_argument("--env-id", default="serl/PandaPickCube-v0")
     args = parser.parse_args()
-    os.environ.setdefault("LP_NUM_THREADS", "1")  # Mesa's software rasteriser: one thread, like the rest
+    # Mesa's software rasteriser: one thread, like the rest
+    os.environ.setdefault("LP_NUM_THREADS", "1")
     if hasattr(os, "sched_setaffinity"):
         os.sched_setaffinity(0, {sorted(os.sched_getaffinity(0))[0]})  # one core
     images = steps_per_second(args.env_id, True, args.steps)
@@ -50,8 +52,9 @@ def main() -> None:
     print(json.dumps({
         "bench": "sim_step", "env_id": args.env_id, "steps": args.steps, "cores": 1,
         "steps_per_s_two_cameras_128": round(images, 1), "steps_per_s_state_only": round(state, 1),
-        "target_steps_per_s_images": 200, "mujoco": mujoco.__version__, "gl": os.environ.get("MUJOCO_GL"),
-        "machine": platform.machine(),
+        "target_steps_per_s_images": 200, "mujoco": mujoco.__version__,
+        "gl": os.environ.get("MUJOCO_GL"),
+        "machine": machine(),
     }))
 
 

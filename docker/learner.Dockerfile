@@ -1,6 +1,7 @@
 # GPU machine: the learner (`serl learner TASK --run NAME`), JAX with CUDA 12.
 # Build from the repository root:  docker build -f docker/learner.Dockerfile -t serl-learner .
-# Pinned tag; the jax[cuda12] wheels bring their own CUDA libraries, the base image brings a matching runtime.
+# Pinned tag; the jax[cuda12] wheels bring their own CUDA libraries, the base image brings a
+# matching runtime.
 FROM nvidia/cuda:12.6.3-cudnn-runtime-ubuntu24.04
 
 ENV DEBIAN_FRONTEND=noninteractive \
@@ -23,5 +24,6 @@ RUN python3 -m venv "$VIRTUAL_ENV" \
     && pip install --no-cache-dir --upgrade pip \
     && pip install --no-cache-dir -e '.[cuda]'
 
-# Runs (checkpoints, buffers) and demos are volumes; the learner binds the transport ports given in the config.
+# Runs (checkpoints, buffers) and demos are volumes; the learner binds the transport ports given in
+# the config.
 CMD ["serl", "--help"]

@@ -1,1 +1,2 @@
-"""ROS 2 robot server and the simulated Franka driver (they import serl.robot; serl never imports them)."""
+"""ROS 2 robot server and the simulated Franka driver (they import serl.robot; serl never imports
+them)."""

@@ -1,12 +1,15 @@
-"""`franka_server`: the only code that moves the arm. An rclpy node (the adapter's topics) behind a ZeroMQ ROUTER
-that serves the env with msgpack requests (`serl.robot.protocol`); every command passes `ArmControl`'s safety.
+"""`franka_server`: the only code that moves the arm. An rclpy node (the adapter's topics) behind a
+ZeroMQ ROUTER that serves the env with msgpack requests (`serl.robot.protocol`); every command
+passes `ArmControl`'s safety.
 
-One owner at a time: the first client to send a request owns the arm until it sends `release` or stays silent for
-`robot.owner_timeout_s`; others get an error reply (only `health` is open to anyone). A malformed, oversized or
-invalid request gets an error reply and the server keeps serving. Binds loopback unless the rig file allows
-otherwise; optional CURVE (`serl keys generate`: the server uses the learner-side key pair and authorized folder).
+One owner at a time: the first client to send a request owns the arm until it sends `release` or
+stays silent for `robot.owner_timeout_s`; others get an error reply (only `health` is open to
+anyone). A malformed, oversized or invalid request gets an error reply and the server keeps serving.
+Binds loopback unless the rig file allows otherwise; optional CURVE (`serl keys generate`: the
+server uses the learner-side key pair and authorized folder).
 
-    python -m robot_servers.franka_server hardware_configs/sim_panda.yaml [--address tcp://127.0.0.1:5600]
+    python -m robot_servers.franka_server hardware_configs/sim_panda.yaml \
+        [--address tcp://127.0.0.1:5600]
 """
 
 from __future__ import annotations
@@ -23,8 +26,9 @@ from rclpy.executors import SingleThreadedExecutor
 from rclpy.node import Node
 from rclpy.signals import SignalHandlerOptions
 
-from robot_servers.adapters.base import RosArm
-from robot_servers.arm_control import ArmControl, FaultRefused, Job, Refused
+from robot_servers.adapters.base import Arm
+from robot_servers.arm_control import ArmControl
+from robot_servers.arm_jobs import FaultRefused, Job, Refused
 from robot_servers.ros_msgs import spin_until, stop_on_signals
 from robot_servers.stall_watch import StallWatch
 from serl.robot import protocol
@@ -36,18 +40,25 @@ log = logging.getLogger("franka_server")
 HARD_MAX_MESSAGE = 16 << 20  # ZeroMQ drops larger messages (and the peer) before they reach us
 
 
-def make_adapter(cfg: HardwareConfig, node: Node) -> RosArm:
+def make_adapter(cfg: HardwareConfig, node: Node) -> Arm:
     if cfg.robot.adapter == "sim":
         from robot_servers.adapters.sim import SimArmAdapter
 
         return SimArmAdapter(node, cfg)
-    from robot_servers.adapters.franka_ros2 import FrankaRos2Adapter  # raises naming what to install
+    if cfg.robot.adapter == "libfranka":
+        # raises naming what to install
+        from robot_servers.adapters.libfranka import LibfrankaArm
+
+        return LibfrankaArm(node, cfg)
+    # raises naming what to install
+    from robot_servers.adapters.franka_ros2 import FrankaRos2Adapter
 
     return FrankaRos2Adapter(node, cfg)
 
 
 class FrankaServer:
-    """The ROUTER loop: ownership, request dispatch, and the periodic safety tick of `ArmControl`."""
+    """The ROUTER loop: ownership, request dispatch, and the periodic safety tick of
+    `ArmControl`."""
 
     def __init__(self, cfg: HardwareConfig, control: ArmControl, address: str | None = None,
                  context: zmq.Context | None = None):
@@ -56,13 +67,18 @@ class FrankaServer:
         self._auth = None
         sock = self.context.socket(zmq.ROUTER)
         sock.setsockopt(zmq.LINGER, 0)
-        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)  # a client that recreated its socket keeps its identity
+        # a client that recreated its socket keeps its identity
+        sock.setsockopt(zmq.ROUTER_HANDOVER, 1)
         sock.setsockopt(zmq.MAXMSGSIZE, HARD_MAX_MESSAGE)
         robot = cfg.robot
         if robot.curve_server_secret_key is not None:
-            self._auth = start_authenticator(self.context, LearnerCurve(robot.curve_server_secret_key,
-                                                                        robot.curve_authorized_keys_dir))
-            make_server(sock, LearnerCurve(robot.curve_server_secret_key, robot.curve_authorized_keys_dir))
+            self._auth = start_authenticator(
+                self.context,
+                LearnerCurve(robot.curve_server_secret_key, robot.curve_authorized_keys_dir),
+            )
+            make_server(
+                sock, LearnerCurve(robot.curve_server_secret_key, robot.curve_authorized_keys_dir)
+            )
         self.address = address or robot.address
         sock.bind(self.address)
         self.socket = sock
@@ -70,8 +86,12 @@ class FrankaServer:
         self.owner_seen = -float("inf")
         self.job: tuple[bytes, int, str, Job] | None = None
         self.stats = {"requests": 0, "bad_requests": 0, "refused_owner": 0}
-        self._handlers = {"get_state": lambda a: self.control.state(), "set_pose": self.control.set_pose,
-                          "gripper": self.control.gripper, "health": lambda a: self.health()}
+        self._handlers = {
+            "get_state": lambda a: self.control.state(),
+            "set_pose": self.control.set_pose,
+            "gripper": self.control.gripper,
+            "health": lambda a: self.health(),
+        }
         self._jobs = {"reset": self.control.reset_job, "recover": self.control.recover_job,
                       "set_impedance": self.control.impedance_job}
 
@@ -100,8 +120,14 @@ class FrankaServer:
             self._auth.stop()
 
     # ---------- requests ----------
-    def _reply(self, identity: bytes, req_id: int | None, result: dict | None = None, error: str | None = None,
-               fault: bool = False) -> None:
+    def _reply(
+        self,
+        identity: bytes,
+        req_id: int | None,
+        result: dict | None = None,
+        error: str | None = None,
+        fault: bool = False,
+    ) -> None:
         self.socket.send_multipart([identity, protocol.encode_reply(req_id, result, error, fault)])
 
     def _handle(self, frames: list[bytes]) -> None:
@@ -109,7 +135,9 @@ class FrankaServer:
         self.stats["requests"] += 1
         if len(body) != 1:
             self.stats["bad_requests"] += 1
-            return self._reply(identity, None, error=f"bad request: expected 1 frame, got {len(body)}")
+            return self._reply(
+                identity, None, error=f"bad request: expected 1 frame, got {len(body)}"
+            )
         try:
             req = protocol.decode_request(body[0], self.cfg.robot.max_request_bytes)
         except protocol.RequestError as err:
@@ -120,8 +148,12 @@ class FrankaServer:
             return self._reply(identity, None, error=f"bad request: {err}")
         if req.op != "health" and not self._claim(identity):
             self.stats["refused_owner"] += 1
-            return self._reply(identity, req.id, error="the robot is owned by another client; it is released "
-                               f"when that client sends 'release' or is silent for {self.cfg.robot.owner_timeout_s} s")
+            return self._reply(
+                identity,
+                req.id,
+                error="the robot is owned by another client; it is released when that client "
+                f"sends 'release' or is silent for {self.cfg.robot.owner_timeout_s} s",
+            )
         if req.op == "release":
             self.owner = None
             return self._reply(identity, req.id, {})
@@ -134,8 +166,9 @@ class FrankaServer:
     def _claim(self, identity: bytes) -> bool:
         now = time.monotonic()
         owner_busy = self.job is not None and self.job[0] == self.owner
-        if self.owner not in (None, identity) and (now - self.owner_seen < self.cfg.robot.owner_timeout_s
-                                                   or owner_busy):
+        if self.owner not in (None, identity) and (
+            now - self.owner_seen < self.cfg.robot.owner_timeout_s or owner_busy
+        ):
             return False
         if self.owner != identity:
             log.info("robot owned by client %r", identity)
@@ -149,9 +182,12 @@ class FrankaServer:
             return self._reply(identity, req_id, error=str(err), fault=True)
         except (Refused, ValueError, BadMessage) as err:
             return self._reply(identity, req_id, error=str(err))
-        except Exception as err:  # noqa: BLE001 -- a bug must not stop the server that holds the arm
+        # a bug must not stop the server that holds the arm
+        except Exception as err:  # noqa: BLE001
             log.exception("request failed")
-            return self._reply(identity, req_id, error=f"internal error: {type(err).__name__}: {err}")
+            return self._reply(
+                identity, req_id, error=f"internal error: {type(err).__name__}: {err}"
+            )
         self._reply(identity, req_id, result)
 
     def _start_job(self, identity: bytes, req: protocol.Request) -> None:
@@ -182,10 +218,15 @@ class FrankaServer:
     def health(self) -> dict[str, Any]:
         state = self.control.arm.latest()
         return {
-            "protocol": protocol.PROTOCOL_VERSION, "adapter": self.cfg.robot.adapter, "mode": self.control.mode,
-            "reason": self.control.reason, "has_state": state is not None,
+            "protocol": protocol.PROTOCOL_VERSION,
+            "adapter": self.cfg.robot.adapter,
+            "mode": self.control.mode,
+            "reason": self.control.reason,
+            "has_state": state is not None,
             "state_age_s": None if state is None else time.monotonic() - state.received,
-            "owned": self.owner is not None, "job": None if self.job is None else self.job[2],
+            "owned": self.owner is not None,
+            "job": None if self.job is None else self.job[2],
+            "arm": self.control.arm.info(),
             "counters": {**self.control.counters, **self.stats},
         }
 
@@ -198,14 +239,18 @@ def _raiser(err: Exception):
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="robot server: ROS 2 node + ZeroMQ ROUTER, safety on the arm")
+    parser = argparse.ArgumentParser(
+        description="robot server: ROS 2 node + ZeroMQ ROUTER, safety on the arm"
+    )
     parser.add_argument("config", help="rig file, e.g. hardware_configs/sim_panda.yaml")
     parser.add_argument("--address", help="override robot.address (tcp://HOST:PORT)")
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(message)s")
     cfg = load_hardware_config(args.config)
     if args.address:
-        cfg = cfg.model_validate({**cfg.model_dump(), "robot": {**cfg.robot.model_dump(), "address": args.address}})
+        cfg = cfg.model_validate(
+            {**cfg.model_dump(), "robot": {**cfg.robot.model_dump(), "address": args.address}}
+        )
     rclpy.init(signal_handler_options=SignalHandlerOptions.NO)
     stop = stop_on_signals()
     node = Node("franka_server")
@@ -214,7 +259,9 @@ def main(argv: list[str] | None = None) -> None:
     executor = SingleThreadedExecutor()
     executor.add_node(node)
     spin_watch = StallWatch("server executor").start()
-    spinner = threading.Thread(target=spin_until, args=(executor, stop, spin_watch.beat), name="ros-spin")
+    spinner = threading.Thread(
+        target=spin_until, args=(executor, stop, spin_watch.beat), name="ros-spin"
+    )
     spinner.start()
     log.info("robot server on %s (%s adapter)", server.address, cfg.robot.adapter)
     try:
@@ -223,10 +270,12 @@ def main(argv: list[str] | None = None) -> None:
         stop.set()
         spinner.join()
         spin_watch.stop()
+        control.arm.close()
         server.close()
         executor.shutdown()
         node.destroy_node()
         rclpy.try_shutdown()
+
 
 if __name__ == "__main__":
     main()

@@ -1,5 +1,8 @@
-"""Start the simulated driver and the robot server as subprocesses, wait until the server reports robot state, and
-always tear both down (SIGTERM, then SIGKILL). Used by tests, the benchmark and people:
+"""Start the simulated driver and the robot server as subprocesses, wait until the server reports
+robot state, and always tear both down (SIGTERM, then SIGKILL). Used by tests, the benchmark and
+people. The driver follows the rig file: adapter `sim` runs robot_servers/sim_franka_driver.py (the
+MuJoCo Panda on ROS 2), adapter `libfranka` runs robot_servers/franky_sim_rig.py (franky-sim on a
+free loopback address that replaces `libfranka.fci_host`, so parallel launches never meet):
 
     with launch_sim_rig("hardware_configs/sim_panda.yaml") as rig:
         client = RobotClient(rig.address)
@@ -7,8 +10,8 @@ always tear both down (SIGTERM, then SIGKILL). Used by tests, the benchmark and 
 
     python -m robot_servers.launch hardware_configs/sim_panda.yaml   # until Ctrl-C
 
-Each launch gets a private ROS_DOMAIN_ID (unless one is given) and a free loopback port, with ROS discovery kept on
-the host, so parallel launches and other machines never see each other's topics.
+Each launch gets a private ROS_DOMAIN_ID (unless one is given) and a free loopback port, with ROS
+discovery kept on the host, so parallel launches and other machines never see each other's topics.
 """
 
 from __future__ import annotations
@@ -17,6 +20,7 @@ import argparse
 import contextlib
 import ctypes
 import os
+import random
 import signal
 import socket
 import subprocess
@@ -30,6 +34,7 @@ from pathlib import Path
 import yaml
 
 from robot_servers.ros_msgs import loopback_env
+from serl.ports import free_port
 from serl.robot.client import RobotClient, RobotError
 from serl.robot.hardware_config import HardwareConfig, load_hardware_config, parse_hardware_config
 from serl.robot.ros_domain import private_domain_id
@@ -42,29 +47,37 @@ class SimRig:
     domain_id: int  # ROS_DOMAIN_ID of the driver and server
     config: HardwareConfig  # the rig file as the processes read it
     config_path: Path  # the file they read (a copy with the launch's address)
-    env: dict[str, str]  # environment to run other ROS nodes of this rig (e.g. camera subscribers) with
+    # environment to run other ROS nodes of this rig (e.g. camera subscribers) with
+    env: dict[str, str]
     driver: subprocess.Popen
     server: subprocess.Popen
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 @contextlib.contextmanager
-def launch_sim_rig(config: str | Path | dict, domain_id: int | None = None, address: str | None = None,
-                   timeout_s: float = 60.0, log_dir: str | Path | None = None,
-                   curve: ActorCurve | None = None) -> Iterator[SimRig]:
-    """Driver + server for `config` (a rig file path, or its content as a dict), ready to serve on exit.
-    `address`: where the server listens (default: a free loopback port). `curve`: the client keys the readiness
-    check uses when the server runs CURVE (default: the rig file's curve_client_* keys)."""
+def launch_sim_rig(
+    config: str | Path | dict,
+    domain_id: int | None = None,
+    address: str | None = None,
+    timeout_s: float = 60.0,
+    log_dir: str | Path | None = None,
+    curve: ActorCurve | None = None,
+) -> Iterator[SimRig]:
+    """Driver + server for `config` (a rig file path, or its content as a dict), ready to serve on
+    exit. `address`: where the server listens (default: a free loopback port). `curve`: the client
+    keys the readiness check uses when the server runs CURVE (default: the rig file's curve_client_*
+    keys)."""
     raw = yaml.safe_load(Path(config).read_text()) if not isinstance(config, dict) else dict(config)
     domain = domain_id if domain_id is not None else private_domain_id()
     address = address or f"tcp://127.0.0.1:{free_port()}"
     raw["robot"] = {**raw.get("robot", {}), "address": address}
-    cfg = parse_hardware_config(raw, str(config) if not isinstance(config, dict) else "launch config")
+    driver = DRIVERS.get(raw["robot"].get("adapter", "sim"))
+    if driver is None:
+        raise ValueError("launch_sim_rig starts simulated rigs: adapter sim or libfranka")
+    if driver == "franky_sim_rig":
+        raw["libfranka"] = {**raw.get("libfranka", {}), "fci_host": free_fci_host()}
+    cfg = parse_hardware_config(
+        raw, str(config) if not isinstance(config, dict) else "launch config"
+    )
     r = cfg.robot
     if curve is None and r.curve_client_secret_key is not None:
         curve = ActorCurve(r.curve_client_secret_key, r.curve_server_public_key)
@@ -74,14 +87,23 @@ def launch_sim_rig(config: str | Path | dict, domain_id: int | None = None, addr
         path = Path(tmp) / "rig.yaml"
         path.write_text(yaml.safe_dump(raw))
         log_dir = log_dir if log_dir is not None else os.environ.get("SERL_RIG_LOG_DIR")
-        logs = Path(tempfile.mkdtemp(prefix="rig-", dir=log_dir)) if log_dir is not None else Path(tmp)
+        logs = (
+            Path(tempfile.mkdtemp(prefix="rig-", dir=log_dir)) if log_dir is not None else Path(tmp)
+        )
         procs: list[subprocess.Popen] = []
         try:
-            for name in ("sim_franka_driver", "franka_server"):
-                out = open(logs / f"{name}.log", "wb")  # noqa: SIM115 -- closed with the process below
-                procs.append(subprocess.Popen([sys.executable, "-m", f"robot_servers.{name}", str(path)],
-                                              env=env, stdout=out, stderr=subprocess.STDOUT,
-                                              preexec_fn=_die_with_parent))
+            for name in (driver, "franka_server"):
+                # closed with the process below
+                out = open(logs / f"{name}.log", "wb")  # noqa: SIM115
+                procs.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", f"robot_servers.{name}", str(path)],
+                        env=env,
+                        stdout=out,
+                        stderr=subprocess.STDOUT,
+                        preexec_fn=_die_with_parent,
+                    )
+                )
                 out.close()
             _wait_ready(address, procs, logs, timeout_s, curve)
             yield SimRig(address, domain, cfg, path, env, procs[0], procs[1])
@@ -90,9 +112,28 @@ def launch_sim_rig(config: str | Path | dict, domain_id: int | None = None, addr
                 stop_process(proc)
 
 
+DRIVERS = {"sim": "sim_franka_driver", "libfranka": "franky_sim_rig"}
+FCI_PORTS = (1337, 1338)  # libfranka's robot and gripper ports
+
+
+def free_fci_host() -> str:
+    """A loopback address (127.x.y.z) whose libfranka ports are free."""
+    rng = random.Random()
+    for _ in range(100):
+        host = f"127.{rng.randrange(100, 250)}.{rng.randrange(256)}.{rng.randrange(1, 255)}"
+        try:
+            for port in FCI_PORTS:
+                with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+                    s.bind((host, port))
+        except OSError:
+            continue
+        return host
+    raise RuntimeError("no free loopback address for franky-sim")
+
+
 def _die_with_parent() -> None:
-    """In the child, before exec: SIGTERM it when the launching process dies, however it dies (Linux), so a killed
-    test run never leaves a driver spinning."""
+    """In the child, before exec: SIGTERM it when the launching process dies, however it dies
+    (Linux), so a killed test run never leaves a driver spinning."""
     if sys.platform.startswith("linux"):
         libc = ctypes.CDLL(None, use_errno=True)
         libc.prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
@@ -105,7 +146,9 @@ def _wait_ready(address: str, procs: list[subprocess.Popen], logs: Path, timeout
         while time.monotonic() < deadline:
             for proc in procs:
                 if proc.poll() is not None:
-                    raise RuntimeError(f"{proc.args[2]} exited with {proc.returncode}:\n{_tail(logs)}")
+                    raise RuntimeError(
+                        f"{proc.args[2]} exited with {proc.returncode}:\n{_tail(logs)}"
+                    )
             try:
                 health = client.health()
                 if health["has_state"] and health["state_age_s"] < 0.5:
@@ -117,7 +160,10 @@ def _wait_ready(address: str, procs: list[subprocess.Popen], logs: Path, timeout
 
 
 def _tail(logs: Path) -> str:
-    return "\n".join(f"--- {p.name}\n" + p.read_text(errors="replace")[-2000:] for p in sorted(logs.glob("*.log")))
+    return "\n".join(
+        f"--- {p.name}\n" + p.read_text(errors="replace")[-2000:]
+        for p in sorted(logs.glob("*.log"))
+    )
 
 
 def stop_process(proc: subprocess.Popen, timeout_s: float = 5.0) -> None:
@@ -132,16 +178,25 @@ def stop_process(proc: subprocess.Popen, timeout_s: float = 5.0) -> None:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="run the simulated Franka driver and the robot server")
+    parser = argparse.ArgumentParser(
+        description="run the simulated Franka driver and the robot server"
+    )
     parser.add_argument("config", help="rig file, e.g. hardware_configs/sim_panda.yaml")
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0")))
     args = parser.parse_args(argv)
     cfg = load_hardware_config(args.config)  # fail early, naming the key
-    if cfg.robot.adapter != "sim":
-        sys.exit("robot_servers.launch starts the simulated rig; on a real rig run robot_servers.franka_server")
-    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))  # unwind, so the children are stopped in order
+    if cfg.robot.adapter not in DRIVERS or cfg.sim is None:
+        sys.exit(
+            "robot_servers.launch starts a simulated rig (a 'sim' section, adapter sim or "
+            "libfranka); on a real rig run robot_servers.franka_server"
+        )
+    # unwind, so the children are stopped in order
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     with launch_sim_rig(args.config, domain_id=args.domain_id, address=cfg.robot.address) as rig:
-        print(f"robot server on {rig.address}, ROS_DOMAIN_ID={rig.domain_id}; Ctrl-C stops", flush=True)
+        print(
+            f"robot server on {rig.address}, ROS_DOMAIN_ID={rig.domain_id}; Ctrl-C stops",
+            flush=True,
+        )
         try:
             while rig.driver.poll() is None and rig.server.poll() is None:
                 time.sleep(0.5)

@@ -1,5 +1,5 @@
-"""Conversions between ROS 2 standard messages and numpy in the project's conventions (xyzw, base frame), and the
-environment a private, loopback-only ROS 2 graph needs."""
+"""Conversions between ROS 2 standard messages and numpy in the project's conventions (xyzw, base
+frame), and the environment a private, loopback-only ROS 2 graph needs."""
 
 from __future__ import annotations
 
@@ -10,17 +10,36 @@ import threading
 
 import numpy as np
 from builtin_interfaces.msg import Time
-from geometry_msgs.msg import PoseStamped, TwistStamped, WrenchStamped
+from geometry_msgs.msg import PoseStamped, WrenchStamped
 from rclpy.qos import HistoryPolicy, QoSProfile, ReliabilityPolicy
 from sensor_msgs.msg import Image
 
-# Reliable publishers match both reliable and best-effort subscribers; shallow queues keep data fresh.
-STATE_QOS = QoSProfile(depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
-IMAGE_QOS = QoSProfile(depth=2, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST)
+# QoS. A best-effort subscriber matches best-effort and reliable publishers; a reliable one matches
+# only reliable publishers; shallow KEEP_LAST queues keep data fresh.
+# What the robot server (and test probes) subscribe to robot state with: franka_ros2 >= 3.3
+# publishes the state broadcaster's topics best-effort, its gripper and full robot state reliable.
+STATE_QOS = QoSProfile(
+    depth=5, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST
+)
+# franka_robot_state_broadcaster's convenience topics (current_pose, measured_joint_states,
+# external_wrench_in_base_frame, ...): rclcpp::QoS(1).best_effort() since franka_ros2 3.3.0.
+BROADCASTER_QOS = QoSProfile(
+    depth=1, reliability=ReliabilityPolicy.BEST_EFFORT, history=HistoryPolicy.KEEP_LAST
+)
+# Commands (the equilibrium pose: franka_ros2's controllers subscribe with SystemDefaultsQoS, which
+# is reliable and matches only reliable publishers), franka_gripper's joint_states (rclcpp depth 1,
+# reliable) and the simulated driver's own status topics.
+RELIABLE_QOS = QoSProfile(
+    depth=5, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST
+)
+IMAGE_QOS = QoSProfile(
+    depth=2, reliability=ReliabilityPolicy.RELIABLE, history=HistoryPolicy.KEEP_LAST
+)
 
 
 def loopback_env(domain_id: int, base: dict[str, str] | None = None) -> dict[str, str]:
-    """`base` (default: this process's environment) with a private ROS domain that never leaves the host."""
+    """`base` (default: this process's environment) with a private ROS domain that never leaves the
+    host."""
     env = dict(os.environ if base is None else base)
     env["ROS_DOMAIN_ID"] = str(domain_id)
     env["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"  # current ROS 2
@@ -51,20 +70,9 @@ def pose_from_msg(msg: PoseStamped) -> tuple[np.ndarray, np.ndarray]:
     return np.array([p.x, p.y, p.z]), np.array([o.x, o.y, o.z, o.w])
 
 
-def twist_msg(twist: np.ndarray, stamp: float, frame: str = "base") -> TwistStamped:
-    msg = TwistStamped()
-    msg.header.stamp, msg.header.frame_id = to_stamp(stamp), frame
-    msg.twist.linear.x, msg.twist.linear.y, msg.twist.linear.z = (float(v) for v in twist[:3])
-    msg.twist.angular.x, msg.twist.angular.y, msg.twist.angular.z = (float(v) for v in twist[3:])
-    return msg
-
-
-def twist_from_msg(msg: TwistStamped) -> np.ndarray:
-    lin, ang = msg.twist.linear, msg.twist.angular
-    return np.array([lin.x, lin.y, lin.z, ang.x, ang.y, ang.z])
-
-
-def wrench_msg(force: np.ndarray, torque: np.ndarray, stamp: float, frame: str = "base") -> WrenchStamped:
+def wrench_msg(
+    force: np.ndarray, torque: np.ndarray, stamp: float, frame: str = "base"
+) -> WrenchStamped:
     msg = WrenchStamped()
     msg.header.stamp, msg.header.frame_id = to_stamp(stamp), frame
     msg.wrench.force.x, msg.wrench.force.y, msg.wrench.force.z = (float(v) for v in force)
@@ -88,7 +96,8 @@ def image_msg(frame: np.ndarray, stamp: float, frame_id: str) -> Image:
 
 
 def stop_on_signals() -> threading.Event:
-    """An event set by SIGINT or SIGTERM (rclpy's own handlers are off: shutdown happens in order, by us)."""
+    """An event set by SIGINT or SIGTERM (rclpy's own handlers are off: shutdown happens in order,
+    by us)."""
     stop = threading.Event()
     for sig in (signal.SIGINT, signal.SIGTERM):
         signal.signal(sig, lambda *_: stop.set())
@@ -96,8 +105,8 @@ def stop_on_signals() -> threading.Event:
 
 
 def spin_until(executor, stop: threading.Event, beat=None) -> None:
-    """Spin `executor` until `stop` is set, so that it is idle when the node and context are torn down.
-    `beat`: called every turn (a `StallWatch` heartbeat)."""
+    """Spin `executor` until `stop` is set, so that it is idle when the node and context are torn
+    down. `beat`: called every turn (a `StallWatch` heartbeat)."""
     while not stop.is_set():
         executor.spin_once(timeout_sec=0.05)
         if beat is not None:

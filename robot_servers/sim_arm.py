@@ -1,6 +1,7 @@
-"""The simulated Franka behind the ROS 2 driver: the MuJoCo Panda of `serl.envs.sim` with a task scene, plus what
-a real arm adds around its controller: faults (reflex, user stop) that stop tracking until errors are cleared, a
-joint-space reset move, and impedance parameters that can change while it runs. No ROS here; one lock guards it.
+"""The simulated Franka behind the ROS 2 driver: the MuJoCo Panda of `serl.envs.sim` with a task
+scene, plus what a real arm adds around its controller: faults (reflex, user stop) that stop
+tracking until errors are cleared, a joint-space reset move, and impedance parameters that can
+change while it runs. No ROS here; one lock guards it.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
-# mujoco through serl.envs.sim, whose package init picks the GL backend before mujoco is first imported
+# mujoco through serl.envs.sim, whose package init picks the GL backend before mujoco is first
+# imported
 from serl.envs.sim.arm import ImpedanceGains, PandaSim, mujoco
 from serl.envs.sim.config import task_defaults
 from serl.envs.sim.model import FINGER_TRAVEL
@@ -64,9 +66,11 @@ class SimArm:
 
     # ---------- commands (from ROS callbacks) ----------
     def set_equilibrium(self, pos: np.ndarray, quat: np.ndarray) -> bool:
-        """Track a new equilibrium pose; ignored (False) while in fault or during a joint reset, as the real
-        controller is then inactive."""
-        if not (np.all(np.isfinite(pos)) and np.all(np.isfinite(quat)) and np.linalg.norm(quat) > 1e-6):
+        """Track a new equilibrium pose; ignored (False) while in fault or during a joint reset, as
+        the real controller is then inactive."""
+        if not (
+            np.all(np.isfinite(pos)) and np.all(np.isfinite(quat)) and np.linalg.norm(quat) > 1e-6
+        ):
             return False
         with self.lock:
             if self.fault is not None or self._joint_move is not None:
@@ -80,13 +84,15 @@ class SimArm:
                 self.sim.set_gripper(opening)
 
     def inject_fault(self, reason: str) -> None:
-        """A reflex or user stop: the arm stops where it is and ignores targets until errors are cleared."""
+        """A reflex or user stop: the arm stops where it is and ignores targets until errors are
+        cleared."""
         with self.lock:
             self.fault = reason
             self._hold_here()
 
     def clear_errors(self) -> None:
-        """Errors cleared; like the real controller on activation, tracking restarts at the measured pose."""
+        """Errors cleared; like the real controller on activation, tracking restarts at the measured
+        pose."""
         with self.lock:
             self._hold_here()
             self.fault = None
@@ -103,8 +109,11 @@ class SimArm:
             gains: ImpedanceGains = dataclasses.replace(self.sim.gains, **changes)
             kt, kr = gains.translational_stiffness, gains.rotational_stiffness
             stiffness = np.array([kt, kt, kt, kr, kr, kr])
-            zeta = np.array([gains.translational_damping_ratio] * 3 + [gains.rotational_damping_ratio] * 3)
-            # PandaSim precomputes these from its gains; refreshed in place so the controller picks them up.
+            zeta = np.array(
+                [gains.translational_damping_ratio] * 3 + [gains.rotational_damping_ratio] * 3
+            )
+            # PandaSim precomputes these from its gains; refreshed in place so the controller picks
+            # them up.
             self.sim.gains = gains
             self.sim._stiffness[:] = stiffness
             self.sim._damping[:] = 2.0 * zeta * np.sqrt(stiffness)
@@ -118,7 +127,8 @@ class SimArm:
             return {"object": self.task.object_body, "pos": pos.tolist(), "quat": quat.tolist()}
 
     def start_joint_move(self, q_goal: np.ndarray, now: float) -> threading.Event:
-        """Begin a joint-space move to `q_goal` (the physics thread carries it out); the event is set when done."""
+        """Begin a joint-space move to `q_goal` (the physics thread carries it out); the event is
+        set when done."""
         with self.lock:
             if self.fault is not None:
                 raise RuntimeError(f"cannot reset joints in fault ({self.fault})")
@@ -144,7 +154,8 @@ class SimArm:
         d.qpos[:7], d.qvel[:7] = q, 0.0
         self.sim.null_posture = q.copy()
         mujoco.mj_forward(self.sim.model, d)
-        self.sim.set_target(*self.sim.tcp_pose())  # the impedance controller holds wherever the joints are
+        # the impedance controller holds wherever the joints are
+        self.sim.set_target(*self.sim.tcp_pose())
         if alpha >= 1.0:
             self._joint_move = None
             done.set()
@@ -155,7 +166,15 @@ class SimArm:
             pos, quat = s.tcp_pose()
             force, torque = s.tcp_wrench()
             return ArmReading(
-                pos=pos, quat=quat, twist=s.tcp_twist(), force=force, torque=torque,
-                q=s.data.qpos[:7].copy(), dq=s.data.qvel[:7].copy(),
-                finger_pos=s.data.qpos[s.finger_qpos].copy(), finger_vel=s.data.qvel[s.finger_dofs].copy(),
-                fault=self.fault, succeed=bool(self.task.success(s)))
+                pos=pos,
+                quat=quat,
+                twist=s.tcp_twist(),
+                force=force,
+                torque=torque,
+                q=s.data.qpos[:7].copy(),
+                dq=s.data.qvel[:7].copy(),
+                finger_pos=s.data.qpos[s.finger_qpos].copy(),
+                finger_vel=s.data.qvel[s.finger_dofs].copy(),
+                fault=self.fault,
+                succeed=bool(self.task.success(s)),
+            )

@@ -1,18 +1,25 @@
-"""`sim_franka_driver`: an rclpy node that stands in for the franka_ros2 controllers with the MuJoCo Panda.
+"""`sim_franka_driver`: an rclpy node that stands in for franka_ros2 with the MuJoCo Panda.
 
-Same topics as a real rig (names from the rig file's `ros` section): subscribes to the equilibrium pose
-(PoseStamped) and a gripper command; publishes the current pose, TCP twist, external wrench and joint states at the
-state rate (>= 100 Hz), the `ros` cameras of the rig file as rgb8 sensor_msgs/Image at the image rate (>= 10 Hz)
-stamped with their capture time, the robot mode (std_msgs/String: "ok" or the fault) and the task status
-(std_msgs/String JSON {"succeed", "object_pose"}). std_srvs/Trigger services under `ros.sim_namespace`:
-inject_reflex, inject_user_stop, clear_errors, reset_task, joint_reset. Impedance: the node's parameters
-translational_stiffness, rotational_stiffness, translational_damping_ratio, rotational_damping_ratio.
+franka_ros2's names (from the rig file's `ros` section) and QoS wherever standard message types
+allow: publishes the state broadcaster's current_pose, measured_joint_states and
+external_wrench_in_base_frame best-effort (`ros_msgs.BROADCASTER_QOS`, as franka_ros2 >= 3.3) and
+the gripper's joint_states reliable, at the state rate (>= 100 Hz); subscribes to the equilibrium
+pose reliable (as franka_ros2's controllers, SystemDefaultsQoS). Like franka_ros2 it publishes no
+measured TCP twist. What franka_ros2 does with franka_msgs types (FrankaRobotState, the
+ErrorRecovery and gripper actions), which PyPI does not carry, the driver does with std types
+under `ros.sim_namespace`: gripper_command (Float64 opening), robot mode (`ros.robot_mode`,
+String "ok" or the fault), task_status (String JSON {"succeed", "stamp"}) and std_srvs/Trigger
+services inject_reflex, inject_user_stop, clear errors (`ros.error_recovery`), reset_task,
+joint_reset. The `ros` cameras of the rig file: rgb8 sensor_msgs/Image at the image rate (>= 10
+Hz) stamped with their capture time. Impedance: the node's parameters translational_stiffness,
+rotational_stiffness, translational_damping_ratio, rotational_damping_ratio.
 
-Physics runs in real time in one thread (which also renders, as an EGL context belongs to its thread); ROS
-callbacks run in single-threaded executors and meet it at `SimArm`'s lock. (rclpy's MultiThreadedExecutor is
-avoided: while its pool is busy it resubmits the queued callbacks in a busy loop that holds the GIL and starves the
-physics thread for seconds.) Stamps are the ROS clock (wall time). A `StallWatch` logs every thread's stack when
-the physics loop or the executor stops for more than 0.5 s.
+Physics runs in real time in one thread (which also renders, as an EGL context belongs to its
+thread); ROS callbacks run in single-threaded executors and meet it at `SimArm`'s lock. (rclpy's
+MultiThreadedExecutor is avoided: while its pool is busy it resubmits the queued callbacks in a busy
+loop that holds the GIL and starves the physics thread for seconds.) Stamps are the ROS clock (wall
+time). A `StallWatch` logs every thread's stack when the physics loop or the executor stops for more
+than 0.5 s.
 
     python -m robot_servers.sim_franka_driver hardware_configs/sim_panda.yaml
 """
@@ -36,10 +43,12 @@ from std_msgs.msg import Float64, String
 from std_srvs.srv import Trigger
 
 from robot_servers import ros_msgs as rm
+from robot_servers.adapters.sim import gripper_command_topic
 from robot_servers.sim_arm import ArmReading, SimArm
 from robot_servers.stall_watch import StallWatch
 from serl.envs.sim.render import CameraRenderer
-from serl.robot.hardware_config import IMPEDANCE_KEYS, HardwareConfig, load_hardware_config
+from serl.robot.hardware_config import HardwareConfig, load_hardware_config
+from serl.robot.impedance_config import IMPEDANCE_KEYS
 
 ARM_JOINTS = [f"fr3_joint{i + 1}" for i in range(7)]
 FINGER_JOINTS = ["fr3_finger_joint1", "fr3_finger_joint2"]
@@ -47,33 +56,37 @@ SIM_CAMERAS = ("front", "wrist")
 
 
 class SimFrankaDriver(Node):
-    def __init__(self, cfg: HardwareConfig):
-        super().__init__("sim_franka_driver")
+    def __init__(self, cfg: HardwareConfig, context: rclpy.Context | None = None):
+        super().__init__("sim_franka_driver", context=context)
         self.cfg, self.arm = cfg, SimArm(cfg)
         ros = cfg.ros
         self.cameras = {name: cam for name, cam in cfg.cameras.items() if cam.type == "ros"}
         unknown = set(self.cameras) - set(SIM_CAMERAS)
         if unknown:
-            raise ValueError(f"cameras {sorted(unknown)} do not exist in the simulation (it has {SIM_CAMERAS})")
-        qos = rm.STATE_QOS
-        self.pub_pose = self.create_publisher(PoseStamped, ros.current_pose, qos)
-        self.pub_twist = self.create_publisher(rm.TwistStamped, ros.ee_twist, qos)
-        self.pub_wrench = self.create_publisher(rm.WrenchStamped, ros.external_wrench, qos)
-        self.pub_joints = self.create_publisher(JointState, ros.joint_states, qos)
-        self.pub_fingers = self.create_publisher(JointState, ros.gripper_joint_states, qos)
-        self.pub_mode = self.create_publisher(String, ros.robot_mode, qos)
-        self.pub_task = self.create_publisher(String, f"{ros.sim_namespace}/task_status", qos)
-        self.pub_images = {n: self.create_publisher(rm.Image, c.topic, rm.IMAGE_QOS) for n, c in self.cameras.items()}
-        self.create_subscription(PoseStamped, ros.equilibrium_pose, self._on_equilibrium, qos)
-        self.create_subscription(Float64, f"{ros.gripper_namespace}/command", self._on_gripper, qos)
+            raise ValueError(
+                f"cameras {sorted(unknown)} do not exist in the simulation (it has {SIM_CAMERAS})"
+            )
+        state, reliable = rm.BROADCASTER_QOS, rm.RELIABLE_QOS
+        self.pub_pose = self.create_publisher(PoseStamped, ros.current_pose, state)
+        self.pub_wrench = self.create_publisher(rm.WrenchStamped, ros.external_wrench, state)
+        self.pub_joints = self.create_publisher(JointState, ros.joint_states, state)
+        self.pub_fingers = self.create_publisher(JointState, ros.gripper_joint_states, reliable)
+        self.pub_mode = self.create_publisher(String, ros.robot_mode, reliable)
+        self.pub_task = self.create_publisher(String, f"{ros.sim_namespace}/task_status", reliable)
+        self.pub_images = {
+            n: self.create_publisher(rm.Image, c.topic, rm.IMAGE_QOS)
+            for n, c in self.cameras.items()
+        }
+        self.create_subscription(PoseStamped, ros.equilibrium_pose, self._on_equilibrium, reliable)
+        self.create_subscription(Float64, gripper_command_topic(cfg), self._on_gripper, reliable)
         ns = ros.sim_namespace
         services = {f"{ns}/inject_reflex": lambda: self._fault("reflex"),
                     f"{ns}/inject_user_stop": lambda: self._fault("user_stop"),
                     ros.error_recovery: self._clear, f"{ns}/reset_task": self._reset_task}
         for name, fn in services.items():
             self.create_service(Trigger, name, self._trigger(fn))
-        # The joint reset answers when the move is done (seconds): it has a node and executor thread of its own,
-        # so the topics and the other services keep being served meanwhile.
+        # The joint reset answers when the move is done (seconds): it has a node and executor thread
+        # of its own, so the topics and the other services keep being served meanwhile.
         self.mover = Node("sim_franka_joint_mover", context=self.context)
         self.mover.create_service(Trigger, f"{ns}/joint_reset", self._trigger(self._joint_reset))
         for key, value in cfg.impedance.defaults().items():
@@ -105,7 +118,8 @@ class SimFrankaDriver(Node):
             try:
                 response.message = fn() or ""
                 response.success = True
-            except Exception as err:  # noqa: BLE001 -- reported to the caller, the driver keeps running
+            # reported to the caller, the driver keeps running
+            except Exception as err:  # noqa: BLE001
                 response.success, response.message = False, f"{type(err).__name__}: {err}"
             return response
 
@@ -143,7 +157,9 @@ class SimFrankaDriver(Node):
                 continue
             value = p.value
             if not isinstance(value, int | float) or not np.isfinite(value) or value <= 0:
-                return SetParametersResult(successful=False, reason=f"{p.name} must be a positive number")
+                return SetParametersResult(
+                    successful=False, reason=f"{p.name} must be a positive number"
+                )
             changes[p.name] = float(value)
         if changes:
             self.arm.set_gains(**changes)
@@ -154,8 +170,12 @@ class SimFrankaDriver(Node):
         sim_cfg = self.cfg.sim
         period = 1.0 / sim_cfg.state_rate_hz
         image_every = max(1, round(sim_cfg.state_rate_hz / sim_cfg.image_rate_hz))
-        size = max(max(c.capture_size or c.size) for c in self.cameras.values()) if self.cameras else 0
-        renderer = CameraRenderer(self.arm.sim.model, tuple(self.cameras), size) if self.cameras else None
+        size = (
+            max(max(c.capture_size or c.size) for c in self.cameras.values()) if self.cameras else 0
+        )
+        renderer = (
+            CameraRenderer(self.arm.sim.model, tuple(self.cameras), size) if self.cameras else None
+        )
         tick, deadline = 0, time.monotonic()
         try:
             while not self._stop.is_set():
@@ -179,7 +199,6 @@ class SimFrankaDriver(Node):
 
     def _publish_state(self, r: ArmReading, stamp: float) -> None:
         self.pub_pose.publish(rm.pose_msg(r.pos, r.quat, stamp))
-        self.pub_twist.publish(rm.twist_msg(r.twist, stamp))
         self.pub_wrench.publish(rm.wrench_msg(r.force, r.torque, stamp))
         self.pub_joints.publish(_joint_state(ARM_JOINTS, r.q, r.dq, stamp))
         self.pub_fingers.publish(_joint_state(FINGER_JOINTS, r.finger_pos, r.finger_vel, stamp))
@@ -202,12 +221,18 @@ class SimFrankaDriver(Node):
 def _joint_state(names: list[str], q: np.ndarray, dq: np.ndarray, stamp: float) -> JointState:
     msg = JointState()
     msg.header.stamp = rm.to_stamp(stamp)
-    msg.name, msg.position, msg.velocity = list(names), [float(v) for v in q], [float(v) for v in dq]
+    msg.name, msg.position, msg.velocity = (
+        list(names),
+        [float(v) for v in q],
+        [float(v) for v in dq],
+    )
     return msg
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(description="simulated Franka driver (ROS 2 node, MuJoCo Panda)")
+    parser = argparse.ArgumentParser(
+        description="simulated Franka driver (ROS 2 node, MuJoCo Panda)"
+    )
     parser.add_argument("config", help="rig file, e.g. hardware_configs/sim_panda.yaml")
     args = parser.parse_args(argv)
     cfg = load_hardware_config(args.config)
@@ -217,7 +242,9 @@ def main(argv: list[str] | None = None) -> None:
     executor, mover_executor = SingleThreadedExecutor(), SingleThreadedExecutor()
     executor.add_node(driver)
     mover_executor.add_node(driver.mover)
-    mover = threading.Thread(target=rm.spin_until, args=(mover_executor, stop), name="joint-mover", daemon=True)
+    mover = threading.Thread(
+        target=rm.spin_until, args=(mover_executor, stop), name="joint-mover", daemon=True
+    )
     driver.start()
     mover.start()
     spin_watch = StallWatch("driver executor").start()

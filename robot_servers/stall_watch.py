@@ -1,6 +1,7 @@
-"""A watchdog for the loops a rig depends on: when a loop's heartbeat stops for longer than `threshold_s`, it
-logs how long and the stack of every thread (once per stall), so a stalled driver or server explains itself in its
-log instead of only showing up as "no robot state" on the other side."""
+"""A watchdog for the loops a rig depends on: when a loop's heartbeat stops for longer than
+`threshold_s`, it logs how long and the stack of every thread (once per stall), so a stalled driver
+or server explains itself in its log instead of only showing up as "no robot state" on the other
+side."""
 
 from __future__ import annotations
 
@@ -36,11 +37,18 @@ class StallWatch:
             silent = time.monotonic() - self._beat
             if silent < self.threshold_s:
                 if reported:
-                    print(f"[stall-watch] {time.strftime('%H:%M:%S')} {self.name} resumed", file=self._stream,
-                          flush=True)
+                    print(
+                        f"[stall-watch] {time.strftime('%H:%M:%S')} {self.name} resumed",
+                        file=self._stream,
+                        flush=True,
+                    )
                 reported = False
             elif not reported:
                 reported = True
-                print(f"[stall-watch] {time.strftime('%H:%M:%S')} {self.name} silent for {silent:.2f} s; threads:",
-                      file=self._stream, flush=True)
+                print(
+                    f"[stall-watch] {time.strftime('%H:%M:%S')} {self.name} silent for "
+                    f"{silent:.2f} s; threads:",
+                    file=self._stream,
+                    flush=True,
+                )
                 faulthandler.dump_traceback(file=self._stream, all_threads=True)

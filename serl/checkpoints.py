@@ -1,8 +1,10 @@
-"""Learner checkpoints with orbax: the agent's whole train state, the counters and the per-actor watermarks.
+"""Learner checkpoints with orbax: the agent's whole train state, the counters and the per-actor
+watermarks.
 
-Orbax writes each checkpoint to a temporary folder and renames it when complete, so a crash mid-write leaves the
-previous checkpoint loadable. Saves are synchronous here: a checkpoint that `save` returned from is on disk. A save
-that fails to write (disk full) raises `CheckpointWriteError` and removes its partial folder.
+Orbax writes each checkpoint to a temporary folder and renames it when complete, so a crash
+mid-write leaves the previous checkpoint loadable. Saves are synchronous here: a checkpoint that
+`save` returned from is on disk. A save that fails to write (disk full) raises
+`CheckpointWriteError` and removes its partial folder.
 """
 
 from __future__ import annotations
@@ -18,17 +20,21 @@ from pathlib import Path
 import jax
 import orbax.checkpoint as ocp
 
+from serl.durable import fsync_directory, fsync_file
+
 
 @dataclass
 class LearnerCounters:
     updates: int = 0  # learner updates done (the step of the weights version)
     incarnation: int = 0  # bumped on every restore, so actors never take new weights for old ones
     skipped_updates: int = 0  # updates dropped by the non-finite guard
-    watermarks: dict[str, int] = field(default_factory=dict)  # per-actor last durable sequence (a copy)
+    # per-actor last durable sequence (a copy)
+    watermarks: dict[str, int] = field(default_factory=dict)
 
 
 class CheckpointWriteError(OSError):
-    """Writing a checkpoint failed (disk full, quota, I/O error); the previous checkpoint is untouched."""
+    """Writing a checkpoint failed (disk full, quota, I/O error); the previous checkpoint is
+    untouched."""
 
 
 def _os_error_code(err: BaseException) -> int | None:
@@ -39,32 +45,58 @@ def _os_error_code(err: BaseException) -> int | None:
     return int(found.group(1)) if found else None
 
 
+def fsync_tree(folder: Path) -> None:
+    """Make a written folder durable: fsync of every file and folder in it, and of its own entry
+    (orbax renames a finished checkpoint into place but does not fsync it)."""
+    if not folder.exists():
+        return
+    for root, _, files in os.walk(folder):
+        for name in files:
+            fsync_file(Path(root) / name)
+        fsync_directory(Path(root))
+    fsync_directory(folder.parent)
+
+
 class Checkpointer:
     def __init__(self, directory: str | Path, keep: int = 3):
-        options = ocp.CheckpointManagerOptions(max_to_keep=keep, create=True, enable_async_checkpointing=False,
-                                               cleanup_tmp_directories=True)  # partial folders of a crashed save
+        options = ocp.CheckpointManagerOptions(
+            max_to_keep=keep,
+            create=True,
+            enable_async_checkpointing=False,
+            # partial folders of a crashed save
+            cleanup_tmp_directories=True,
+        )
         self.directory = Path(directory).absolute()
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def save(self, agent, counters: LearnerCounters) -> None:
-        """Write a checkpoint for `counters.updates`; one for that step already on disk holds the same agent."""
+        """Write a checkpoint for `counters.updates`; one for that step already on disk holds the
+        same agent."""
         if counters.updates == self.latest_step():
             return
-        args = ocp.args.Composite(agent=ocp.args.StandardSave(agent), counters=ocp.args.JsonSave(asdict(counters)))
-        self._remove_partial("*")  # left by an earlier failed save (its threads may have outlived it)
+        args = ocp.args.Composite(
+            agent=ocp.args.StandardSave(agent), counters=ocp.args.JsonSave(asdict(counters))
+        )
+        # left by an earlier failed save (its threads may have outlived it)
+        self._remove_partial("*")
         absl = logging.getLogger("absl")
         level = absl.level
-        absl.setLevel(logging.CRITICAL)  # a failed write is raised below once, not logged by each orbax thread
+        # a failed write is raised below once, not logged by each orbax thread
+        absl.setLevel(logging.CRITICAL)
         try:
             self._manager.save(counters.updates, args=args, force=True)
             self._manager.wait_until_finished()
+            fsync_tree(self.directory / str(counters.updates))
         except Exception as err:
             code = _os_error_code(err)
             if code is None:
                 raise
             self._remove_partial(str(counters.updates))  # frees the space it took
-            raise CheckpointWriteError(code, f"checkpoint {counters.updates} not written: {os.strerror(code)} "
-                                       f"({errno.errorcode.get(code, code)}); {str(err)[:300]}") from err
+            raise CheckpointWriteError(
+                code,
+                f"checkpoint {counters.updates} not written: {os.strerror(code)} "
+                f"({errno.errorcode.get(code, code)}); {str(err)[:300]}",
+            ) from err
         finally:
             absl.setLevel(level)
 
@@ -76,12 +108,15 @@ class Checkpointer:
         return self._manager.latest_step()
 
     def restore(self, like_agent, step: int | None = None):
-        """(agent, counters) of the given or latest checkpoint; `like_agent` gives the structure and dtypes."""
+        """(agent, counters) of the given or latest checkpoint; `like_agent` gives the structure and
+        dtypes."""
         step = self.latest_step() if step is None else step
         if step is None:
             raise FileNotFoundError(f"no checkpoint in {self._manager.directory}")
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like_agent)
-        args = ocp.args.Composite(agent=ocp.args.StandardRestore(abstract), counters=ocp.args.JsonRestore())
+        args = ocp.args.Composite(
+            agent=ocp.args.StandardRestore(abstract), counters=ocp.args.JsonRestore()
+        )
         restored = self._manager.restore(step, args=args)
         return restored.agent, LearnerCounters(**restored.counters)
 

@@ -1,9 +1,11 @@
-"""The few file-system moves durability rests on, shared by the replay storage, the actor's spool and every
-file written atomically (demos, labels, device streams, counters, progress, checkpoints' side files).
+"""The few file-system moves durability rests on, shared by the replay storage, the actor's spool
+and every file written atomically (demos, labels, device streams, counters, progress, checkpoints'
+side files).
 
-An atomic write goes to a temporary name, is fsynced, renamed over the final name, and the folder is fsynced:
-after a crash the final name holds the old content or the new, never a torn mix, and a completed write survives
-a power cut. Every write that a promise rests on ("never reused across a crash") goes through here.
+An atomic write goes to a temporary name, is fsynced, renamed over the final name, and the folder is
+fsynced: after a crash the final name holds the old content or the new, never a torn mix, and a
+completed write survives a power cut. Every write that a promise rests on ("never reused across a
+crash") goes through here.
 """
 
 from __future__ import annotations
@@ -19,6 +21,11 @@ import numpy as np
 
 def fsync_directory(path: Path) -> None:
     """Make a created, renamed or deleted directory entry durable."""
+    fsync_file(path)
+
+
+def fsync_file(path: Path) -> None:
+    """Make the content of `path` durable (a file another library wrote without fsync)."""
     fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)

@@ -1,11 +1,12 @@
-"""Chaos-test hooks: with `SERL_FAULT=name:N` in the environment (several comma-separated), a process kills itself
-with SIGKILL at the Nth pass of the named point; with `name:N@PATH` passes count only once the file PATH exists, so
-a test picks the time and the point picks the exact moment. Real failures at chosen moments, for tests and
-`bench/chaos.py`; a no-op in normal runs (one environment lookup).
+"""Chaos-test hooks: with `SERL_FAULT=name:N` in the environment (several comma-separated), a
+process kills itself with SIGKILL at the Nth pass of the named point; with `name:N@PATH` passes
+count only once the file PATH exists, so a test picks the time and the point picks the exact moment.
+Real failures at chosen moments, for tests and `bench/chaos.py`; a no-op in normal runs (one
+environment lookup).
 
-Points: `after_append` (learner: a batch durably stored, not yet acknowledged), `during_checkpoint` (learner: while
-orbax writes a checkpoint, before it is committed), `mid_episode` (actor: a transition spooled, its episode not
-finished).
+Points: `after_append` (learner: a batch durably stored, not yet acknowledged), `during_checkpoint`
+(learner: while orbax writes a checkpoint, before it is committed), `mid_episode` (actor: a
+transition spooled, its episode not finished).
 """
 
 from __future__ import annotations
@@ -29,7 +30,8 @@ def _armed(name: str) -> int | None:
 
 
 def fault_hit(name: str) -> bool:
-    """Count a pass of point `name`; True from its Nth pass on (never when SERL_FAULT does not name it)."""
+    """Count a pass of point `name`; True from its Nth pass on (never when SERL_FAULT does not name
+    it)."""
     n = _armed(name)
     if n is None:
         return False
@@ -48,9 +50,10 @@ def fault_point(name: str) -> None:
 
 
 class KillDuringWrite:
-    """At the Nth pass of point `name`, watch `folder` and SIGKILL the process as soon as a temporary entry (one
-    whose name contains `marker`) appears in it, i.e. in the middle of the write; at exit, if none was seen, kill
-    anyway (the write then was too fast to catch and the kill lands just after it)."""
+    """At the Nth pass of point `name`, watch `folder` and SIGKILL the process as soon as a
+    temporary entry (one whose name contains `marker`) appears in it, i.e. in the middle of the
+    write; at exit, if none was seen, kill anyway (the write then was too fast to catch and the kill
+    lands just after it)."""
 
     def __init__(self, name: str, folder: Path, marker: str = "tmp"):
         self.armed = fault_hit(name)

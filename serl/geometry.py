@@ -1,7 +1,8 @@
-"""Rotation helpers in the project's conventions: quaternions are xyzw, rotation matrices act on column vectors.
+"""Rotation helpers in the project's conventions: quaternions are xyzw, rotation matrices act on
+column vectors.
 
-Plain numpy on single poses (the env calls these once per step); the physics-rate controller uses MuJoCo's own
-quaternion routines instead.
+Plain numpy on single poses (the env calls these once per step); the physics-rate controller uses
+MuJoCo's own quaternion routines instead.
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ def canonical_quat(q: np.ndarray) -> np.ndarray:
 
 
 def same_hemisphere(q: np.ndarray, reference: np.ndarray = GRIPPER_DOWN_XYZW) -> np.ndarray:
-    """The sign of q nearer the reference: continuous around the working orientations, unlike w >= 0, which
-    flips sign exactly at the gripper-down pose (w = 0 there)."""
+    """The sign of q nearer the reference: continuous around the working orientations, unlike w >=
+    0, which flips sign exactly at the gripper-down pose (w = 0 there)."""
     q = np.asarray(q, dtype=np.float64)
     return -q if np.dot(q, reference) < 0 else q
 
@@ -82,11 +83,12 @@ def xyzw_to_wxyz(q: np.ndarray) -> np.ndarray:
 
 
 def swing_twist(q: np.ndarray) -> tuple[np.ndarray, float]:
-    """Split a rotation (xyzw) into a swing that tilts the z axis and a twist about z: q = swing * twist.
+    """Split a rotation (xyzw) into a swing that tilts the z axis and a twist about z: q = swing *
+    twist.
 
-    Returns (swing quaternion, twist angle in (-pi, pi]). A swing of exactly pi leaves the twist undefined;
-    it is then taken as zero.
-    """
+    Returns (swing quaternion, twist angle in (-pi, pi]). A swing of exactly pi leaves the twist
+    undefined; it is then taken as zero.
+"""
     x, y, z, w = canonical_quat(q)
     norm = np.hypot(z, w)
     if norm < 1e-12:
@@ -97,7 +99,8 @@ def swing_twist(q: np.ndarray) -> tuple[np.ndarray, float]:
 
 
 def slerp_toward(q_from: np.ndarray, q_to: np.ndarray, max_angle: float) -> np.ndarray:
-    """q_to, or the orientation max_angle along the shortest arc from q_from toward it if that is nearer."""
+    """q_to, or the orientation max_angle along the shortest arc from q_from toward it if that is
+    nearer."""
     angle = quat_angle(q_to, q_from)
     if angle <= max_angle:
         return canonical_quat(q_to)

@@ -1,4 +1,5 @@
-"""TensorBoard scalars without TensorFlow: event files written with tensorboard's own writer and protos."""
+"""TensorBoard scalars without TensorFlow: event files written with tensorboard's own writer and
+protos."""
 
 from __future__ import annotations
 
@@ -16,8 +17,12 @@ class ScalarWriter:
         self._writer = EventFileWriter(str(directory))
 
     def write(self, step: int, scalars: Mapping[str, float]) -> None:
-        values = [summary_pb2.Summary.Value(tag=k, simple_value=float(v)) for k, v in scalars.items()]
-        event = event_pb2.Event(wall_time=time.time(), step=int(step), summary=summary_pb2.Summary(value=values))
+        values = [
+            summary_pb2.Summary.Value(tag=k, simple_value=float(v)) for k, v in scalars.items()
+        ]
+        event = event_pb2.Event(
+            wall_time=time.time(), step=int(step), summary=summary_pb2.Summary(value=values)
+        )
         self._writer.add_event(event)
 
     def flush(self) -> None:

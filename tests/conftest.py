@@ -1,7 +1,7 @@
 """Test-wide settings, applied before any test module imports JAX or MuJoCo.
 
-The JAX persistent compilation cache is shared by every test process (subprocesses inherit the variables), so a
-jitted function compiled once is reused across the suite and across runs.
+The JAX persistent compilation cache is shared by every test process (subprocesses inherit the
+variables), so a jitted function compiled once is reused across the suite and across runs.
 """
 
 import os

@@ -1,7 +1,8 @@
-"""Bad data end to end: transitions with NaN or infinity, an action outside [-1, 1] and a wrong-shaped camera frame,
-sent by an actor over real ZeroMQ to a real learner loop, are rejected at insertion, counted and logged; the good
-transitions around them are stored exactly once, the actor's spool drains (the watermark moves past the bad ones) and
-training goes on. A reward classifier that fails does not stop the actor."""
+"""Bad data end to end: transitions with NaN or infinity, an action outside [-1, 1] and a
+wrong-shaped camera frame, sent by an actor over real ZeroMQ to a real learner loop, are rejected
+at insertion, counted and logged; the good transitions around them are stored exactly once, the
+actor's spool drains (the watermark moves past the bad ones) and training goes on. A reward
+classifier that fails does not stop the actor."""
 
 import logging
 import threading
@@ -13,19 +14,23 @@ from gymnasium import spaces
 from transport.transport_helpers import INFO, SPEC, make_actor, transition, wait_until
 
 import serl  # noqa: F401  (registers the envs)
-from serl.actor import Actor, ActorConfig
+from serl.actor.config import ActorConfig
+from serl.actor.loop import Actor
+from serl.agents.config import SACConfig
 from serl.agents.factory import example_observation, make_agent
-from serl.agents.sac import SACConfig
 from serl.data import TransitionSpec
-from serl.envs.wrappers import make_policy_env
-from serl.learner import Learner, LearnerConfig
-from serl.transport.codec import FrameCodec, TransitionCodec
+from serl.envs.stack import make_policy_env
+from serl.learner.config import LearnerConfig
+from serl.learner.loop import Learner
+from serl.transport.codec import TransitionCodec
+from serl.transport.frames import FrameCodec
 from serl.transport.inprocess import InProcessTransport
 from serl.transport.interfaces import WeightsVersion
 from serl.transport.zmq_learner import ZmqLearnerTransport
 
 AGENT = SACConfig(hidden_dims=(16, 16), batch_size=16)
-OBS_SPACE = spaces.Dict({k: spaces.Box(0, 255, s, np.uint8) if d == np.uint8 else spaces.Box(-np.inf, np.inf, s, d)
+OBS_SPACE = spaces.Dict({k: spaces.Box(0, 255, s, np.uint8) if d == np.uint8
+                         else spaces.Box(-np.inf, np.inf, s, d)
                          for k, (s, d) in SPEC.observation_spec.items()})
 ACTION_SPACE = spaces.Box(-1, 1, (SPEC.action_dim,), np.float32)
 
@@ -54,7 +59,8 @@ def wrong_shaped_frame(i: int) -> bytes:
 def test_bad_transitions_are_rejected_counted_and_logged_and_training_goes_on(tmp_path, caplog):
     caplog.set_level(logging.WARNING)
     transport = ZmqLearnerTransport(SPEC, INFO, actor_timeout=1.5)
-    learner = Learner(AGENT, LearnerConfig(min_online=20, min_demo=10**6, publish_every=5, checkpoint_every=10**6),
+    learner = Learner(AGENT, LearnerConfig(min_online=20, min_demo=10**6, publish_every=5,
+                                           checkpoint_every=10**6),
                       OBS_SPACE, ACTION_SPACE, tmp_path / "run", transport, transport)
     stop = threading.Event()
     thread = threading.Thread(target=learner.run, args=(stop,))
@@ -66,7 +72,8 @@ def test_bad_transitions_are_rejected_counted_and_logged_and_training_goes_on(tm
             adder.add(transition(i))
         assert wait_until(lambda: learner.counters.updates > 0, 60)
         for i, how in zip(range(30, 33), ("nan", "inf", "action"), strict=True):
-            adder.add(poisoned(i, how))  # well-formed on the wire: only the learner's intake can judge them
+            # well-formed on the wire: only the learner's intake can judge them
+            adder.add(poisoned(i, how))
         with pytest.raises(ValueError, match="front"):
             adder.add(transition(33) | {"observations": {**transition(33)["observations"],
                                                         "front": np.zeros((8, 8, 3), np.uint8)}})
@@ -85,9 +92,11 @@ def test_bad_transitions_are_rejected_counted_and_logged_and_training_goes_on(tm
     assert not thread.is_alive()
     assert learner.invalid_transitions == 4 and transport.counters()["bad_transitions"] == 1
     with learner_storage(tmp_path) as online:
-        assert sorted(s for _, s in online.origins(np.arange(len(online)))) == [*range(30), *range(34, 60)]
+        stored = sorted(s for _, s in online.origins(np.arange(len(online))))
+        assert stored == [*range(30), *range(34, 60)]
     logged = "\n".join(r.getMessage() for r in caplog.records)
-    for problem in ("observations/state: non-finite", "rewards: non-finite", "actions: outside [-1, 1]", "front"):
+    for problem in ("observations/state: non-finite", "rewards: non-finite",
+                    "actions: outside [-1, 1]", "front"):
         assert problem in logged
 
 
@@ -111,13 +120,16 @@ def test_a_failing_reward_classifier_does_not_stop_the_actor(tmp_path):
     env = make_policy_env(raw, classifier=flaky)
     transport = InProcessTransport(max_batch=8)
     spec = TransitionSpec.from_spaces(env.observation_space, env.action_space)
-    params = make_agent(AGENT, example_observation(env.observation_space), spec.action_dim, 0).policy_params()
+    agent = make_agent(AGENT, example_observation(env.observation_space), spec.action_dim, 0)
+    params = agent.policy_params()
     transport.publisher().publish(WeightsVersion(0, 0), params)
-    actor = Actor(env, AGENT, ActorConfig(actor_id="a", max_env_steps=45, eval_every_episodes=0, flush_timeout_s=0.1),
+    actor = Actor(env, AGENT, ActorConfig(actor_id="a", max_env_steps=45, eval_every_episodes=0,
+                                          flush_timeout_s=0.1),
                   transport.adder("a"), transport.variable_client(), transport.stats_sink("a"))
     source = transport.transition_source()
     counters = actor.run(threading.Event())
     received = [t for b in source.receive(100, 0.1) for t in b.transitions]
     env.close()
     assert counters.env_steps == 45 and len(received) == 45  # every step taken and sent
-    assert calls["n"] >= 45 and all(t["rewards"] == 0.0 for t in received)  # failures score 0, never succeed
+    # failures score 0, never succeed
+    assert calls["n"] >= 45 and all(t["rewards"] == 0.0 for t in received)

@@ -1,6 +1,6 @@
-"""The docker files refer only to things that exist: copied paths, extras, base images on pinned tags, `serl`
-subcommands, modules, tasks, rig files and mounted folders (no Docker engine runs here, so this is what can be
-checked)."""
+"""The docker files refer only to things that exist: copied paths, extras, base images on pinned
+tags, `serl` subcommands, modules, tasks, rig files and mounted folders (no Docker engine runs
+here, so this is what can be checked)."""
 
 import re
 import shlex
@@ -16,7 +16,8 @@ from serl.cli import COMMANDS
 ROOT = Path(__file__).resolve().parent.parent
 DOCKER = ROOT / "docker"
 DOCKERFILES = sorted(DOCKER.glob("*.Dockerfile"))
-RUNTIME_DIRS = {"runs", "demos", "keys"}  # created by the commands that fill them (git does not hold them)
+# created by the commands that fill them (git does not hold them)
+RUNTIME_DIRS = {"runs", "demos", "keys"}
 
 
 def substitute(text: str) -> str:
@@ -37,7 +38,8 @@ def check_command(argv: list[str]) -> None:
             assert (ROOT / argv[2]).is_file(), f"no rig file {argv[2]}"
     elif argv[:2] == ["python", "-m"]:
         module = ROOT / argv[2].replace(".", "/")
-        assert module.with_suffix(".py").is_file() or (module / "__main__.py").is_file(), f"no module {argv[2]}"
+        assert module.with_suffix(".py").is_file() or (module / "__main__.py").is_file(), (
+            f"no module {argv[2]}")
         for arg in argv[3:]:
             if arg.startswith("hardware_configs/"):
                 assert (ROOT / arg).is_file(), f"no rig file {arg}"
@@ -47,21 +49,24 @@ def check_command(argv: list[str]) -> None:
 
 def dockerfile_instructions(path: Path) -> list[tuple[str, str]]:
     text = re.sub(r"\\\n", " ", path.read_text())
-    lines = [line.strip() for line in text.splitlines() if line.strip() and not line.strip().startswith("#")]
+    lines = [line.strip() for line in text.splitlines()
+             if line.strip() and not line.strip().startswith("#")]
     return [(line.split(None, 1)[0].upper(), line.split(None, 1)[1]) for line in lines]
 
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("path", DOCKERFILES, ids=lambda p: p.name)
 def test_dockerfile_references_exist(path):
-    extras = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["optional-dependencies"]
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]
+    extras = project["optional-dependencies"]
     instructions = dockerfile_instructions(path)
     bases = [arg for op, arg in instructions if op == "FROM"]
     assert bases, "no FROM"
     for base in bases:
         image = base.split()[0]
         tag = image.rsplit(":", 1)[1] if ":" in image.split("/")[-1] else ""
-        # pinned: a version number, or a full distro-variant-OS tag like jazzy-ros-base-noble (never "latest")
+        # pinned: a version number, or a full distro-variant-OS tag like jazzy-ros-base-noble
+        # (never "latest")
         pinned = tag and tag != "latest" and (re.search(r"\d", tag) or tag.count("-") >= 2)
         assert pinned, f"base image {image} is not on a pinned tag"
     for op, arg in instructions:
@@ -77,8 +82,10 @@ def test_dockerfile_references_exist(path):
             check_command(yaml.safe_load(arg))  # exec form is a JSON list
         if op == "ENTRYPOINT":
             script = yaml.safe_load(arg)[0]
-            local = ROOT / Path(script).relative_to("/opt/serl/src")  # where WORKDIR's copy comes from
-            assert local.is_file() and local.stat().st_mode & 0o111, f"{path.name}: {local} missing or not executable"
+            # where WORKDIR's copy comes from
+            local = ROOT / Path(script).relative_to("/opt/serl/src")
+            assert local.is_file() and local.stat().st_mode & 0o111, (
+                f"{path.name}: {local} missing or not executable")
 
 
 @pytest.mark.timeout(30)
@@ -91,7 +98,8 @@ def test_compose_wires_existing_images_commands_and_volumes():
         if "build" in svc:
             context = (DOCKER / svc["build"]["context"]).resolve()
             assert context == ROOT, f"{name} builds from {context}, not the repo root"
-            assert (context / svc["build"]["dockerfile"]).is_file(), f"{name}: no {svc['build']['dockerfile']}"
+            assert (context / svc["build"]["dockerfile"]).is_file(), (
+                f"{name}: no {svc['build']['dockerfile']}")
             built[svc["image"]] = name
     for name, svc in services.items():
         assert svc["image"] in built, f"{name} uses image {svc['image']} that no service builds"
@@ -100,16 +108,19 @@ def test_compose_wires_existing_images_commands_and_volumes():
             host = Path(volume.split(":")[0])
             if host.parts[0] == "..":
                 rel = (DOCKER / host).resolve().relative_to(ROOT)
-                assert rel.parts[0] in RUNTIME_DIRS or (ROOT / rel).exists(), f"{name} mounts missing {rel}"
+                assert rel.parts[0] in RUNTIME_DIRS or (ROOT / rel).exists(), (
+                    f"{name} mounts missing {rel}")
     learner_ports = {int(p.split(":")[1]) for p in services["learner"]["ports"]}
     from serl.transport.config import TransportConfig
 
     assert learner_ports == {TransportConfig().data_port, TransportConfig().weights_port}
-    assert services["robot-server"]["network_mode"] == "host" and services["actor"]["network_mode"] == "host"
+    assert services["robot-server"]["network_mode"] == "host"
+    assert services["actor"]["network_mode"] == "host"
 
 
 def rig_file(argv: list[str]) -> str:
-    """The rig file a service command reads: the robot server's argument, or a serl command's --env.hardware-config."""
+    """The rig file a service command reads: the robot server's argument, or a serl command's
+    --env.hardware-config."""
     argv = [substitute(a) for a in argv]
     if "--env.hardware-config" in argv:
         return argv[argv.index("--env.hardware-config") + 1]
@@ -125,14 +136,16 @@ def test_every_service_reads_the_same_rig_file():
     rigs = {name: rig_file(cmd) for name, cmd in raw.items()}
     assert len(set(rigs.values())) == 1, f"services read different rig files: {rigs}"
     assert (ROOT / next(iter(rigs.values()))).is_file()
-    templates = {name: next(a for a in cmd if "hardware_configs/" in a) for name, cmd in raw.items()}
+    templates = {name: next(a for a in cmd if "hardware_configs/" in a)
+                 for name, cmd in raw.items()}
     assert all("${RIG:-" in t for t in templates.values()), templates  # one variable sets all three
 
 
 @pytest.mark.timeout(30)
 def test_robot_image_has_one_ros():
-    """ROS 2 from the base image's apt packages only (no pip ros-* wheels beside /opt/ros/jazzy), and franka_msgs
-    there for the franka_ros2 adapter, sourced by the entry point for every command."""
+    """ROS 2 from the base image's apt packages only (no pip ros-* wheels beside
+    /opt/ros/jazzy), and franka_msgs there for the franka_ros2 adapter, sourced by the entry point
+    for every command."""
     instructions = dockerfile_instructions(DOCKER / "robot.Dockerfile")
     assert [a for op, a in instructions if op == "FROM"][0].startswith("ros:jazzy-")
     runs = " ".join(a for op, a in instructions if op == "RUN")
@@ -140,5 +153,6 @@ def test_robot_image_has_one_ros():
     assert "ros" not in extras and not re.search(r"pip install[^&]* ros-", runs), extras
     assert "--system-site-packages" in runs and "colcon build --packages-select franka_msgs" in runs
     entrypoint = (DOCKER / "robot_entrypoint.sh").read_text()
-    assert "source /opt/ros/jazzy/setup.bash" in entrypoint and "/opt/franka_ws/install/setup.bash" in entrypoint
+    assert "source /opt/ros/jazzy/setup.bash" in entrypoint
+    assert "/opt/franka_ws/install/setup.bash" in entrypoint
     assert 'exec "$@"' in entrypoint

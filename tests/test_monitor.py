@@ -19,7 +19,8 @@ def test_history_curve_progress_and_target(tmp_path):
     assert (tmp_path / "curve.png").stat().st_size > 5000
     assert monitor.rates() == (0.5, pytest.approx(sum(0.5 / (i + 1) for i in range(10)) / 10))
     line = monitor.progress_line(12.5, "0:50")
-    assert "steps 300" in line and "eval 40%" in line and "train 50%" in line and "12.5 updates/s" in line
+    assert "steps 300" in line and "eval 40%" in line and "train 50%" in line
+    assert "12.5 updates/s" in line
     assert not monitor.target_reached()
     monitor.observe([{"eval_success": 1.0, "env_steps": 330, "policy_step": 60}])
     assert not monitor.target_reached()  # the mean of the last two is 0.7
@@ -29,5 +30,6 @@ def test_history_curve_progress_and_target(tmp_path):
     with (tmp_path / "history.jsonl").open("a") as f:
         f.write('{"eval_success": 1.0, "env_')
     again = RunMonitor(tmp_path, target_eval_success=0.95, target_window=2)
-    assert len(again.history.train) == 10 and [e["eval_success"] for e in again.history.evals] == [0.4, 1.0, 0.8]
+    assert len(again.history.train) == 10
+    assert [e["eval_success"] for e in again.history.evals] == [0.4, 1.0, 0.8]
     assert again.env_steps == 360 and not again.target_reached()

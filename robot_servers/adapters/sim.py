@@ -1,6 +1,7 @@
-"""The arm behind `robot_servers/sim_franka_driver.py`: the shared state topics plus the simulated driver's gripper
-command topic, robot-mode topic, std_srvs/Trigger services (clear errors, joint reset, task reset) and impedance
-parameters."""
+"""The arm behind `robot_servers/sim_franka_driver.py`: the shared state topics (on franka_ros2's
+names and QoS) plus the simulated driver's own interface under `ros.sim_namespace`: a gripper
+command topic, the robot mode and task status, std_srvs/Trigger services (clear errors, joint reset,
+task reset). Impedance: the driver's node parameters. tcp_vel is J(q)·dq, as on franka_ros2."""
 
 from __future__ import annotations
 
@@ -18,19 +19,30 @@ from robot_servers.adapters.base import RosArm, chain, failed
 from serl.robot.hardware_config import HardwareConfig
 
 
+def gripper_command_topic(cfg: HardwareConfig) -> str:
+    """std_msgs/Float64 opening in [0, 1] the simulated driver's gripper follows (franka_gripper
+    takes actions instead, with franka_msgs types)."""
+    return f"{cfg.ros.sim_namespace}/gripper_command"
+
+
 class SimArmAdapter(RosArm):
     def __init__(self, node: Node, cfg: HardwareConfig):
         super().__init__(node, cfg)
-        ros, qos = cfg.ros, rm.STATE_QOS
+        ros, qos = cfg.ros, rm.RELIABLE_QOS  # the driver's own topics: no message is dropped
         self._mode_lock = threading.Lock()
         self._mode: str | None = None
         self._succeed: bool | None = None
-        self._gripper_pub = node.create_publisher(Float64, f"{ros.gripper_namespace}/command", qos)
+        self._gripper_pub = node.create_publisher(Float64, gripper_command_topic(cfg), qos)
         node.create_subscription(String, ros.robot_mode, self._on_mode, qos)
         node.create_subscription(String, f"{ros.sim_namespace}/task_status", self._on_task, qos)
-        self._services = {name: node.create_client(Trigger, topic) for name, topic in (
-            ("clear_errors", ros.error_recovery), ("joint_reset", f"{ros.sim_namespace}/joint_reset"),
-            ("reset_task", f"{ros.sim_namespace}/reset_task"))}
+        self._services = {
+            name: node.create_client(Trigger, topic)
+            for name, topic in (
+                ("clear_errors", ros.error_recovery),
+                ("joint_reset", f"{ros.sim_namespace}/joint_reset"),
+                ("reset_task", f"{ros.sim_namespace}/reset_task"),
+            )
+        }
 
     def _on_mode(self, msg: String) -> None:
         with self._mode_lock:
@@ -53,7 +65,8 @@ class SimArmAdapter(RosArm):
             return None if self._mode in (None, "ok") else self._mode
 
     def forget_mode(self) -> None:
-        """Drop the last robot mode seen, so a fault read after recovery comes from a fresh message."""
+        """Drop the last robot mode seen, so a fault read after recovery comes from a fresh
+        message."""
         with self._mode_lock:
             self._mode = None
 
@@ -61,7 +74,8 @@ class SimArmAdapter(RosArm):
         return self._trigger("clear_errors")
 
     def joint_reset(self, q: np.ndarray) -> Future:
-        # The driver moves to its rig file's reset.joint_reset, the same file the server reads q from.
+        # The driver moves to its rig file's reset.joint_reset, the same file the server reads q
+        # from.
         return self._trigger("joint_reset")
 
     def reset_task(self) -> Future:

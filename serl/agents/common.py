@@ -1,5 +1,5 @@
-"""Pieces every agent's update shares: augmentation of a batch, soft target updates, and the scan over the
-critic-to-actor ratio wrapped in the non-finite guard."""
+"""Pieces every agent's update shares: augmentation of a batch, soft target updates, and the scan
+over the critic-to-actor ratio wrapped in the non-finite guard."""
 
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ from serl.networks.augment import random_crop
 
 
 def augment_batch(batch: dict, image_keys: tuple[str, ...], rng: jax.Array, pad: int) -> dict:
-    """Random-crop the raw camera frames of observations and next_observations (cached features are left alone)."""
+    """Random-crop the raw camera frames of observations and next_observations (cached features are
+    left alone)."""
     if pad <= 0:
         return batch
     out = dict(batch)
@@ -20,7 +21,9 @@ def augment_batch(batch: dict, image_keys: tuple[str, ...], rng: jax.Array, pad:
         obs = dict(batch[field])
         for i, key in enumerate(image_keys):
             if key in obs:
-                obs[key] = random_crop(obs[key], jax.random.fold_in(rng, 2 * i + (field == "observations")), pad)
+                obs[key] = random_crop(
+                    obs[key], jax.random.fold_in(rng, 2 * i + (field == "observations")), pad
+                )
         out[field] = obs
     return out
 
@@ -34,18 +37,24 @@ def global_norm(tree) -> jax.Array:
 
 
 def all_finite(tree) -> jax.Array:
-    leaves = [jnp.all(jnp.isfinite(x)) for x in jax.tree.leaves(tree) if jnp.issubdtype(x.dtype, jnp.inexact)]
+    leaves = [
+        jnp.all(jnp.isfinite(x))
+        for x in jax.tree.leaves(tree)
+        if jnp.issubdtype(x.dtype, jnp.inexact)
+    ]
     return jnp.all(jnp.stack(leaves)) if leaves else jnp.array(True)
 
 
 def guarded_ratio_update(agent, batch: dict, step: Callable, scan: bool = False) -> tuple:
-    """Run `step(agent, minibatch, full=False)` on all but the last minibatch (leading axis of every leaf), then
-    `step(..., full=True)` on the last. If any loss or any resulting parameter, optimizer moment, target or
-    temperature is NaN or infinite, the whole agent is left exactly as it was and `skipped_updates` counts it.
+    """Run `step(agent, minibatch, full=False)` on all but the last minibatch (leading axis of every
+    leaf), then `step(..., full=True)` on the last. If any loss or any resulting parameter,
+    optimizer moment, target or temperature is NaN or infinite, the whole agent is left exactly as
+    it was and `skipped_updates` counts it.
 
-    The critic-only minibatches are unrolled by default: XLA's CPU backend keeps the gradient of a convolution
-    kernel in a naive layout inside a `lax.scan` body (measured ~15x slower for an end-to-end trained encoder).
-    `scan=True` traces the body once, which compiles faster for large ratios.
+    The critic-only minibatches are unrolled by default: XLA's CPU backend keeps the gradient of a
+    convolution kernel in a naive layout inside a `lax.scan` body (measured ~15x slower for an
+    end-to-end trained encoder). `scan=True` traces the body once, which compiles faster for large
+    ratios.
     """
     ratio = jax.tree.leaves(batch)[0].shape[0]
     minibatch = lambda i: jax.tree.map(lambda x: x[i], batch)  # noqa: E731
@@ -58,7 +67,9 @@ def guarded_ratio_update(agent, batch: dict, step: Callable, scan: bool = False)
         for i in range(ratio - 1):
             new, info = step(new, minibatch(i), False)
             infos.append(info)
-        critic_infos = {k: jnp.mean(jnp.stack([d[k] for d in infos])) for k in infos[0]} if infos else {}
+        critic_infos = (
+            {k: jnp.mean(jnp.stack([d[k] for d in infos])) for k in infos[0]} if infos else {}
+        )
     new, info = step(new, minibatch(ratio - 1), True)
     info = {**info, **{f"critic_only/{k}": v for k, v in critic_infos.items()}}
     ok = all_finite(new) & all_finite(info)

@@ -1,6 +1,6 @@
 """The hybrid agent of HIL-SERL: SAC over the 6 arm dimensions plus a double-DQN grasp critic over
-{close, stay, open} with its own target network. The grasp critic's reward adds the transition's grasp_penalty;
-the action is arm action ++ (argmax - 1)."""
+{close, stay, open} with its own target network. The grasp critic's reward adds the transition's
+grasp_penalty; the action is arm action ++ (argmax - 1)."""
 
 from __future__ import annotations
 
@@ -15,6 +15,8 @@ from flax.training.train_state import TrainState
 
 from serl.agents import sac
 from serl.agents.common import guarded_ratio_update, soft_update
+from serl.agents.config import SACConfig
+from serl.envs.contract import GRIPPER_CLOSE, GRIPPER_OPEN
 from serl.networks.mlp import MLP
 from serl.networks.observation_encoder import encode
 
@@ -31,17 +33,17 @@ class GraspCritic(nn.Module):
 
 
 def grasp_index(gripper: jax.Array) -> jax.Array:
-    """Recorded gripper command -> {0: close, 1: stay, 2: open}, with the env's +-0.5 thresholds."""
-    return jnp.where(gripper <= -0.5, 0, jnp.where(gripper >= 0.5, 2, 1))
+    """Recorded gripper command -> {0: close, 1: stay, 2: open}, with the contract's thresholds."""
+    return jnp.where(gripper <= GRIPPER_CLOSE, 0, jnp.where(gripper >= GRIPPER_OPEN, 2, 1))
 
 
-def _grasp_command(params: dict, feats: jax.Array, cfg: sac.SACConfig) -> jax.Array:
+def _grasp_command(params: dict, feats: jax.Array, cfg: SACConfig) -> jax.Array:
     q = GraspCritic(cfg.hidden_dims).apply({"params": params}, feats)
     return (jnp.argmax(q, axis=-1) - 1).astype(jnp.float32)[..., None]
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def sample_actions(params: dict, obs: dict, rng: jax.Array, cfg: sac.SACConfig) -> jax.Array:
+def sample_actions(params: dict, obs: dict, rng: jax.Array, cfg: SACConfig) -> jax.Array:
     obs, single = sac._batched(obs)
     arm = sac.sample_actions(params, obs, rng, cfg=cfg, action_dim=ARM_DIMS)
     feats = encode(params["encoder"], params["frozen"], obs, cfg.encoder)
@@ -50,7 +52,7 @@ def sample_actions(params: dict, obs: dict, rng: jax.Array, cfg: sac.SACConfig) 
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def eval_actions(params: dict, obs: dict, cfg: sac.SACConfig) -> jax.Array:
+def eval_actions(params: dict, obs: dict, cfg: SACConfig) -> jax.Array:
     obs, single = sac._batched(obs)
     arm = sac.eval_actions(params, obs, cfg=cfg, action_dim=ARM_DIMS)
     feats = encode(params["encoder"], params["frozen"], obs, cfg.encoder)
@@ -63,21 +65,32 @@ class HybridAgent(struct.PyTreeNode):
     grasp: TrainState
     grasp_target_params: dict
     skipped_updates: jax.Array
-    cfg: sac.SACConfig = struct.field(pytree_node=False)
+    cfg: SACConfig = struct.field(pytree_node=False)
 
     @classmethod
-    def create(cls, rng: jax.Array, obs_example: dict, action_dim: int, cfg: sac.SACConfig,
+    def create(cls, rng: jax.Array, obs_example: dict, action_dim: int, cfg: SACConfig,
                frozen: dict | None = None) -> HybridAgent:
         if action_dim != ARM_DIMS + 1:
-            raise ValueError(f"the hybrid agent needs a {ARM_DIMS + 1}-D action (arm + gripper), got {action_dim}")
+            raise ValueError(
+                f"the hybrid agent needs a {ARM_DIMS + 1}-D action (arm + gripper), got "
+                f"{action_dim}"
+            )
         rng, grasp_rng = jax.random.split(rng)
         arm = sac.SACAgent.create(rng, obs_example, ARM_DIMS, cfg, frozen)
         obs = jax.tree.map(lambda x: jnp.asarray(x)[None], obs_example)
-        feats = jax.eval_shape(arm.features, arm.critic.params, obs)  # the shape only: no encoder pass
-        params = jax.jit(GraspCritic(cfg.hidden_dims).init)(grasp_rng, jnp.zeros(feats.shape, feats.dtype))["params"]
+        # the shape only: no encoder pass
+        feats = jax.eval_shape(arm.features, arm.critic.params, obs)
+        params = jax.jit(GraspCritic(cfg.hidden_dims).init)(
+            grasp_rng, jnp.zeros(feats.shape, feats.dtype)
+        )["params"]
         grasp = sac.train_state(params, optax.adam(cfg.learning_rate))
-        return cls(sac=arm, grasp=grasp, grasp_target_params=params, skipped_updates=jnp.zeros((), jnp.int32),
-                   cfg=cfg)
+        return cls(
+            sac=arm,
+            grasp=grasp,
+            grasp_target_params=params,
+            skipped_updates=jnp.zeros((), jnp.int32),
+            cfg=cfg,
+        )
 
     def policy_params(self) -> dict:
         return {**self.sac.policy_params(), "grasp": self.grasp.params}
@@ -89,8 +102,9 @@ class HybridAgent(struct.PyTreeNode):
         next_feats = jax.lax.stop_gradient(self.sac.features(params, batch["next_observations"]))
         net = GraspCritic(self.cfg.hidden_dims)
         next_best = jnp.argmax(net.apply({"params": self.grasp.params}, next_feats), axis=-1)
-        next_q = jnp.take_along_axis(net.apply({"params": self.grasp_target_params}, next_feats),
-                                     next_best[:, None], axis=-1)[:, 0]
+        next_q = jnp.take_along_axis(
+            net.apply({"params": self.grasp_target_params}, next_feats), next_best[:, None], axis=-1
+        )[:, 0]
         reward = batch["rewards"] + batch["grasp_penalty"]
         target = reward + self.cfg.discount * batch["masks"] * next_q
         taken = grasp_index(batch["actions"][:, ARM_DIMS])
@@ -102,11 +116,14 @@ class HybridAgent(struct.PyTreeNode):
         (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(self.grasp.params)
         grasp = self.grasp.apply_gradients(grads=grads)
         targets = soft_update(self.grasp_target_params, grasp.params, self.cfg.tau)
-        return self.replace(grasp=grasp, grasp_target_params=targets), {"grasp_loss": loss, "grasp_q": q_mean}
+        return self.replace(grasp=grasp, grasp_target_params=targets), {
+            "grasp_loss": loss,
+            "grasp_q": q_mean,
+        }
 
     def step(self, batch: dict, full: bool) -> tuple[HybridAgent, dict]:
-        # One augmentation for both critics: the grasp critic then sees the same frames and XLA can share the
-        # encoder passes between them.
+        # One augmentation for both critics: the grasp critic then sees the same frames and XLA can
+        # share the encoder passes between them.
         arm, batch = self.sac.augment(batch)
         arm, info = arm.step_augmented({**batch, "actions": batch["actions"][:, :ARM_DIMS]}, full)
         agent, grasp_info = self.replace(sac=arm).grasp_step(batch, arm.rng)
@@ -115,4 +132,6 @@ class HybridAgent(struct.PyTreeNode):
     @jax.jit
     def update(self, batch: dict) -> tuple[HybridAgent, dict]:
         """Like `SACAgent.update`; batches also need `grasp_penalty`."""
-        return guarded_ratio_update(self, batch, lambda a, mb, full: a.step(mb, full), self.cfg.scan_ratio)
+        return guarded_ratio_update(
+            self, batch, lambda a, mb, full: a.step(mb, full), self.cfg.scan_ratio
+        )

@@ -1,12 +1,12 @@
-"""SAC as RLPD runs it: a layer-normed critic ensemble with REDQ-style subsampling, a high critic-to-actor ratio
-(a `lax.scan` inside one jitted update), a tanh-Gaussian policy and a Lagrange temperature. The pixel encoder's
-parameters live in the critic's train state; the actor reads them with a stop-gradient."""
+"""SAC as RLPD runs it: a layer-normed critic ensemble with REDQ-style subsampling, a high
+critic-to-actor ratio (a `lax.scan` inside one jitted update), a tanh-Gaussian policy and a Lagrange
+temperature. The pixel encoder's parameters live in the critic's train state; the actor reads them
+with a stop-gradient."""
 
 from __future__ import annotations
 
 import functools
 import math
-from dataclasses import dataclass, field
 
 import flax.linen as nn
 import jax
@@ -16,30 +16,11 @@ from flax import struct
 from flax.training.train_state import TrainState
 
 from serl.agents.common import augment_batch, global_norm, guarded_ratio_update, soft_update
+from serl.agents.config import SACConfig
 from serl.networks.ensemble import Ensemble, subsample
 from serl.networks.mlp import MLP
-from serl.networks.observation_encoder import EncoderConfig, encode, init_encoder
+from serl.networks.observation_encoder import encode, init_encoder
 from serl.networks.policy import TanhGaussianHead, sample_tanh_gaussian
-
-
-@dataclass(frozen=True)
-class SACConfig:
-    encoder: EncoderConfig = field(default_factory=EncoderConfig)  # pixel and state encoder
-    hidden_dims: tuple[int, ...] = (256, 256)  # actor and critic MLPs
-    critic_ensemble_size: int = 2  # critics in the ensemble (RLPD uses up to 10)
-    critic_subsample: int | None = None  # members whose minimum forms the target (REDQ); None: all
-    critic_layer_norm: bool = True  # layer norm in the critic MLPs (RLPD's key stabiliser)
-    discount: float = 0.97  # per-step discount
-    tau: float = 0.005  # soft target update rate
-    learning_rate: float = 3e-4  # Adam, all networks
-    init_temperature: float = 0.01  # initial entropy temperature
-    target_entropy: float | None = None  # None: -action_dim / 2
-    backup_entropy: bool = False  # subtract the entropy term in the critic's target
-    critic_actor_ratio: int = 2  # critic updates per actor update, all in one jitted update
-    scan_ratio: bool = False  # lax.scan over the critic-only minibatches instead of unrolling (slow on XLA CPU)
-    batch_size: int = 256  # per minibatch (a full update consumes critic_actor_ratio minibatches)
-    augment_pad: int = 4  # random-crop padding for camera frames; 0 disables
-    grasp_critic: bool = False  # hybrid agent: SAC on the arm, a double-DQN critic on {close, stay, open}
 
 
 class CriticHead(nn.Module):
@@ -57,13 +38,17 @@ class Temperature(nn.Module):
 
     @nn.compact
     def __call__(self):
-        return jnp.exp(self.param("log_temp", lambda _: jnp.array(math.log(self.initial), jnp.float32)))
+        return jnp.exp(
+            self.param("log_temp", lambda _: jnp.array(math.log(self.initial), jnp.float32))
+        )
 
 
 def train_state(params, tx) -> TrainState:
-    """A TrainState whose step is a strongly typed int32 array, as a checkpoint restores it (a weak-typed step
-    would make the first update after a restore compile again)."""
-    return TrainState.create(apply_fn=None, params=params, tx=tx).replace(step=jnp.zeros((), jnp.int32))
+    """A TrainState whose step is a strongly typed int32 array, as a checkpoint restores it (a
+    weak-typed step would make the first update after a restore compile again)."""
+    return TrainState.create(apply_fn=None, params=params, tx=tx).replace(
+        step=jnp.zeros((), jnp.int32)
+    )
 
 
 def critic_module(cfg: SACConfig) -> Ensemble:
@@ -81,7 +66,9 @@ def _batched(obs: dict) -> tuple[dict, bool]:
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "action_dim"))
-def sample_actions(params: dict, obs: dict, rng: jax.Array, cfg: SACConfig, action_dim: int) -> jax.Array:
+def sample_actions(
+    params: dict, obs: dict, rng: jax.Array, cfg: SACConfig, action_dim: int
+) -> jax.Array:
     """Exploration actions in [-1, 1] from `policy_params()` for one observation or a batch."""
     obs, single = _batched(obs)
     feats = encode(params["encoder"], params["frozen"], obs, cfg.encoder)
@@ -111,15 +98,23 @@ class SACAgent(struct.PyTreeNode):
     action_dim: int = struct.field(pytree_node=False)
 
     @classmethod
-    def create(cls, rng: jax.Array, obs_example: dict, action_dim: int, cfg: SACConfig,
-               frozen: dict | None = None) -> SACAgent:
-        """Build networks and optimizers for an example observation (unbatched) and the action size. `frozen`
-        replaces the frozen trunk's random initialisation (pretrained weights)."""
+    def create(
+        cls,
+        rng: jax.Array,
+        obs_example: dict,
+        action_dim: int,
+        cfg: SACConfig,
+        frozen: dict | None = None,
+    ) -> SACAgent:
+        """Build networks and optimizers for an example observation (unbatched) and the action size.
+        `frozen` replaces the frozen trunk's random initialisation (pretrained weights)."""
         obs = jax.tree.map(lambda x: jnp.asarray(x)[None], obs_example)
         return _create_jit(cls, rng, obs, action_dim, cfg, frozen)
 
     @classmethod
-    def _create(cls, rng: jax.Array, obs: dict, action_dim: int, cfg: SACConfig, frozen: dict | None) -> SACAgent:
+    def _create(
+        cls, rng: jax.Array, obs: dict, action_dim: int, cfg: SACConfig, frozen: dict | None
+    ) -> SACAgent:
         rng, enc_rng, actor_rng, critic_rng, temp_rng = jax.random.split(rng, 5)
         enc_params, init_frozen = init_encoder(enc_rng, obs, cfg.encoder)
         frozen = init_frozen if frozen is None else frozen
@@ -135,32 +130,49 @@ class SACAgent(struct.PyTreeNode):
             critic=train_state(critic_params, opt),
             target_critic_params=critic_params,
             temperature=train_state(temp_params, opt),
-            frozen=frozen, rng=rng, skipped_updates=jnp.zeros((), jnp.int32), cfg=cfg, action_dim=action_dim,
+            frozen=frozen,
+            rng=rng,
+            skipped_updates=jnp.zeros((), jnp.int32),
+            cfg=cfg,
+            action_dim=action_dim,
         )
 
     # ---------- what the actor needs ----------
     def policy_params(self) -> dict:
-        return {"encoder": self.critic.params["encoder"], "frozen": self.frozen, "actor": self.actor.params}
+        return {
+            "encoder": self.critic.params["encoder"],
+            "frozen": self.frozen,
+            "actor": self.actor.params,
+        }
 
     @property
     def target_entropy(self) -> float:
-        return self.cfg.target_entropy if self.cfg.target_entropy is not None else -self.action_dim / 2
+        return (
+            self.cfg.target_entropy if self.cfg.target_entropy is not None else -self.action_dim / 2
+        )
 
     # ---------- pieces ----------
     def features(self, params: dict, obs: dict) -> jax.Array:
         return encode(params["encoder"], self.frozen, obs, self.cfg.encoder)
 
     def q_values(self, q_params: dict, feats: jax.Array, actions: jax.Array) -> jax.Array:
-        return critic_module(self.cfg).apply({"params": q_params}, feats, actions)  # (ensemble, batch)
+        # (ensemble, batch)
+        return critic_module(self.cfg).apply({"params": q_params}, feats, actions)
 
-    def policy(self, actor_params: dict, feats: jax.Array, rng: jax.Array) -> tuple[jax.Array, jax.Array]:
-        mean, log_std = actor_module(self.cfg, self.action_dim).apply({"params": actor_params}, feats)
+    def policy(
+        self, actor_params: dict, feats: jax.Array, rng: jax.Array
+    ) -> tuple[jax.Array, jax.Array]:
+        mean, log_std = actor_module(self.cfg, self.action_dim).apply(
+            {"params": actor_params}, feats
+        )
         return sample_tanh_gaussian(mean, log_std, rng)
 
     def critic_step(self, batch: dict, rng: jax.Array) -> tuple[SACAgent, dict]:
         cfg = self.cfg
         next_rng, sub_rng = jax.random.split(rng)
-        next_feats = jax.lax.stop_gradient(self.features(self.critic.params, batch["next_observations"]))
+        next_feats = jax.lax.stop_gradient(
+            self.features(self.critic.params, batch["next_observations"])
+        )
         next_actions, next_logp = self.policy(self.actor.params, next_feats, next_rng)
         target_feats = self.features(self.target_critic_params, batch["next_observations"])
         target_q = self.q_values(self.target_critic_params["q"], target_feats, next_actions)
@@ -170,13 +182,20 @@ class SACAgent(struct.PyTreeNode):
         target = batch["rewards"] + cfg.discount * batch["masks"] * target_q
 
         def loss_fn(params):
-            qs = self.q_values(params["q"], self.features(params, batch["observations"]), batch["actions"])
+            qs = self.q_values(
+                params["q"], self.features(params, batch["observations"]), batch["actions"]
+            )
             return ((qs - target) ** 2).mean(), qs.mean()
 
         (loss, q_mean), grads = jax.value_and_grad(loss_fn, has_aux=True)(self.critic.params)
         critic = self.critic.apply_gradients(grads=grads)
         targets = soft_update(self.target_critic_params, critic.params, cfg.tau)
-        info = {"critic_loss": loss, "q": q_mean, "target_q": target.mean(), "critic_grad_norm": global_norm(grads)}
+        info = {
+            "critic_loss": loss,
+            "q": q_mean,
+            "target_q": target.mean(),
+            "critic_grad_norm": global_norm(grads),
+        }
         return self.replace(critic=critic, target_critic_params=targets), info
 
     def temperature_value(self) -> jax.Array:
@@ -206,12 +225,16 @@ class SACAgent(struct.PyTreeNode):
         return new, {"temperature_loss": loss, "temperature": new.temperature_value()}
 
     def augment(self, batch: dict) -> tuple[SACAgent, dict]:
-        """Random-crop the batch's frames (once per minibatch; every network of the step sees the same crop)."""
+        """Random-crop the batch's frames (once per minibatch; every network of the step sees the
+        same crop)."""
         rng, aug_rng = jax.random.split(self.rng)
-        return self.replace(rng=rng), augment_batch(batch, self.cfg.encoder.image_keys, aug_rng, self.cfg.augment_pad)
+        return self.replace(rng=rng), augment_batch(
+            batch, self.cfg.encoder.image_keys, aug_rng, self.cfg.augment_pad
+        )
 
     def step(self, batch: dict, full: bool) -> tuple[SACAgent, dict]:
-        """Augment, then one critic update, and for the last minibatch also the actor and temperature."""
+        """Augment, then one critic update, and for the last minibatch also the actor and
+        temperature."""
         agent, batch = self.augment(batch)
         return agent.step_augmented(batch, full)
 
@@ -226,8 +249,11 @@ class SACAgent(struct.PyTreeNode):
 
     @jax.jit
     def update(self, batch: dict) -> tuple[SACAgent, dict]:
-        """critic_actor_ratio minibatches stacked on the leading axis of every leaf: (ratio, batch, ...)."""
-        return guarded_ratio_update(self, batch, lambda a, mb, full: a.step(mb, full), self.cfg.scan_ratio)
+        """critic_actor_ratio minibatches stacked on the leading axis of every leaf: (ratio, batch,
+        ...)."""
+        return guarded_ratio_update(
+            self, batch, lambda a, mb, full: a.step(mb, full), self.cfg.scan_ratio
+        )
 
 
 # Initialising inside one jit is several times faster than op-by-op on a CPU.

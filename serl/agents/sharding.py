@@ -1,5 +1,6 @@
-"""Data-parallel updates over all local devices: the batch is split over a mesh axis, parameters are replicated,
-and XLA inserts the gradient all-reduce, so a multi-GPU learner runs the same `update` with no code change."""
+"""Data-parallel updates over all local devices: the batch is split over a mesh axis, parameters are
+replicated, and XLA inserts the gradient all-reduce, so a multi-GPU learner runs the same `update`
+with no code change."""
 
 from __future__ import annotations
 

@@ -1,9 +1,10 @@
-"""The one `Camera` every driver sits behind: a background reader keeps the newest processed frame, so a read never
-blocks the control loop for longer than the camera's timeout, old frames are refused, and a frozen driver is
-reinitialised (and reported clearly once it keeps failing).
+"""The one `Camera` every driver sits behind: a background reader keeps the newest processed frame,
+so a read never blocks the control loop for longer than the camera's timeout, old frames are
+refused, and a frozen driver is reinitialised (and reported clearly once it keeps failing).
 
-A driver is a `FrameSource`: open it, grab raw RGB frames with their capture times, close it. Everything else
-(threading, crop and resize, frame age, freeze recovery) is here, once, for all drivers.
+A driver is a `FrameSource`: open it, grab raw RGB frames with their capture times, close it.
+Everything else (threading, crop and resize, frame age, freeze recovery) is here, once, for all
+drivers.
 """
 
 from __future__ import annotations
@@ -22,59 +23,81 @@ log = logging.getLogger(__name__)
 
 
 class CameraError(RuntimeError):
-    """A camera cannot deliver a usable frame (not opened, frozen after reinitialising, bad frame)."""
+    """A camera cannot deliver a usable frame (not opened, frozen after reinitialising, bad
+    frame)."""
 
 
 class StaleFrameError(CameraError):
-    """The newest frame is older than the rig's maximum frame age; it is refused, never used silently."""
+    """The newest frame is older than the rig's maximum frame age; it is refused, never used
+    silently."""
 
 
 class FrameSource(Protocol):
-    """A camera driver. `grab` may block up to `timeout_s`; it runs on the camera's reader thread only."""
+    """A camera driver. `grab` may block up to `timeout_s`; it runs on the camera's reader thread
+    only."""
 
     def open(self) -> None:
-        """Connect to the device and apply the fixed settings (exposure, white balance); raise on failure."""
+        """Connect to the device and apply the fixed settings (exposure, white balance); raise on
+        failure."""
 
     def grab(self, timeout_s: float) -> tuple[np.ndarray, float] | None:
-        """The next raw frame (uint8 H x W x 3, RGB) and its capture time (time.monotonic clock), or None."""
+        """The next raw frame (uint8 H x W x 3, RGB) and its capture time (time.monotonic clock), or
+        None."""
 
     def close(self) -> None:
         """Release the device; safe to call twice."""
 
 
 def process_frame(raw: np.ndarray, cfg: CameraConfig) -> np.ndarray:
-    """Crop (pixels of the raw frame), then resize to `cfg.size` (width, height): uint8 H x W x 3."""
+    """Crop (pixels of the raw frame), then resize to `cfg.size` (width, height): uint8 H x W x
+    3."""
     if raw.dtype != np.uint8 or raw.ndim != 3 or raw.shape[2] != 3:
         raise CameraError(f"frame must be uint8 H x W x 3, got {raw.dtype} {raw.shape}")
     if cfg.crop is not None:
         c, (h, w) = cfg.crop, raw.shape[:2]
         if c.x + c.width > w or c.y + c.height > h:
-            raise CameraError(f"crop x={c.x} y={c.y} width={c.width} height={c.height} does not fit the "
-                              f"{w}x{h} frame")
-        raw = raw[c.y:c.y + c.height, c.x:c.x + c.width]
+            raise CameraError(
+                f"crop x={c.x} y={c.y} width={c.width} height={c.height} does not fit the "
+                f"{w}x{h} frame"
+            )
+        raw = raw[c.y : c.y + c.height, c.x : c.x + c.width]
     width, height = cfg.size
     if raw.shape[1] != width or raw.shape[0] != height:
         shrink = raw.shape[1] >= width and raw.shape[0] >= height
-        raw = cv2.resize(raw, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR)
+        raw = cv2.resize(
+            raw, (width, height), interpolation=cv2.INTER_AREA if shrink else cv2.INTER_LINEAR
+        )
     return np.ascontiguousarray(raw)
 
 
 class Camera:
-    """A `FrameSource` read on a background thread. `read()` returns the newest (image, capture time) once its
-    age is within `max_frame_age_s`, waiting at most `cfg.timeout_s` for one; otherwise it raises.
+    """A `FrameSource` read on a background thread. `read()` returns the newest (image, capture
+    time) once its age is within `max_frame_age_s`, waiting at most `cfg.timeout_s` for one;
+    otherwise it raises.
 
-    Freeze handling: when no frame arrives for `cfg.timeout_s` the reader closes and reopens the source; after
-    `max_reinit` reinitialisations in a row without a frame the camera is failed and every read says so.
+    Freeze handling: when no frame arrives for `cfg.timeout_s` the reader closes and reopens the
+    source; after `max_reinit` reinitialisations in a row without a frame the camera is failed and
+    every read says so.
     """
 
-    def __init__(self, name: str, source: FrameSource, cfg: CameraConfig, max_frame_age_s: float,
-                 max_reinit: int = 3, startup_s: float = 10.0):
+    def __init__(
+        self,
+        name: str,
+        source: FrameSource,
+        cfg: CameraConfig,
+        max_frame_age_s: float,
+        max_reinit: int = 3,
+        startup_s: float = 10.0,
+    ):
         if max_frame_age_s <= 0:
-            raise ValueError(f"camera {name!r}: max_frame_age_s must be positive, got {max_frame_age_s}")
+            raise ValueError(
+                f"camera {name!r}: max_frame_age_s must be positive, got {max_frame_age_s}"
+            )
         self.name, self.source, self.cfg = name, source, cfg
         self.max_frame_age_s = max_frame_age_s
         self.max_reinit = max_reinit
-        self.startup_s = max(startup_s, cfg.timeout_s)  # allowed before the first frame (device start, discovery)
+        # allowed before the first frame (device start, discovery)
+        self.startup_s = max(startup_s, cfg.timeout_s)
         self.reinits = 0  # reinitialisations so far (all time), for logs and tests
         self.frames = 0  # frames received so far
         self._cond = threading.Condition()
@@ -90,7 +113,8 @@ class Camera:
 
     # ---------- Camera ----------
     def read(self) -> tuple[np.ndarray, float]:
-        """(image uint8 (height, width, 3) after crop and resize, capture time on the time.monotonic clock)."""
+        """(image uint8 (height, width, 3) after crop and resize, capture time on the time.monotonic
+        clock)."""
         deadline = time.monotonic() + self.cfg.timeout_s
         with self._cond:
             while True:
@@ -105,8 +129,10 @@ class Camera:
         if self._latest is None:
             raise CameraError(f"camera {self.name!r}: no frame within {self.cfg.timeout_s} s")
         age = time.monotonic() - self._latest[1]
-        raise StaleFrameError(f"camera {self.name!r}: newest frame is {age:.3f} s old, more than the rig's "
-                              f"max_frame_age {self.max_frame_age_s} s")
+        raise StaleFrameError(
+            f"camera {self.name!r}: newest frame is {age:.3f} s old, more than the rig's "
+            f"max_frame_age {self.max_frame_age_s} s"
+        )
 
     def wait_first_frame(self) -> None:
         """Block until the first frame arrived (at most `startup_s`); CameraError if it did not."""
@@ -117,8 +143,10 @@ class Camera:
             if self._failure is not None:
                 raise CameraError(f"camera {self.name!r}: {self._failure}")
             if self._latest is None:
-                raise CameraError(f"camera {self.name!r}: no frame within {self.startup_s:.0f} s of opening "
-                                  f"({self.cfg.type} {self.cfg.topic or self.cfg.serial or self.cfg.device})")
+                raise CameraError(
+                    f"camera {self.name!r}: no frame within {self.startup_s:.0f} s of opening "
+                    f"({self.cfg.type} {self.cfg.topic or self.cfg.serial or self.cfg.device})"
+                )
 
     def close(self) -> None:
         self._stop.set()
@@ -144,7 +172,8 @@ class Camera:
             except CameraError as err:  # a bad frame format: reconnecting will not fix it
                 self._fail(str(err))
                 return
-            except Exception as err:  # a driver error counts as a frozen camera; the reinit below handles it
+            # a driver error counts as a frozen camera; the reinit below handles it
+            except Exception as err:
                 log.warning("camera %r: grab failed: %s", self.name, err)
                 got, last_frame = None, min(last_frame, time.monotonic() - self.cfg.timeout_s)
             if got is not None:
@@ -155,7 +184,10 @@ class Camera:
             if time.monotonic() - last_frame < allowed or self._stop.is_set():
                 continue
             if failures >= self.max_reinit:
-                self._fail(f"frozen: no frame for {self.cfg.timeout_s} s after {failures} reinitialisations")
+                self._fail(
+                    f"frozen: no frame for {self.cfg.timeout_s} s after {failures} "
+                    "reinitialisations"
+                )
                 return
             failures += 1
             self._reinit()
@@ -174,8 +206,12 @@ class Camera:
 
     def _reinit(self) -> None:
         self.reinits += 1
-        log.warning("camera %r: no frame for %.2f s, reinitialising (%d)", self.name, self.cfg.timeout_s,
-                    self.reinits)
+        log.warning(
+            "camera %r: no frame for %.2f s, reinitialising (%d)",
+            self.name,
+            self.cfg.timeout_s,
+            self.reinits,
+        )
         try:
             self.source.close()
             self.source.open()

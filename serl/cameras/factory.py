@@ -1,4 +1,5 @@
-"""Build a rig's cameras from its `cameras:` map: one `Camera` per entry, with the driver its type names."""
+"""Build a rig's cameras from its `cameras:` map: one `Camera` per entry, with the driver its type
+names."""
 
 from __future__ import annotations
 
@@ -30,8 +31,8 @@ def make_source(cfg: CameraConfig, ros_host=None) -> FrameSource:
 
 
 class CameraSet:
-    """A rig's cameras by name; `read()` gives every image and its capture time; `close()` releases them all
-    (and the ROS node they share). Built by `open_cameras`."""
+    """A rig's cameras by name; `read()` gives every image and its capture time; `close()` releases
+    them all (and the ROS node they share). Built by `open_cameras`."""
 
     def __init__(self, cameras: dict[str, Camera], ros_host=None):
         self.cameras, self.ros_host = cameras, ros_host
@@ -52,12 +53,14 @@ class CameraSet:
 
 def open_cameras(configs: Mapping[str, CameraConfig], max_frame_age_s: float, names=None,
                  ros_domain_id: int | None = None, startup_s: float = 10.0) -> CameraSet:
-    """Open the cameras named (all when `names` is None) and wait for each one's first frame (at most `startup_s`);
-    anything already opened is closed on failure."""
+    """Open the cameras named (all when `names` is None) and wait for each one's first frame (at
+    most `startup_s`); anything already opened is closed on failure."""
     names = list(configs) if names is None else list(names)
     missing = [n for n in names if n not in configs]
     if missing:
-        raise ValueError(f"camera(s) {missing} are not in the rig's cameras ({', '.join(configs) or 'none'})")
+        raise ValueError(
+            f"camera(s) {missing} are not in the rig's cameras ({', '.join(configs) or 'none'})"
+        )
     ros_host = None
     if any(configs[n].type == "ros" for n in names):
         from serl.cameras.ros import RosImageHost
@@ -66,8 +69,13 @@ def open_cameras(configs: Mapping[str, CameraConfig], max_frame_age_s: float, na
     out = CameraSet({}, ros_host)
     try:
         for name in names:
-            out.cameras[name] = Camera(name, make_source(configs[name], ros_host), configs[name], max_frame_age_s,
-                                       startup_s=startup_s)
+            out.cameras[name] = Camera(
+                name,
+                make_source(configs[name], ros_host),
+                configs[name],
+                max_frame_age_s,
+                startup_s=startup_s,
+            )
         for camera in out.cameras.values():
             camera.wait_first_frame()
     except BaseException:  # nothing opened so far is left running

@@ -1,5 +1,5 @@
-"""Intel RealSense colour stream through `pyrealsense2` (in the `robot` extra), opened by serial number, with
-auto exposure and auto white balance off and their values fixed from the config."""
+"""Intel RealSense colour stream through `pyrealsense2` (in the `robot` extra), opened by serial
+number, with auto exposure and auto white balance off and their values fixed from the config."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ import time
 
 import numpy as np
 
+from serl.cameras.clock import wall_to_monotonic
 from serl.cameras.config import CameraConfig
 
-DEFAULT_CAPTURE_SIZE = (640, 480)  # (width, height) when the config names none; every RealSense colour sensor has it
+# (width, height) when the config names none; every RealSense colour sensor has it
+DEFAULT_CAPTURE_SIZE = (640, 480)
 
 
 def import_pyrealsense2():
@@ -18,18 +20,16 @@ def import_pyrealsense2():
         import pyrealsense2 as rs
     except ImportError as err:  # also raised when libusb is missing
         raise ImportError(
-            f"RealSense cameras need pyrealsense2 ({err}); install the robot extra: pip install -e '.[robot]' "
-            "(on Linux it also needs libusb-1.0: apt install libusb-1.0-0)") from err
+            f"RealSense cameras need pyrealsense2 ({err}); install the robot extra: pip install "
+            "-e '.[robot]' "
+            "(on Linux it also needs libusb-1.0: apt install libusb-1.0-0)"
+        ) from err
     return rs
 
 
-def wall_to_monotonic(wall_s: float) -> float:
-    """A time.time() instant on the time.monotonic clock (the offset between the two is read now)."""
-    return time.monotonic() - (time.time() - wall_s)
-
-
 class RealSenseSource:
-    """`FrameSource` over a pyrealsense2 pipeline. `rs` is the pyrealsense2 module (tests pass a fake one)."""
+    """`FrameSource` over a pyrealsense2 pipeline. `rs` is the pyrealsense2 module (tests pass a
+    fake one)."""
 
     def __init__(self, cfg: CameraConfig, rs=None):
         if cfg.serial is None:
@@ -68,8 +68,8 @@ class RealSenseSource:
         return image, self._capture_time(color)
 
     def _capture_time(self, frame) -> float:
-        """The frame's capture time on the monotonic clock: its own stamp where it is on the host's wall clock
-        (global or system time domain), else its arrival."""
+        """The frame's capture time on the monotonic clock: its own stamp where it is on the host's
+        wall clock (global or system time domain), else its arrival."""
         domain = frame.get_frame_timestamp_domain()
         if domain in (self.rs.timestamp_domain.global_time, self.rs.timestamp_domain.system_time):
             return wall_to_monotonic(frame.get_timestamp() / 1000.0)

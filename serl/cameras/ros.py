@@ -1,5 +1,5 @@
-"""ROS 2 image topics (`sensor_msgs/Image`) as cameras: one rclpy node on its own context and executor thread
-serves every ROS camera of a rig; the header stamp is the capture time."""
+"""ROS 2 image topics (`sensor_msgs/Image`) as cameras: one rclpy node on its own context and
+executor thread serves every ROS camera of a rig; the header stamp is the capture time."""
 
 from __future__ import annotations
 
@@ -9,25 +9,36 @@ import time
 import numpy as np
 
 from serl.cameras.base import CameraError
+from serl.cameras.clock import wall_to_monotonic
 from serl.cameras.config import CameraConfig
-from serl.cameras.realsense import wall_to_monotonic
 
 # encoding -> (channels, channel order to RGB); anything else is refused by name
-ENCODINGS = {"rgb8": (3, [0, 1, 2]), "bgr8": (3, [2, 1, 0]), "rgba8": (4, [0, 1, 2]), "bgra8": (4, [2, 1, 0]),
-             "mono8": (1, [0, 0, 0])}
+ENCODINGS = {
+    "rgb8": (3, [0, 1, 2]),
+    "bgr8": (3, [2, 1, 0]),
+    "rgba8": (4, [0, 1, 2]),
+    "bgra8": (4, [2, 1, 0]),
+    "mono8": (1, [0, 0, 0]),
+}
 
 
 def image_from_msg(msg) -> np.ndarray:
     """A sensor_msgs/Image as uint8 H x W x 3 RGB (a copy), or ValueError naming what is wrong."""
     if msg.encoding not in ENCODINGS:
-        raise ValueError(f"image encoding {msg.encoding!r} is not supported (supported: {', '.join(ENCODINGS)})")
+        raise ValueError(
+            f"image encoding {msg.encoding!r} is not supported (supported: {', '.join(ENCODINGS)})"
+        )
     channels, order = ENCODINGS[msg.encoding]
     h, w, step = int(msg.height), int(msg.width), int(msg.step)
-    data = np.frombuffer(bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data, np.uint8)
+    data = np.frombuffer(
+        bytes(msg.data) if not isinstance(msg.data, np.ndarray) else msg.data, np.uint8
+    )
     if step < w * channels or data.size < h * step:
-        raise ValueError(f"image data of {data.size} bytes does not hold {h} rows of step {step} "
-                         f"({w} px x {channels} channels)")
-    rows = data[:h * step].reshape(h, step)[:, :w * channels].reshape(h, w, channels)
+        raise ValueError(
+            f"image data of {data.size} bytes does not hold {h} rows of step {step} "
+            f"({w} px x {channels} channels)"
+        )
+    rows = data[: h * step].reshape(h, step)[:, : w * channels].reshape(h, w, channels)
     return np.ascontiguousarray(rows[..., order])
 
 
@@ -36,7 +47,8 @@ def stamp_seconds(stamp) -> float:
 
 
 class RosImageHost:
-    """One rclpy context, node and executor thread for a rig's ROS cameras; `close()` tears all of it down."""
+    """One rclpy context, node and executor thread for a rig's ROS cameras; `close()` tears all of
+    it down."""
 
     def __init__(self, domain_id: int | None = None, node_name: str = "serl_cameras"):
         import rclpy
@@ -46,8 +58,14 @@ class RosImageHost:
 
         self._rclpy = rclpy
         self.context = Context()
-        rclpy.init(context=self.context, domain_id=domain_id, signal_handler_options=SignalHandlerOptions.NO)
-        self.node = rclpy.create_node(node_name, context=self.context, start_parameter_services=False)
+        rclpy.init(
+            context=self.context,
+            domain_id=domain_id,
+            signal_handler_options=SignalHandlerOptions.NO,
+        )
+        self.node = rclpy.create_node(
+            node_name, context=self.context, start_parameter_services=False
+        )
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
         self._thread = threading.Thread(target=self._spin, name="ros-cameras", daemon=True)
@@ -59,7 +77,8 @@ class RosImageHost:
         try:
             while self.context.ok():
                 self.executor.spin_once(timeout_sec=0.05)
-        except (ExternalShutdownException, RuntimeError):  # the context went down under us: we are closing
+        # the context went down under us: we are closing
+        except (ExternalShutdownException, RuntimeError):
             pass
 
     def close(self) -> None:
@@ -72,7 +91,8 @@ class RosImageHost:
 
 
 class RosImageSource:
-    """`FrameSource` subscribed to one `sensor_msgs/Image` topic on a `RosImageHost` (best effort, newest wins)."""
+    """`FrameSource` subscribed to one `sensor_msgs/Image` topic on a `RosImageHost` (best effort,
+    newest wins)."""
 
     def __init__(self, cfg: CameraConfig, host: RosImageHost):
         if cfg.topic is None:
@@ -86,7 +106,9 @@ class RosImageSource:
         from rclpy.qos import qos_profile_sensor_data
         from sensor_msgs.msg import Image
 
-        self._sub = self.host.node.create_subscription(Image, self.cfg.topic, self._on_image, qos_profile_sensor_data)
+        self._sub = self.host.node.create_subscription(
+            Image, self.cfg.topic, self._on_image, qos_profile_sensor_data
+        )
 
     def _on_image(self, msg) -> None:
         stamp = wall_to_monotonic(stamp_seconds(msg.header.stamp))
@@ -104,10 +126,12 @@ class RosImageSource:
                 self._cond.wait(left)
             msg, stamp = self._latest
             self._latest = None
-        # Decoded here, on the camera's reader thread, so the executor thread only hands messages over.
+        # Decoded here, on the camera's reader thread, so the executor thread only hands messages
+        # over.
         try:
             return image_from_msg(msg), stamp
-        except ValueError as err:  # a publisher sending the wrong format will not fix itself by reconnecting
+        # a publisher sending the wrong format will not fix itself by reconnecting
+        except ValueError as err:
             raise CameraError(f"topic {self.cfg.topic}: {err}") from err
 
     def close(self) -> None:

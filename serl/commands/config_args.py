@@ -1,22 +1,40 @@
-"""Parse `TASK [--section.field value ...]` into a task's typed config with tyro; an unknown field or a bad value
-is an error that names it."""
+"""Parse `TASK [--section.field value ...]` into a task's typed config with tyro; an unknown field
+or a bad value is an error that names it. `SUB --help` without a task prints the subcommand's own
+options and the tasks; `SUB TASK --help` adds that task's config fields."""
 
 from __future__ import annotations
 
 import argparse
-
-import tyro
+import sys
 
 import experiments
+from serl.commands.tasks import task_lines
+
+HELP_FLAGS = ("-h", "--help")
 
 
 def parse_task_config(parser: argparse.ArgumentParser, argv: list[str]):
-    """Parse the subcommand's own options with `parser` (which must not define a positional), then TASK, then the
-    config overrides. Returns (options namespace, config)."""
-    parser.add_argument("task", help=f"one of: {', '.join(experiments.names())}")
-    parser.epilog = "Any config field can be overridden, e.g. --env.max-episode-steps 50 (TASK --help lists them)."
-    wants_help = "-h" in argv or "--help" in argv
-    args, rest = parser.parse_known_args([a for a in argv if a not in ("-h", "--help")] if wants_help else argv)
+    """Parse the subcommand's own options with `parser` (which must not define a positional), then
+    TASK, then the config overrides. Returns (options namespace, config)."""
+    names = ", ".join(experiments.names())
+    task = parser.add_argument("task", metavar="TASK", help=f"one of: {names}")
+    usage = parser.format_usage().removeprefix("usage: ").rstrip()
+    parser.usage = usage + " [--section.field VALUE ...]"
+    # Optional to argparse only so that `SUB --help` reaches the help below; a missing TASK is
+    # refused there.
+    task.nargs, task.required = "?", False
+    parser.epilog = (parser.epilog + "\n\n" if parser.epilog else "") + (
+        "Any config field can be overridden, e.g. --env.max-episode-steps 50 "
+        "(TASK --help lists them).")
+    wants_help = any(a in HELP_FLAGS for a in argv)
+    args, rest = parser.parse_known_args([a for a in argv if a not in HELP_FLAGS])
+    if args.task is None:
+        if not wants_help:
+            parser.error("the following arguments are required: TASK")
+        parser.print_help()
+        print(f"\n{parser.prog} TASK --help lists that task's config fields. Tasks:")
+        print("\n".join(f"  {line}" for line in task_lines()))
+        sys.exit(0)
     try:
         default = experiments.load(args.task)
     except ValueError as err:
@@ -24,8 +42,11 @@ def parse_task_config(parser: argparse.ArgumentParser, argv: list[str]):
     if wants_help:
         parser.print_help()
         print()
+    import tyro  # after the checks above: `SUB --help` and a bad task name answer without it
+
     try:
-        config = tyro.cli(type(default), default=default, args=rest + (["--help"] if wants_help else []),
+        config = tyro.cli(type(default), default=default,
+                          args=rest + (["--help"] if wants_help else []),
                           prog=f"{parser.prog} {args.task}")
     except ValueError as err:  # a value tyro parsed but the config's own validation refused
         parser.error(f"invalid configuration: {err}")

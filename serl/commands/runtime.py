@@ -1,5 +1,7 @@
-"""What the process-level commands (`learner`, `actor`, `train`) share: building the env a config describes,
-stopping cleanly on SIGINT/SIGTERM, and the handshake both sides of the transport compare."""
+"""What the process-level commands (`learner`, `actor`, `train`) share: building the env a config
+describes, logging, stopping cleanly on SIGINT/SIGTERM, and the handshake both sides of the
+transport compare. Importing it builds nothing and imports no simulator (the learner's side never
+builds an env)."""
 
 from __future__ import annotations
 
@@ -9,33 +11,45 @@ import logging
 import signal
 import threading
 
-import serl  # noqa: F401  (registers the envs)
 from serl.data import TransitionSpec
-from serl.devices import check_device_controls, make_device
-from serl.envs.franka_config import FrankaEnvConfig, attach_confirmation
-from serl.envs.franka_sim_view import operator_env
-from serl.envs.registration import make
-from serl.envs.wrappers import make_policy_env
-from serl.reward.store import ClassifierFolder
+from serl.envs.franka_config import FrankaEnvConfig
 from serl.run_dir import flatten
+from serl.transport.messages import PROTOCOL_VERSION
 
-PROTOCOL_VERSION = 1
+LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 
 def build_env(config, *, operator: bool = True, video_path=None):
-    """The policy env of a task config; with `operator` the configured device (`config.device`, the scripted
-    operator by default) sits at the intervention device; a device that cannot produce a control the config
-    waits for is refused before anything is opened."""
+    """The policy env of a task config; with `operator` the configured device (`config.device`, the
+    scripted operator by default) sits at the intervention device; a device that cannot produce a
+    control the config waits for is refused before anything is opened."""
+    import serl  # noqa: F401  (registers the envs)
+    from serl.devices import check_device_controls, make_device
+    from serl.envs.franka_config import attach_confirmation
+    from serl.envs.registration import make
+    from serl.envs.stack import make_policy_env
+    from serl.reward.store import ClassifierFolder
+
     if operator:
         check_device_controls(config.device, operator_needs(config))
     raw = make(config.env_id, config=config.env)
-    device = make_device(config.device, operator_env(raw), config.operator, seed=config.seed) if operator else None
-    attach_confirmation(raw, device, scripted=config.device.kind == "scripted")  # a FrankaEnv's fault recovery
-    reward = config.reward  # None classifier_dir: the env's own reward; else the folder's newest classifier
+    device = (
+        make_device(config.device, raw, config.operator, seed=config.seed) if operator else None
+    )
+    # a FrankaEnv's fault recovery
+    attach_confirmation(raw, device, scripted=config.device.kind == "scripted")
+    # None classifier_dir: the env's own reward; else the folder's newest classifier
+    reward = config.reward
     classifier = ClassifierFolder(reward.classifier_dir) if reward.classifier_dir else None
-    return make_policy_env(raw, config.wrappers, classifier=classifier, device=device, video_path=video_path,
-                           predicate=reward.predicate if reward.predicate.name != "none" else None,
-                           human_reward=reward.human)
+    return make_policy_env(
+        raw,
+        config.wrappers,
+        classifier=classifier,
+        device=device,
+        video_path=video_path,
+        predicate=reward.predicate if reward.predicate.name != "none" else None,
+        human_reward=reward.human,
+    )
 
 
 def operator_needs(config) -> dict[str, str]:
@@ -55,12 +69,25 @@ def transition_spec(env) -> TransitionSpec:
 
 
 def handshake_info(config, spec: TransitionSpec, run: str) -> dict:
-    """What actor and learner must agree on, one entry per field so a refusal names the one that differs:
-    protocol, run name (an actor never feeds another run's learner), transition spec and every agent config field
-    (the policy's architecture follows from them)."""
+    """What actor and learner must agree on, one entry per field so a refusal names the one that
+    differs: protocol, run name (an actor never feeds another run's learner), transition spec and
+    every agent config field (the policy's architecture follows from them)."""
     agent = flatten(json.loads(json.dumps(dataclasses.asdict(config.agent), default=str)), "agent.")
-    return {"protocol": PROTOCOL_VERSION, "run": run, "transition_spec": spec.fingerprint(), "env_id": config.env_id,
-            **{k: json.dumps(v) for k, v in agent.items()}}
+    return {
+        "protocol": PROTOCOL_VERSION,
+        "run": run,
+        "transition_spec": spec.fingerprint(),
+        "env_id": config.env_id,
+        **{k: json.dumps(v) for k, v in agent.items()},
+    }
+
+
+def configure_logging() -> None:
+    """INFO lines with time and source for a process command; orbax's per-checkpoint INFO lines
+    (through absl) stay quiet."""
+    # force: an earlier import may already have given the root logger a handler
+    logging.basicConfig(level=logging.INFO, format=LOG_FORMAT, force=True)
+    logging.getLogger("absl").setLevel(logging.WARNING)
 
 
 def stop_on_signals() -> threading.Event:
@@ -68,7 +95,9 @@ def stop_on_signals() -> threading.Event:
     stop = threading.Event()
 
     def handler(signum, _frame):
-        logging.getLogger("serl").warning("received %s: stopping cleanly", signal.Signals(signum).name)
+        logging.getLogger("serl").warning(
+            "received %s: stopping cleanly", signal.Signals(signum).name
+        )
         stop.set()
 
     signal.signal(signal.SIGINT, handler)

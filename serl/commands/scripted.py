@@ -1,5 +1,6 @@
-"""`serl scripted TASK`: the scripted operator drives a simulated task through the full policy wrapper stack (as
-an operator at the SpaceMouse would); prints the success rate and writes a video and a summary."""
+"""`serl scripted TASK`: the scripted operator drives a simulated task through the full policy
+wrapper stack (as an operator at the SpaceMouse would); prints the success rate and writes a video
+and a summary."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ from serl.commands.config_args import parse_task_config
 def run_episodes(config, episodes: int, video_path: Path | None) -> dict:
     from serl.commands.runtime import build_env
 
-    env = build_env(config, video_path=video_path)  # the scripted operator at the intervention device
+    # the scripted operator at the intervention device
+    env = build_env(config, video_path=video_path)
     successes, lengths, interventions = [], [], 0
     start = time.monotonic()
     for ep in range(episodes):
@@ -30,7 +32,11 @@ def run_episodes(config, episodes: int, video_path: Path | None) -> dict:
             done = terminated or truncated
         successes.append(bool(info["succeed"]))
         lengths.append(steps)
-        print(f"episode {ep + 1}/{episodes}: {'success' if successes[-1] else 'failure'} in {steps} steps", flush=True)
+        print(
+            f"episode {ep + 1}/{episodes}: {'success' if successes[-1] else 'failure'} in {steps} "
+            "steps",
+            flush=True,
+        )
     env.close()
     return {
         "task_env": config.env_id,
@@ -46,7 +52,9 @@ def run_episodes(config, episodes: int, video_path: Path | None) -> dict:
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="serl scripted", description=__doc__)
     parser.add_argument("--episodes", type=int, default=5, help="episodes to run")
-    parser.add_argument("--out", type=Path, default=None, help="output folder (default: runs_dir/<task>-scripted)")
+    parser.add_argument(
+        "--out", type=Path, default=None, help="output folder (default: runs_dir/<task>-scripted)"
+    )
     parser.add_argument("--no-video", action="store_true", help="do not write the video")
     args, config = parse_task_config(parser, argv)
     config = dataclasses.replace(config, operator=config.operator.driving())

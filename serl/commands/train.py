@@ -1,45 +1,49 @@
-"""`serl train TASK`: learner and actor together. By default they are two processes (`serl learner` and
-`serl actor`) talking ZeroMQ over loopback; `--single-process` runs both here over the in-process transport (the
-actor on a thread). The run stops at the learner's or the actor's budget, or on Ctrl+C, always with a
-checkpoint."""
+"""`serl train TASK`: learner and actor together. By default they are two processes (`serl learner`
+and `serl actor`) talking ZeroMQ over loopback; `--single-process` runs both here over the
+in-process transport (the actor on a thread). The run stops at the learner's or the actor's budget,
+or on Ctrl+C, always with a checkpoint."""
 
 from __future__ import annotations
 
 import argparse
-import logging
 import threading
 from pathlib import Path
 
 from serl.commands.config_args import parse_task_config
 
 
-def run_single_process(config, run_dir: Path, resume: bool) -> dict:
-    from serl.actor import Actor
-    from serl.commands.runtime import build_env, stop_on_signals
-    from serl.learner import Learner
+def run_single_process(config, run_dir: Path, resume: bool, make_env=None) -> dict:
+    """Learner and actor (on a thread) over the in-process transport, built as the two processes
+    build them (`build_learner`, `build_actor`: the same frame codec round trip included). The
+    actor's env (`make_env()`, default `build_env(config)`) is built, used and closed on the
+    actor's thread: an EGL renderer works only on the thread that made it."""
+    from serl.actor.build import build_actor, inprocess_actor_side
+    from serl.commands.runtime import stop_on_signals
+    from serl.learner.build import build_learner, inprocess_learner_side
     from serl.transport.inprocess import InProcessTransport
 
     stop = stop_on_signals()
     transport = InProcessTransport()
-    env = build_env(config)
-    learner = Learner(config.agent, config.learner, env.observation_space, env.action_space, run_dir,
-                      transport.transition_source(), transport.publisher(), seed=config.seed, resume=resume,
-                      demos_dir=config.demos_dir)
-    actor_id = config.actor.actor_id
-    stored = learner.online.watermarks().get(actor_id, -1) + 1  # sequences the buffers already hold
-    actor = Actor(env, config.agent, config.actor, transport.adder(actor_id, stored), transport.variable_client(),
-                  transport.stats_sink(actor_id), state_dir=run_dir / "actor", seed=config.seed, produced=stored,
-                  video_dir=run_dir / "videos")
-    learner.publish()  # the actor's start-up wait returns at once
-    failure: list[BaseException] = []
+    learner = build_learner(config, inprocess_learner_side(transport), run_dir, resume)
+    # sequences the buffers already hold
+    stored = learner.online.watermarks().get(config.actor.actor_id, -1) + 1
+    side = inprocess_actor_side(transport, config, stored)
+    # the actor's start-up wait returns at once
+    learner.publish()
+    actors, failure = [], []
 
     def act():
         try:
-            actor.run(stop)
-        except BaseException as err:  # re-raised below: a crashed actor must not look like a finished run
+            env = None if make_env is None else make_env()
+            actors.append(build_actor(config, side, run_dir / "actor", env))
+            actors[0].run(stop)
+        except BaseException as err:
+            # re-raised below: a crashed actor must not look like a finished run
             failure.append(err)
         finally:
             stop.set()  # the actor's budget ends the run
+            if actors:
+                actors[0].env.close()
 
     thread = threading.Thread(target=act, name="actor", daemon=True)
     thread.start()
@@ -48,26 +52,30 @@ def run_single_process(config, run_dir: Path, resume: bool) -> dict:
     finally:
         stop.set()
         thread.join(timeout=30)
-        while learner.ingest(timeout=0.1):  # everything the actor produced is stored before the run ends
+        # everything the actor produced is stored before the run ends
+        while learner.ingest(timeout=0.1):
             pass
         learner.checkpoint()
         learner.close()
-        env.close()
     if failure:
         raise RuntimeError("the actor failed") from failure[0]
-    return {"updates": counters.updates, "env_steps": actor.counters.env_steps, "episodes": actor.counters.episodes,
-            "run_dir": str(run_dir)}
+    actor = actors[0].counters
+    return {"updates": counters.updates, "env_steps": actor.env_steps,
+            "episodes": actor.episodes, "run_dir": str(run_dir)}
 
 
 def run_two_processes(argv_rest: list[str], task: str, run: str | None, resume: bool) -> int:
-    """Start `serl learner` and `serl actor` with the same task and overrides; when either ends, stop the other."""
+    """Start `serl learner` and `serl actor` with the same task and overrides; when either ends,
+    stop the other."""
     import signal
     import subprocess
     import sys
     import time
 
-    if not any(a.startswith(("--transport.data-port", "--transport.weights-port")) for a in argv_rest):
-        argv_rest = [*argv_rest, *_free_port_overrides()]  # two runs on one machine never share a port
+    ports = ("--transport.data-port", "--transport.weights-port")
+    if not any(a.startswith(ports) for a in argv_rest):
+        # two runs on one machine never share a port
+        argv_rest = [*argv_rest, *free_port_overrides()]
     common = [task, *argv_rest] + (["--run", run] if run else [])
     learner = subprocess.Popen([sys.executable, "-m", "serl.cli", "learner", *common,
                                 *(["--resume"] if resume else [])])
@@ -92,72 +100,80 @@ def run_two_processes(argv_rest: list[str], task: str, run: str | None, resume: 
 
 def main(argv: list[str]) -> int:
     parser = argparse.ArgumentParser(prog="serl train", description=__doc__)
-    parser.add_argument("--run", default=None, help="run name (default: the task name); the run is runs_dir/RUN")
+    parser.add_argument("--run", default=None,
+                        help="run name (default: the task name); the run is runs_dir/RUN")
     parser.add_argument("--resume", action="store_true", help="continue an existing run")
-    parser.add_argument("--single-process", action="store_true", help="learner and actor in this process")
+    parser.add_argument("--single-process", action="store_true",
+                        help="learner and actor in this process")
     args, config = parse_task_config(parser, argv)
     if config.demo_episodes and not any(Path(config.demos_dir).glob("*.npz")):
         from serl.commands.record_demos import record
 
-        print(f"no demonstrations in {config.demos_dir}/: recording {config.demo_episodes} with the scripted "
-              "operator first")
+        print(f"no demonstrations in {config.demos_dir}/: recording {config.demo_episodes} with "
+              "the scripted operator first")
         record(config, Path(config.demos_dir), config.demo_episodes)
-    if not args.single_process:  # the learner process owns the run folder (and refuses or resumes it)
-        rest = _without_option([a for a in argv if a not in ("--single-process", "--resume", args.task)], "--run")
+    run_dir = Path(config.runs_dir) / (args.run or args.task)
+    if not args.single_process:
+        # the learner process owns the run folder (and refuses or resumes it)
+        own = ("--single-process", "--resume", args.task)
+        rest = _without_option([a for a in argv if a not in own], "--run")
         code = run_two_processes(rest, args.task, args.run, args.resume)
-        run_dir = Path(config.runs_dir) / (args.run or args.task)
         if (run_dir / "config.json").exists():
             print(run_summary(run_dir, args.task), flush=True)
         return code
+    from serl.commands.errors import run_command
+    from serl.commands.runtime import configure_logging
     from serl.run_dir import RunDirError, prepare_run_dir
 
-    logging.basicConfig(level=logging.INFO, format="%(asctime)s %(name)s %(levelname)s %(message)s")
+    configure_logging()
     try:
-        run_dir = prepare_run_dir(Path(config.runs_dir) / (args.run or args.task), config, args.resume)
+        run_dir = prepare_run_dir(run_dir, config, args.resume, task=args.task)
     except RunDirError as err:
         parser.error(str(err))
-    summary = run_single_process(config, run_dir, args.resume)
+    return run_command("serl train", lambda: train_here(config, run_dir, args.task, args.resume))
+
+
+def train_here(config, run_dir: Path, task: str, resume: bool) -> int:
+    """`--single-process`: train, then say how it went."""
+    summary = run_single_process(config, run_dir, resume)
     print(f"trained {summary['updates']} updates on {summary['env_steps']} env steps "
           f"({summary['episodes']} episodes)")
-    print(run_summary(run_dir, args.task), flush=True)
+    print(run_summary(run_dir, task), flush=True)
     return 0
 
 
-def _free_port_overrides() -> list[str]:
-    """Config overrides naming two loopback ports free right now (the learner binds them a moment later)."""
-    import socket
+def free_port_overrides() -> list[str]:
+    """Config overrides naming two loopback ports free right now (the learner binds them a moment
+    later)."""
+    from serl.ports import free_ports
 
-    sockets = [socket.socket() for _ in range(2)]
-    try:
-        for s in sockets:
-            s.bind(("127.0.0.1", 0))
-        data, weights = (s.getsockname()[1] for s in sockets)
-    finally:
-        for s in sockets:
-            s.close()
+    data, weights = free_ports(2)
     return ["--transport.data-port", str(data), "--transport.weights-port", str(weights)]
 
 
 def run_summary(run_dir: Path, task: str) -> str:
-    """What a person wants to know when a run ends: how well it does, where its files are, what to run next."""
+    """What a person wants to know when a run ends: how well it does, where its files are, what to
+    run next."""
     from serl.monitor import RunMonitor
 
     monitor = RunMonitor(run_dir)
     evals = monitor.history.evals
     videos = sorted((run_dir / "videos").glob("eval_*.mp4"))
     steps = sorted((run_dir / "checkpoints").glob("[0-9]*"), key=lambda p: int(p.name))
+    curve_note = "" if (run_dir / "curve.png").exists() else " (not drawn yet)"
     last = ", ".join(f"{100 * e['eval_success']:.0f}%" for e in evals[-3:]) or "none yet"
     lines = [
         f"run folder:   {run_dir}/",
         f"evaluation:   last {min(3, len(evals))} evaluations (no interventions) {last}, "
         f"after {monitor.env_steps} env steps",
-        f"curve:        {run_dir / 'curve.png'}" + ("" if (run_dir / "curve.png").exists() else " (not drawn yet)"),
+        f"curve:        {run_dir / 'curve.png'}{curve_note}",
         f"video:        {videos[-1] if videos else '(none yet)'}",
         f"checkpoint:   {steps[-1] if steps else '(none yet)'}",
     ]
     commands = [(f"serl eval {run_dir} --episodes 20", "success of this checkpoint, with videos"),
                 (f"serl train {task} --run {run_dir.name} --resume", "continue this run"),
-                ("serl train sim_pick_cube", "the same skill from two 128x128 cameras (pixels, ~12 min to 50% here)"),
+                ("serl train sim_pick_cube",
+                 "the same skill from two 128x128 cameras (pixels, ~12 min to 50% here)"),
                 (f"tensorboard --logdir {run_dir.parent}", "learner and episode curves")]
     width = max(len(c) for c, _ in commands)
     lines += ["next:"] + [f"  {c:<{width}}  # {why}" for c, why in commands]

@@ -1,9 +1,11 @@
-"""Fixed-size chunk files of one record dtype: written with pwrite + fdatasync, read through read-only memmaps.
+"""Fixed-size chunk files of one record dtype: written with pwrite + fdatasync, read through
+read-only memmaps.
 
-Record i lives in file `{i // chunk_size:08d}.bin` at position `i % chunk_size`. A chunk file is created at its full
-size (sparse: only written records take disk blocks), so its memmap never has to grow. `maps` is replaced, never
-mutated, whenever a chunk is added or deleted: a reader holding an older dict keeps valid mappings (an unlinked file
-stays readable while mapped) without taking any lock.
+Record i lives in file `{i // chunk_size:08d}.bin` at position `i % chunk_size`. A chunk file is
+created at its full size (sparse: only written records take disk blocks), so its memmap never has to
+grow. `maps` is replaced, never mutated, whenever a chunk is added or deleted: a reader holding an
+older dict keeps valid mappings (an unlinked file stays readable while mapped) without taking any
+lock.
 """
 
 from __future__ import annotations
@@ -17,7 +19,8 @@ from serl.durable import fsync_directory
 
 
 class ChunkFiles:
-    """One folder of chunk files holding records of `dtype` (transition rows, observation slots or features)."""
+    """One folder of chunk files holding records of `dtype` (transition rows, observation slots or
+    features)."""
 
     def __init__(self, directory: Path, dtype: np.dtype, chunk_size: int) -> None:
         self.directory = Path(directory)
@@ -32,7 +35,8 @@ class ChunkFiles:
         return self.chunk_size * self.dtype.itemsize
 
     def open(self, count: int) -> None:
-        """Map the files holding committed records [0, count); delete files beyond them, trim appended garbage."""
+        """Map the files holding committed records [0, count); delete files beyond them, trim
+        appended garbage."""
         last = (count - 1) // self.chunk_size  # -1 when empty
         maps = {}
         for path in sorted(self.directory.glob("*.bin")):
@@ -42,7 +46,8 @@ class ChunkFiles:
                 continue
             size = path.stat().st_size
             if size < self.chunk_bytes:
-                raise RuntimeError(f"{path}: {size} bytes, expected {self.chunk_bytes}; committed data is missing")
+                raise RuntimeError(f"{path}: {size} bytes, expected {self.chunk_bytes}; committed "
+                                   "data is missing")
             if size > self.chunk_bytes:
                 os.truncate(path, self.chunk_bytes)  # garbage appended after a crash
             maps[chunk] = self._map(path)
@@ -55,7 +60,8 @@ class ChunkFiles:
         while done < len(records):
             chunk, local = divmod(start + done, self.chunk_size)
             n = min(len(records) - done, self.chunk_size - local)
-            _pwrite_all(self._fd(chunk), memoryview(records[done:done + n]).cast("B"), local * self.dtype.itemsize)
+            _pwrite_all(self._fd(chunk), memoryview(records[done:done + n]).cast("B"),
+                        local * self.dtype.itemsize)
             done += n
 
     def sync(self) -> None:
@@ -100,12 +106,14 @@ class ChunkFiles:
         created = not path.exists()
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
-            if os.fstat(fd).st_size < self.chunk_bytes:  # new, or left short by a failed ftruncate (disk full)
+            # new, or left short by a failed ftruncate (disk full)
+            if os.fstat(fd).st_size < self.chunk_bytes:
                 os.ftruncate(fd, self.chunk_bytes)
             if created:
                 fsync_directory(self.directory)
         except OSError:
-            os.close(fd)  # nothing committed lives in a file this short: the next try starts it again
+            # nothing committed lives in a file this short: the next try starts it again
+            os.close(fd)
             raise
         self._fds[chunk] = fd
         if chunk not in self.maps:
@@ -123,7 +131,8 @@ def _pwrite_all(fd: int, data: memoryview, offset: int) -> None:
 
 
 def group_by_chunk(maps: dict[int, np.ndarray], index: np.ndarray, chunk_size: int) -> list[tuple]:
-    """[(chunk map, positions in `index`, positions in the chunk)] so each chunk is indexed once per field."""
+    """[(chunk map, positions in `index`, positions in the chunk)] so each chunk is indexed once per
+    field."""
     chunks, local = np.divmod(np.asarray(index, dtype=np.int64), chunk_size)
     order = np.argsort(chunks, kind="stable")
     bounds = np.flatnonzero(np.diff(chunks[order])) + 1
@@ -131,7 +140,8 @@ def group_by_chunk(maps: dict[int, np.ndarray], index: np.ndarray, chunk_size: i
     for sel in np.split(order, bounds) if len(order) else []:
         chunk = int(chunks[sel[0]])
         if chunk not in maps:
-            raise IndexError(f"record {int(index[sel[0]])} is in chunk {chunk}, which is no longer stored")
+            raise IndexError(f"record {int(index[sel[0]])} is in chunk {chunk}, which is no longer "
+                             "stored")
         groups.append((maps[chunk], sel, local[sel]))
     return groups
 

@@ -1,9 +1,9 @@
 """The commit log: the single source of truth for what a replay storage holds.
 
-Each append ends with one record (slot and transition counts after it, the actor id and its new watermark, a CRC),
-fsynced after the data it covers. On open the last intact record defines the storage; a torn tail (a partial or
-corrupt last record) is cut. Corruption followed by intact records is not a torn write, so it is refused rather than
-silently dropping committed data.
+Each append ends with one record (slot and transition counts after it, the actor id and its new
+watermark, a CRC), fsynced after the data it covers. On open the last intact record defines the
+storage; a torn tail (a partial or corrupt last record) is cut. Corruption followed by intact
+records is not a torn write, so it is refused rather than silently dropping committed data.
 """
 
 from __future__ import annotations
@@ -15,7 +15,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from serl.durable import fsync_directory
+from serl.durable import fsync_directory, write_bytes
 
 _MAGIC = b"SRC1"
 _HEADER = struct.Struct("<4sQQqH")  # magic, n_slots, n_rows, watermark, actor id length
@@ -25,7 +25,8 @@ COMPACT_AFTER_RECORDS = 10_000  # on open, longer logs are rewritten as one reco
 
 @dataclass
 class CommitState:
-    """What the last intact record says, plus every actor's watermark in order of first appearance."""
+    """What the last intact record says, plus every actor's watermark in order of
+    first appearance."""
 
     n_slots: int = 0
     n_rows: int = 0
@@ -41,7 +42,8 @@ def encode_record(n_slots: int, n_rows: int, actor_id: str, watermark: int) -> b
 
 
 def decode_record(data: bytes, offset: int) -> tuple[int, int, str, int, int] | None:
-    """(n_slots, n_rows, actor_id, watermark, next offset) of the record at `offset`, or None if partial/corrupt."""
+    """(n_slots, n_rows, actor_id, watermark, next offset) of the record at `offset`, or None if
+    partial/corrupt."""
     if offset + _HEADER.size > len(data):
         return None
     magic, n_slots, n_rows, watermark, n_actor = _HEADER.unpack_from(data, offset)
@@ -87,13 +89,17 @@ class CommitLog:
         return state
 
     def append(self, n_slots: int, n_rows: int, actor_id: str, watermark: int) -> None:
-        """Append one record and fsync it; when this returns, the record (and what it covers) is committed."""
+        """Append one record and fsync it; when this returns, the record (and what it covers) is
+        committed."""
         if self._fd is None:
             raise RuntimeError("commit log is not open")
         record = encode_record(n_slots, n_rows, actor_id, watermark)
         written = os.pwrite(self._fd, record, self._end)
-        if written != len(record):  # e.g. a full disk: the partial record is overwritten by the next append
-            raise OSError(errno.ENOSPC, f"{self.path}: short write of a commit record ({written} of {len(record)} "
+        # e.g. a full disk: the partial record is overwritten by the next append
+        if written != len(record):
+            raise OSError(errno.ENOSPC,
+                          f"{self.path}: short write of a commit record ({written} of "
+                          f"{len(record)} "
                           "bytes); nothing committed")
         os.fdatasync(self._fd)
         self._end += len(record)
@@ -110,14 +116,9 @@ class CommitLog:
 
     def _rewrite(self, state: CommitState) -> None:
         """Replace the log by one record per actor (in first-appearance order), atomically."""
-        tmp = self.path.with_suffix(".tmp")
-        records = b"".join(encode_record(state.n_slots, state.n_rows, a, w) for a, w in state.watermarks.items())
-        with open(tmp, "wb") as f:
-            f.write(records)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, self.path)
-        fsync_directory(self.path.parent)
+        records = b"".join(encode_record(state.n_slots, state.n_rows, a, w) for a,
+                           w in state.watermarks.items())
+        write_bytes(self.path, records)
 
 
 def _replay(data: bytes) -> tuple[CommitState, int]:
@@ -133,6 +134,7 @@ def _refuse_if_intact_records_follow(data: bytes, bad: int, path: Path) -> None:
     start = bad + 1
     while (hit := data.find(_MAGIC, start)) >= 0:
         if decode_record(data, hit) is not None:
-            raise RuntimeError(f"{path}: corrupt record at byte {bad} is followed by intact records at byte {hit}; "
+            raise RuntimeError(f"{path}: corrupt record at byte {bad} is followed by intact "
+                               f"records at byte {hit}; "
                                "this is not a torn write, refusing to drop committed data")
         start = hit + 1

@@ -1,10 +1,11 @@
-"""Demonstration episode files: one `.npz` per successful episode (numpy only, never pickle), written atomically so
-Ctrl+C or a crash never leaves a half-written file. A demos folder accumulates them; the learner loads every file
-into its demo buffer (idempotently: each file is its own source with its own sequence numbers).
+"""Demonstration episode files: one `.npz` per successful episode (numpy only, never pickle),
+written atomically so Ctrl+C or a crash never leaves a half-written file. A demos folder accumulates
+them; the learner loads every file into its demo buffer (idempotently: each file is its own source
+with its own sequence numbers).
 
-Layout of a file: `observations.<key>` holds the T+1 observations of a T-step episode (each frame once; transition
-t is observations t -> t+1), every other transition field is stacked over the T steps, `spec` is the transition
-spec's JSON."""
+Layout of a file: `observations.<key>` holds the T+1 observations of a T-step episode (each frame
+once; transition t is observations t -> t+1), every other transition field is stacked over the T
+steps, `spec` is the transition spec's JSON."""
 
 from __future__ import annotations
 
@@ -21,12 +22,14 @@ PREFIX = "observations."
 
 
 def save_episode(folder: str | Path, batch: Batch, spec: TransitionSpec) -> Path:
-    """Write one episode (a batch of its transitions, in order) as a new file in `folder`; returns its path."""
+    """Write one episode (a batch of its transitions, in order) as a new file in `folder`; returns
+    its path."""
     spec.validate_batch(batch)
     n = batch_len(batch)
     for key in batch["observations"]:
         if not np.array_equal(batch["observations"][key][1:], batch["next_observations"][key][:-1]):
-            raise ValueError(f"episode is not contiguous: observations[{key}] of step t+1 differ from step t's next")
+            raise ValueError(f"episode is not contiguous: observations[{key}] of step t+1 differ "
+                             "from step t's next")
     arrays = {PREFIX + k: np.concatenate([v, batch["next_observations"][k][-1:]]) for k, v in
               batch["observations"].items()}
     arrays.update({name: np.asarray(batch[name]) for name in fixed_fields(spec.action_dim)})
@@ -36,13 +39,15 @@ def save_episode(folder: str | Path, batch: Batch, spec: TransitionSpec) -> Path
 
 
 def load_episode(path: str | Path, spec: TransitionSpec) -> Batch:
-    """The episode's transitions as a batch; ValueError naming the file if it is corrupt or of another spec."""
+    """The episode's transitions as a batch; ValueError naming the file if it is corrupt or of
+    another spec."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
     except Exception as err:  # zip, header and truncation errors come in many types
-        raise ValueError(f"{path.name}: not a readable episode file ({type(err).__name__}: {err})") from None
+        raise ValueError(f"{path.name}: not a readable episode file "
+                         f"({type(err).__name__}: {err})") from None
     stored = json.loads(str(arrays.pop("spec", "null")))
     if stored != json.loads(json.dumps(spec.to_json(), sort_keys=True)):
         raise ValueError(f"{path.name}: recorded for another observation/action spec")
@@ -58,7 +63,8 @@ def load_episode(path: str | Path, spec: TransitionSpec) -> Batch:
 
 
 def load_demos(folder: str | Path, spec: TransitionSpec) -> tuple[dict[str, Batch], list[str]]:
-    """Every readable episode in `folder` by file name, and one message per file that was skipped."""
+    """Every readable episode in `folder` by file name, and one message per file that
+    was skipped."""
     episodes, problems = {}, []
     for path in sorted(Path(folder).glob("*.npz")):
         try:

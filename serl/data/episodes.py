@@ -1,8 +1,9 @@
 """Which slot each transition's observations go to, so that every camera frame is stored once.
 
-Transition k of an episode usually observes exactly what transition k-1 stored as its next observation; then it
-points at that slot instead of storing a copy. The rule is checked byte for byte, never assumed, so a reset, a gap
-or a resent episode can only cost a new slot, never return a wrong observation.
+Transition k of an episode usually observes exactly what transition k-1 stored as its next
+observation; then it points at that slot instead of storing a copy. The rule is checked byte for
+byte, never assumed, so a reset, a gap or a resent episode can only cost a new slot, never return a
+wrong observation.
 """
 
 from __future__ import annotations
@@ -17,16 +18,19 @@ EpisodeKey = tuple[int, int]  # (actor index, episode id)
 
 @dataclass
 class SlotPlan:
-    """Slots for one batch: per-row links, which rows' observations need a new slot, episode map updates."""
+    """Slots for one batch: per-row links, which rows' observations need a new slot, episode map
+    updates."""
 
     obs_slot: np.ndarray
     next_slot: np.ndarray
     new_obs_rows: np.ndarray  # rows whose observations get a new slot (the others reuse a slot)
-    tails: dict[EpisodeKey, tuple[int, int] | None] = field(default_factory=dict)  # None: episode ended
+    # None: episode ended
+    tails: dict[EpisodeKey, tuple[int, int] | None] = field(default_factory=dict)
 
 
 class EpisodeMap:
-    """For every running episode: its last stored step and the slot of that step's next observation."""
+    """For every running episode: its last stored step and the slot of that step's
+    next observation."""
 
     def __init__(self) -> None:
         self.tails: dict[EpisodeKey, tuple[int, int]] = {}
@@ -38,25 +42,29 @@ class EpisodeMap:
         if len(rows) == 0:
             return episodes
         keys = np.stack([rows["actor"].astype(np.int64), rows["episode_id"]], axis=1)[::-1]
-        _, last = np.unique(keys, axis=0, return_index=True)  # first in reversed order = last occurrence
+        # first in reversed order = last occurrence
+        _, last = np.unique(keys, axis=0, return_index=True)
         for row in rows[::-1][last]:
             if not row["dones"]:
-                episodes.tails[(int(row["actor"]), int(row["episode_id"]))] = (int(row["step"]), int(row["next_slot"]))
+                episodes.tails[(int(row["actor"]),
+                                int(row["episode_id"]))] = (int(row["step"]), int(row["next_slot"]))
         return episodes
 
     def plan(self, actor: int, episode_ids: np.ndarray, steps: np.ndarray, dones: np.ndarray,
-             obs_bytes: Callable[[int], bytes], next_bytes: Callable[[int], bytes], first_new_slot: int,
-             read_slot: Callable[[int], bytes | None]) -> SlotPlan:
+             obs_bytes: Callable[[int], bytes], next_bytes: Callable[[int], bytes],
+             first_new_slot: int, read_slot: Callable[[int], bytes | None]) -> SlotPlan:
         """Assign slots to a batch of one actor's transitions, in order.
 
-        `obs_bytes(i)`/`next_bytes(i)` are row i's observations as slot-record bytes; `read_slot(slot)` returns a
-        committed slot's bytes, or None when it is no longer stored. New slots are numbered from `first_new_slot`
-        in row order, each row's observations (when new) before its next observations.
-        """
+        `obs_bytes(i)`/`next_bytes(i)` are row i's observations as slot-record bytes;
+        `read_slot(slot)` returns a committed slot's bytes, or None when it is no longer stored. New
+        slots are numbered from `first_new_slot` in row order, each row's observations (when new)
+        before its next observations.
+"""
         n = len(episode_ids)
         plan = SlotPlan(np.empty(n, np.int64), np.empty(n, np.int64), np.empty(0, np.int64))
         new_obs_rows: list[int] = []
-        pending: dict[int, int] = {}  # new slot -> row whose next observation it holds (not yet on disk)
+        # new slot -> row whose next observation it holds (not yet on disk)
+        pending: dict[int, int] = {}
         slot = first_new_slot
         for i in range(n):
             key = (actor, int(episode_ids[i]))

@@ -1,6 +1,7 @@
 """Which transitions of an incoming batch get stored: not duplicates, selected, and valid.
 
-Kept apart from the storage so the policy (watermarks, the selection mask, raise-or-drop) reads in one place.
+Kept apart from the storage so the policy (watermarks, the selection mask, raise-or-drop) reads in
+one place.
 """
 
 from __future__ import annotations
@@ -16,7 +17,8 @@ from serl.data.schema import Batch, TransitionSpec, batch_len, stack, take
 
 @dataclass(frozen=True)
 class Intake:
-    """The transitions to store (None if none) with their sequences, and what was left out and why."""
+    """The transitions to store (None if none) with their sequences, and what was left out
+    and why."""
 
     batch: Batch | None
     sequences: np.ndarray
@@ -29,7 +31,8 @@ class Intake:
 
 def intake(spec: TransitionSpec, batch: Any, watermark: int, first_sequence: int, keep: Any = None,
            on_invalid: str = "raise", action_limit: float | None = None) -> Intake:
-    """Split a batch dict or list of transitions with sequences first_sequence, ... (see `ReplayStorage.append`)."""
+    """Split a batch dict or list of transitions with sequences first_sequence, ... (see
+    `ReplayStorage.append`)."""
     if on_invalid not in ("raise", "drop"):
         raise ValueError(f"on_invalid must be 'raise' or 'drop', got {on_invalid!r}")
     is_dict = isinstance(batch, Mapping)
@@ -47,20 +50,25 @@ def intake(spec: TransitionSpec, batch: Any, watermark: int, first_sequence: int
         except ValueError as e:
             if on_invalid == "raise":
                 raise ValueError(f"invalid batch, nothing appended: {e}") from None
-            return Intake(None, rows[:0], duplicates, len(rows), n - duplicates - len(rows), str(e), last)
-    fresh = (batch if len(rows) == n else take(batch, rows)) if is_dict else [batch[i] for i in rows]
-    valid, kept, first_error = split_valid(spec, fresh, on_invalid, action_limit) if len(rows) else (None, rows, None)
+            return Intake(None, rows[:0], duplicates, len(rows), n - duplicates - len(rows),
+                          str(e), last)
+    fresh = (batch if len(rows) == n else take(batch,
+                                               rows)) if is_dict else [batch[i] for i in rows]
+    valid, kept, first_error = split_valid(spec, fresh, on_invalid,
+                                           action_limit) if len(rows) else (None, rows, None)
     return Intake(valid, first_sequence + rows[kept], duplicates, len(rows) - len(kept),
                   n - duplicates - len(rows), first_error, last)
 
 
 def split_valid(spec: TransitionSpec, fresh: Any, on_invalid: str,
                 action_limit: float | None = None) -> tuple[Batch | None, np.ndarray, str | None]:
-    """(valid transitions as a batch or None, their positions in `fresh`, the distinct problems or None).
+    """(valid transitions as a batch or None, their positions in `fresh`, the distinct problems or
+    None).
 
-    `fresh` is a batch dict or a list of transitions. With `on_invalid="raise"` any problem raises ValueError naming
-    the row and field. A batch dict with a structural problem has no valid row; a list is judged per transition.
-    """
+    `fresh` is a batch dict or a list of transitions. With `on_invalid="raise"` any problem raises
+    ValueError naming the row and field. A batch dict with a structural problem has no valid row; a
+    list is judged per transition.
+"""
     if isinstance(fresh, Mapping):
         n, errors = batch_len(fresh), {}
         try:
@@ -85,5 +93,7 @@ def split_valid(spec: TransitionSpec, fresh: Any, on_invalid: str,
     if batch is not None:
         finite = np.asarray([int(i) not in errors for i in keep], bool)
         batch, keep = take(batch, finite), keep[finite]
-    kinds = list(dict.fromkeys(msg for _, msg in sorted(errors.items())))  # distinct problems, first first
-    return (batch if len(keep) else None), keep, "; ".join(kinds[:4]) + ("; ..." if len(kinds) > 4 else "")
+    # distinct problems, first first
+    kinds = list(dict.fromkeys(msg for _, msg in sorted(errors.items())))
+    return (batch if len(keep)
+            else None), keep, "; ".join(kinds[:4]) + ("; ..." if len(kinds) > 4 else "")

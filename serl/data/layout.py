@@ -1,14 +1,14 @@
 """Record layouts of a replay storage folder, and conversions between batches and records.
 
-Three record kinds, each in its own chunk folder: a *slot* is one observation (state + every camera frame), a *row*
-is one transition without its observations (it points at two slots), a *feature* record holds the derived features
-of the slot with the same index. `storage.json` pins the spec, chunk size and feature spec of the folder.
+Three record kinds, each in its own chunk folder: a *slot* is one observation (state + every camera
+frame), a *row* is one transition without its observations (it points at two slots), a *feature*
+record holds the derived features of the slot with the same index. `storage.json` pins the spec,
+chunk size and feature spec of the folder.
 """
 
 from __future__ import annotations
 
 import json
-import os
 from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import cached_property
@@ -19,19 +19,22 @@ import numpy as np
 
 from serl.data.episodes import SlotPlan
 from serl.data.schema import Batch, Shape, TransitionSpec, fixed_fields
-from serl.durable import fsync_directory
+from serl.durable import write_json
 
 FORMAT_VERSION = 1
 
 
 def _record_dtype(fields: Mapping[str, tuple[Shape, np.dtype]]) -> np.dtype:
-    # Packed (no padding), so a record's bytes are exactly its values: byte-for-byte comparison is meaningful.
-    return np.dtype([(name, np.dtype(dtype), tuple(shape)) for name, (shape, dtype) in fields.items()])
+    # Packed (no padding), so a record's bytes are exactly its values: byte-for-byte comparison is
+    # meaningful.
+    return np.dtype([(name, np.dtype(dtype), tuple(shape)) for name, (shape,
+                                                                      dtype) in fields.items()])
 
 
 @dataclass(frozen=True)
 class StorageLayout:
-    """Record dtypes of one storage folder, from the transition spec and the optional feature spec."""
+    """Record dtypes of one storage folder, from the transition spec and the optional
+    feature spec."""
 
     spec: TransitionSpec
     chunk_size: int
@@ -41,7 +44,8 @@ class StorageLayout:
     def create(cls, spec: TransitionSpec, chunk_size: int,
                features: Mapping[str, tuple[Shape, Any]] | None) -> StorageLayout:
         """Normalise the feature spec ({name: (shape, dtype)}) into a hashable, canonical form."""
-        feats = tuple(sorted((n, tuple(int(d) for d in s), np.dtype(t).name) for n, (s, t) in (features or {}).items()))
+        feats = tuple(sorted((n, tuple(int(d) for d in s), np.dtype(t).name) for n,
+                             (s, t) in (features or {}).items()))
         clash = {n for n, _, _ in feats} & set(spec.observation_spec)
         if clash:
             raise ValueError(f"feature names clash with observation keys: {sorted(clash)}")
@@ -58,40 +62,43 @@ class StorageLayout:
     @cached_property
     def row_dtype(self) -> np.dtype:
         links = {"obs_slot": ((), np.int64), "next_slot": ((), np.int64),
-                 "actor": ((), np.int32), "sequence": ((), np.int64)}  # actor: index in first-commit order
+                 # actor: index in first-commit order
+                 "actor": ((), np.int32), "sequence": ((), np.int64)}
         return _record_dtype({**links, **fixed_fields(self.spec.action_dim)})
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT_VERSION, "spec": self.spec.to_json(), "chunk_size": self.chunk_size,
-                "features": {n: [list(s), t] for n, s, t in self.features}}
+        return {"format": FORMAT_VERSION, "spec": self.spec.to_json(),
+                "chunk_size": self.chunk_size, "features": {n: [list(s), t] for n, s,
+                                                            t in self.features}}
 
     def pin(self, directory: Path) -> None:
-        """Write `storage.json` in a new folder, or refuse to open a folder written with a different layout."""
+        """Write `storage.json` in a new folder, or refuse to open a folder written with a different
+        layout."""
         path = directory / "storage.json"
         if not path.exists():
-            tmp = path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(self.to_json(), indent=1))
-            with open(tmp, "rb") as f:
-                os.fsync(f.fileno())
-            os.replace(tmp, path)
-            fsync_directory(directory)
+            write_json(path, self.to_json(), indent=1)
             return
         stored = json.loads(path.read_text())
         mine = json.loads(json.dumps(self.to_json()))  # tuples -> lists, as stored
-        diffs = [f"{k}: stored {stored.get(k)!r}, requested {v!r}" for k, v in mine.items() if stored.get(k) != v]
+        diffs = [f"{k}: stored {stored.get(k)!r}, requested {v!r}" for k,
+                 v in mine.items() if stored.get(k) != v]
         if diffs:
-            raise ValueError(f"{directory} holds a storage with a different layout: " + "; ".join(diffs))
+            raise ValueError(f"{directory} holds a storage with a different layout: "
+                             + "; ".join(diffs))
 
     def record_bytes(self, observations: Mapping[str, np.ndarray], row: int) -> bytes:
-        """Row `row` of an observation batch as the bytes of its slot record (what byte-for-byte reuse compares)."""
+        """Row `row` of an observation batch as the bytes of its slot record (what byte-for-byte
+        reuse compares)."""
         return b"".join(observations[key][row].tobytes() for key in self.slot_dtype.names)
 
     def slot_records(self, batch: Batch, plan: SlotPlan, first_new_slot: int) -> np.ndarray:
-        """The new slots a plan asks for, in slot order, copied once from the batch's observations."""
+        """The new slots a plan asks for, in slot order, copied once from the
+        batch's observations."""
         obs_rows = plan.new_obs_rows
         out = np.empty(len(obs_rows) + len(plan.next_slot), self.slot_dtype)
         for key in out.dtype.names:
-            out[key][plan.obs_slot[obs_rows] - first_new_slot] = batch["observations"][key][obs_rows]
+            out[key][plan.obs_slot[obs_rows]
+                     - first_new_slot] = batch["observations"][key][obs_rows]
             out[key][plan.next_slot - first_new_slot] = batch["next_observations"][key]
         return out
 
@@ -99,13 +106,15 @@ class StorageLayout:
                     sequence: np.ndarray) -> np.ndarray:
         """Transition batch (without its observations) + slot links + origin -> row records."""
         out = np.empty(len(obs_slot), self.row_dtype)
-        out["obs_slot"], out["next_slot"], out["actor"], out["sequence"] = obs_slot, next_slot, actor, sequence
+        out["obs_slot"], out["next_slot"] = obs_slot, next_slot
+        out["actor"], out["sequence"] = actor, sequence
         for name in fixed_fields(self.spec.action_dim):
             out[name] = batch[name]
         return out
 
     def feature_records(self, features: Mapping[str, Any], n: int) -> np.ndarray:
-        """Output of a feature function for n slots -> feature records (shapes checked, dtypes cast)."""
+        """Output of a feature function for n slots -> feature records (shapes checked, dtypes
+        cast)."""
         out = np.empty(n, self.feature_dtype)
         for name, shape, dtype in self.features:
             if name not in features:
@@ -116,8 +125,10 @@ class StorageLayout:
             out[name] = value.astype(dtype, copy=False)
         return out
 
-    def rows_to_batch(self, rows: np.ndarray, obs: dict[str, np.ndarray], next_obs: dict[str, np.ndarray]) -> Batch:
+    def rows_to_batch(self, rows: np.ndarray, obs: dict[str, np.ndarray],
+                      next_obs: dict[str, np.ndarray]) -> Batch:
         """Row records + gathered observations -> a transition batch (contiguous arrays)."""
-        batch: Batch = {name: np.ascontiguousarray(rows[name]) for name in fixed_fields(self.spec.action_dim)}
+        batch: Batch = {name: np.ascontiguousarray(rows[name])
+                        for name in fixed_fields(self.spec.action_dim)}
         batch["observations"], batch["next_observations"] = obs, next_obs
         return batch

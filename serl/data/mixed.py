@@ -1,4 +1,5 @@
-"""RLPD batches: half online, half demo; and a prefetcher that samples the next batch while the current one trains."""
+"""RLPD batches: half online, half demo; and a prefetcher that samples the next batch while the
+current one trains."""
 
 from __future__ import annotations
 
@@ -16,8 +17,10 @@ class Sampler(Protocol):
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch: ...
 
 
-def sample_mixed(online: Sampler, demo: Sampler, batch_size: int, rng: np.random.Generator) -> Batch:
-    """`batch_size` transitions: the first ceil(b/2) from `online`, the rest from `demo`, concatenated."""
+def sample_mixed(online: Sampler, demo: Sampler, batch_size: int,
+                 rng: np.random.Generator) -> Batch:
+    """`batch_size` transitions: the first ceil(b/2) from `online`, the rest from `demo`,
+    concatenated."""
     n_online = (batch_size + 1) // 2
     return concatenate([online.sample(n_online, rng), demo.sample(batch_size - n_online, rng)])
 
@@ -30,10 +33,10 @@ class _Failure:
 class PrefetchIterator:
     """Iterates `device_put(sample_fn())` computed `depth` batches ahead on a background thread.
 
-    An exception in the thread is re-raised by `next`; `close` (or leaving a `with` block) stops the thread.
-    `device_put` defaults to `jax.device_put`, imported only when needed so `serl.data` does not import JAX.
-    `sample_fn` runs on the background thread: give it its own rng.
-    """
+    An exception in the thread is re-raised by `next`; `close` (or leaving a `with` block) stops the
+    thread. `device_put` defaults to `jax.device_put`, imported only when needed so `serl.data` does
+    not import JAX. `sample_fn` runs on the background thread: give it its own rng.
+"""
 
     def __init__(self, sample_fn: Callable[[], Any], device_put: Callable[[Any], Any] | None = None,
                  depth: int = 2) -> None:
@@ -57,7 +60,8 @@ class PrefetchIterator:
             self._put(_Failure(error))
 
     def _put(self, item: Any) -> None:
-        while not self._stop.is_set():  # wake up now and then so `close` is never stuck behind a full queue
+        # wake up now and then so `close` is never stuck behind a full queue
+        while not self._stop.is_set():
             try:
                 self._queue.put(item, timeout=0.05)
                 return

@@ -1,7 +1,9 @@
-"""The one transition schema, its validation, and helpers to stack transitions into batches and back.
+"""The one transition schema, its validation, and helpers to stack transitions into batches and
+back.
 
-A transition is a dict of numpy values (see DESIGN.md, "Transition schema"); a batch is the same dict with a leading
-axis on every array. Validation is strict (exact dtype and shape, no casting) because it guards the wire and the disk.
+A transition is a dict of numpy values (see DESIGN.md, "Transition schema"); a batch is the same
+dict with a leading axis on every array. Validation is strict (exact dtype and shape, no casting)
+because it guards the wire and the disk.
 """
 
 from __future__ import annotations
@@ -41,11 +43,13 @@ def fixed_fields(action_dim: int) -> dict[str, tuple[Shape, np.dtype]]:
 
 @dataclass(frozen=True)
 class TransitionSpec:
-    """Shapes and dtypes of one transition, from an observation spec {key: (shape, dtype)} and the action size.
+    """Shapes and dtypes of one transition, from an observation spec {key: (shape, dtype)} and the
+    action size.
 
-    `observations` may be given as a mapping; it is stored as a sorted tuple of (key, shape, dtype name) so the spec
-    is hashable and has one canonical JSON form (its `fingerprint` is what a transport handshake compares).
-    """
+    `observations` may be given as a mapping; it is stored as a sorted tuple of (key, shape, dtype
+    name) so the spec is hashable and has one canonical JSON form (its `fingerprint` is what a
+    transport handshake compares).
+"""
 
     observations: Any
     action_dim: int
@@ -53,7 +57,8 @@ class TransitionSpec:
     def __post_init__(self) -> None:
         items = self.observations.items() if isinstance(self.observations, Mapping) else (
             (k, (s, d)) for k, s, d in self.observations)
-        canonical = tuple(sorted((str(k), tuple(int(n) for n in s), np.dtype(d).name) for k, (s, d) in items))
+        canonical = tuple(sorted((str(k), tuple(int(n) for n in s), np.dtype(d).name) for k,
+                                 (s, d) in items))
         if not canonical:
             raise ValueError("observation spec is empty")
         if self.action_dim < 1:
@@ -63,18 +68,21 @@ class TransitionSpec:
 
     @classmethod
     def from_spaces(cls, observation_space: Any, action_space: Any) -> TransitionSpec:
-        """Build from gymnasium spaces: a Dict of Boxes (the flattened policy observation) and a Box action space."""
+        """Build from gymnasium spaces: a Dict of Boxes (the flattened policy observation) and a Box
+        action space."""
         obs = {k: (space.shape, space.dtype) for k, space in observation_space.spaces.items()}
         return cls(obs, int(np.prod(action_space.shape)))
 
     @classmethod
     def from_json(cls, data: Mapping[str, Any]) -> TransitionSpec:
         """Inverse of `to_json`."""
-        return cls({k: (tuple(s), d) for k, (s, d) in data["observations"].items()}, data["action_dim"])
+        return cls({k: (tuple(s), d) for k, (s, d) in data["observations"].items()},
+                   data["action_dim"])
 
     def to_json(self) -> dict[str, Any]:
         """A JSON-serialisable form (stored beside the buffer, sent in handshakes)."""
-        return {"observations": {k: [list(s), d] for k, s, d in self.observations}, "action_dim": self.action_dim}
+        return {"observations": {k: [list(s), d] for k, s, d in self.observations},
+                "action_dim": self.action_dim}
 
     def fingerprint(self) -> str:
         """A short hash of the canonical JSON form: equal specs, equal fingerprints."""
@@ -92,7 +100,8 @@ class TransitionSpec:
         return tuple(k for k, s, d in self.observations if d == "uint8" and len(s) == 3)
 
     def fields(self) -> dict[tuple[str, ...], tuple[Shape, np.dtype]]:
-        """Every leaf of a transition: path -> (shape, dtype); observation leaves have two-element paths."""
+        """Every leaf of a transition: path -> (shape, dtype); observation leaves have two-element
+        paths."""
         out: dict[tuple[str, ...], tuple[Shape, np.dtype]] = {}
         for top in OBSERVATION_FIELDS:
             out.update({(top, k): v for k, v in self.observation_spec.items()})
@@ -100,19 +109,24 @@ class TransitionSpec:
         return out
 
     def validate(self, transition: Mapping[str, Any]) -> None:
-        """Raise ValueError naming every field that is missing, unexpected, of wrong dtype or shape, or non-finite."""
+        """Raise ValueError naming every field that is missing, unexpected, of wrong dtype or shape,
+        or non-finite."""
         _raise_if(self.problems(transition))
 
     def problems(self, transition: Mapping[str, Any]) -> list[str]:
-        """What `validate` would complain about, one "field: what is wrong" message each (empty when valid)."""
-        return self.structure_problems(transition) or list(self.nonfinite_rows(stack([transition])).values())
+        """What `validate` would complain about, one "field: what is wrong" message each (empty when
+        valid)."""
+        problems = self.structure_problems(transition)
+        return problems or list(self.nonfinite_rows(stack([transition])).values())
 
     def structure_problems(self, transition: Mapping[str, Any]) -> list[str]:
-        """Missing or unexpected keys, wrong dtypes or shapes of one transition (values are not looked at)."""
+        """Missing or unexpected keys, wrong dtypes or shapes of one transition (values are not
+        looked at)."""
         return _structure_errors(transition, self._tree(), (), "")
 
     def validate_batch(self, batch: Mapping[str, Any]) -> int:
-        """Validate a batch (leading axis on every leaf); return its length. Non-finite rows are named by index."""
+        """Validate a batch (leading axis on every leaf); return its length. Non-finite rows are
+        named by index."""
         n = self.check_structure(batch)
         _raise_if([f"row {i}: {msg}" for i, msg in self.nonfinite_rows(batch).items()])
         return n
@@ -124,7 +138,8 @@ class TransitionSpec:
         return n
 
     def nonfinite_rows(self, batch: Mapping[str, Any]) -> dict[int, str]:
-        """{row: message} for rows with a NaN or infinity in a floating field (a structurally valid batch)."""
+        """{row: message} for rows with a NaN or infinity in a floating field (a structurally valid
+        batch)."""
         bad: dict[int, str] = {}
         for path, (_, dtype) in self.fields().items():
             if dtype.kind != "f":
@@ -136,9 +151,11 @@ class TransitionSpec:
         return dict(sorted(bad.items()))
 
     def action_rows_outside(self, batch: Mapping[str, Any], limit: float) -> dict[int, str]:
-        """{row: message} for rows whose action has a component beyond +-`limit` (a structurally valid batch)."""
+        """{row: message} for rows whose action has a component beyond +-`limit` (a structurally
+        valid batch)."""
         actions = np.nan_to_num(np.asarray(batch["actions"]).reshape(batch_len(batch), -1))
-        return {int(r): f"actions: outside [-{limit:g}, {limit:g}] (max |a| = {np.abs(actions[r]).max():.3g})"
+        return {int(r): f"actions: outside [-{limit:g}, {limit:g}] (max |a| = "
+                        f"{np.abs(actions[r]).max():.3g})"
                 for r in np.flatnonzero((np.abs(actions) > limit * (1 + 1e-6)).any(axis=1))}
 
     def _tree(self) -> dict[str, Any]:
@@ -152,12 +169,14 @@ def _raise_if(errors: list[str]) -> None:
 
 
 def _structure_errors(value: Any, expected: Any, leading: Shape, path: str) -> list[str]:
-    """Messages for every structural mismatch between `value` and the expected tree of (shape, dtype) leaves."""
+    """Messages for every structural mismatch between `value` and the expected tree of (shape,
+    dtype) leaves."""
     if isinstance(expected, dict):
         if not isinstance(value, Mapping):
             return [f"{path or 'transition'}: expected a dict, got {type(value).__name__}"]
         errors = [f"{_join(path, k)}: missing" for k in sorted(expected.keys() - value.keys())]
-        errors += [f"{_join(path, k)}: unexpected key" for k in sorted(map(str, value.keys() - expected.keys()))]
+        errors += [f"{_join(path, k)}: unexpected key"
+                   for k in sorted(map(str, value.keys() - expected.keys()))]
         for k in sorted(expected.keys() & value.keys()):
             errors += _structure_errors(value[k], expected[k], leading, _join(path, k))
         return errors
@@ -185,13 +204,13 @@ def get_path(tree: Mapping[str, Any], path: Sequence[str]) -> Any:
 
 def map_tree(fn: Callable[..., Any], *trees: Mapping[str, Any]) -> dict[str, Any]:
     """Apply `fn` leafwise over nested dicts with the same keys (the first tree's keys)."""
-    return {k: map_tree(fn, *(t[k] for t in trees)) if isinstance(v, Mapping) else fn(*(t[k] for t in trees))
-            for k, v in trees[0].items()}
+    return {k: map_tree(fn, *(t[k] for t in trees)) if isinstance(v, Mapping)
+            else fn(*(t[k] for t in trees)) for k, v in trees[0].items()}
 
 
 def batch_len(batch: Mapping[str, Any]) -> int:
-    """Length of the leading axis: of `rewards` when present (0-d per transition, so a lone transition is never
-    mistaken for a batch), else of the first leaf."""
+    """Length of the leading axis: of `rewards` when present (0-d per transition, so a lone
+    transition is never mistaken for a batch), else of the first leaf."""
     leaf = batch["rewards"] if "rewards" in batch else _first_leaf(batch)
     if not isinstance(leaf, np.ndarray) or leaf.ndim == 0:
         raise ValueError(f"not a batch: a {type(leaf).__name__} leaf has no leading axis")

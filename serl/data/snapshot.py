@@ -1,8 +1,9 @@
-"""An immutable view of a storage's committed data, and reading transitions from it without any lock.
+"""An immutable view of a storage's committed data, and reading transitions from it without any
+lock.
 
-The writer publishes a new `Snapshot` after every commit. A reader takes the current one (one attribute read) and
-gathers from the chunk maps it holds: rows past its counts are never visible, and chunks deleted since stay readable
-through the mappings the snapshot keeps alive.
+The writer publishes a new `Snapshot` after every commit. A reader takes the current one (one
+attribute read) and gathers from the chunk maps it holds: rows past its counts are never visible,
+and chunks deleted since stay readable through the mappings the snapshot keeps alive.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from serl.data.schema import Batch
 
 @dataclass(frozen=True)
 class Snapshot:
-    """Committed rows [start, n_rows) and the chunk maps covering them. Never mutated once published."""
+    """Committed rows [start, n_rows) and the chunk maps covering them. Never mutated once
+    published."""
 
     layout: StorageLayout | None = None
     n_rows: int = 0
@@ -34,7 +36,8 @@ class Snapshot:
         index = np.asarray(indices, np.int64).reshape(-1)
         bad = index[(index < self.start) | (index >= self.n_rows)]
         if len(bad):
-            raise IndexError(f"indices {bad[:5].tolist()} outside the stored window [{self.start}, {self.n_rows})")
+            raise IndexError(f"indices {bad[:5].tolist()} outside the stored window [{self.start}, "
+                             f"{self.n_rows})")
         return index
 
     def read_rows(self, index: np.ndarray) -> np.ndarray:
@@ -43,9 +46,11 @@ class Snapshot:
         return read_field(groups, None, np.empty(len(index), self.layout.row_dtype))
 
     def read(self, index: np.ndarray, images: bool) -> Batch:
-        """Transitions by absolute index, observations and next observations gathered from their slots."""
+        """Transitions by absolute index, observations and next observations gathered from their
+        slots."""
         rows = self.read_rows(index)
-        both = self._read_slots(np.concatenate([rows["obs_slot"], rows["next_slot"]]), images)  # one grouping
+        # one grouping
+        both = self._read_slots(np.concatenate([rows["obs_slot"], rows["next_slot"]]), images)
         n = len(index)
         return self.layout.rows_to_batch(rows, {k: v[:n] for k, v in both.items()},
                                          {k: v[n:] for k, v in both.items()})

@@ -1,14 +1,16 @@
-"""Replay storage: append-only chunk files on disk, memory-mapped for sampling; the files are the persistence.
+"""Replay storage: append-only chunk files on disk, memory-mapped for sampling; the files are the
+persistence.
 
 Layout of a storage folder (see `layout.py`, `chunks.py`, `commit_log.py`):
     storage.json   spec, chunk size and feature spec the folder was created with
     commits.log    one fsynced record per append: the single source of truth for what is committed
     slots/         observations (state + camera frames), one slot per distinct observation
-    rows/          transitions without observations: two slot links, actions, rewards, ..., origin (actor, sequence)
+    rows/          transitions without observations: two slot links, actions, rewards, ...,
+                   origin (actor, sequence)
     features/      optional derived features, one record per slot
 
-One writer thread appends; any number of threads sample. Samplers never lock: they read an immutable `Snapshot` of
-the committed counts and chunk maps, which the writer replaces after each commit.
+One writer thread appends; any number of threads sample. Samplers never lock: they read an immutable
+`Snapshot` of the committed counts and chunk maps, which the writer replaces after each commit.
 """
 
 from __future__ import annotations
@@ -16,20 +18,19 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from concurrent.futures import ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
-from serl.data.chunks import ChunkFiles
 from serl.data.commit_log import CommitLog
 from serl.data.episodes import EpisodeMap, SlotPlan
 from serl.data.intake import intake
 from serl.data.layout import StorageLayout
 from serl.data.schema import Batch, TransitionSpec
 from serl.data.snapshot import Snapshot
+from serl.data.storage_files import StorageFiles
 from serl.durable import lock_folder
 
 FeatureFn = Callable[[dict[str, np.ndarray]], Mapping[str, Any]]
@@ -43,13 +44,15 @@ class AppendResult:
     duplicates: int
     invalid: int
     watermark: int
-    first_error: str | None = None  # the invalid transitions' problems (distinct, first first), for the log
+    # the invalid transitions' problems (distinct, first first), for the log
+    first_error: str | None = None
     skipped: int = 0  # left out by the `keep` mask
 
 
 @dataclass(frozen=True)
 class DiskUsage:
-    """Bytes on disk: observation slots, derived features, and everything else (rows, commit log, storage.json)."""
+    """Bytes on disk: observation slots, derived features, and everything else (rows, commit log,
+    storage.json)."""
 
     frames_and_state: int
     features: int
@@ -61,15 +64,18 @@ class DiskUsage:
 
 
 class ReplayStorage:
-    """A durable, exactly-once, disk-backed replay buffer sampling uniformly from its newest `capacity` transitions.
+    """A durable, exactly-once, disk-backed replay buffer sampling uniformly from its newest
+    `capacity` transitions.
 
-    Re-opening a folder restores everything committed. `features`/`feature_fn` add per-slot derived features
-    (computed once per new slot, batched, at append time), returned as `observations[name]` in samples; with
-    `drop_images_in_samples` the camera frames are then left out of samples (`get` still returns them).
-    With `action_limit` an action component beyond +-limit makes a transition invalid.
-    """
+    Re-opening a folder restores everything committed. `features`/`feature_fn` add per-slot derived
+    features (computed once per new slot, batched, at append time), returned as `observations[name]`
+    in samples; with `drop_images_in_samples` the camera frames are then left out of samples (`get`
+    still returns them). With `action_limit` an action component beyond +-limit makes a transition
+    invalid.
+"""
 
-    def __init__(self, directory: str | Path, spec: TransitionSpec, capacity: int, chunk_size: int = 1024, *,
+    def __init__(self, directory: str | Path, spec: TransitionSpec, capacity: int,
+                 chunk_size: int = 1024, *,
                  features: Mapping[str, tuple[tuple[int, ...], Any]] | None = None,
                  feature_fn: FeatureFn | None = None, drop_images_in_samples: bool = False,
                  action_limit: float | None = None) -> None:
@@ -81,144 +87,142 @@ class ReplayStorage:
         self.directory.mkdir(parents=True, exist_ok=True)
         self.layout = StorageLayout.create(spec, chunk_size, features)
         self.layout.pin(self.directory)
-        self._feature_fn, self._drop_images, self._cs = feature_fn, drop_images_in_samples, int(chunk_size)
+        self._feature_fn, self._drop_images = feature_fn, drop_images_in_samples
         self._action_limit = action_limit
         self._lock = threading.Lock()  # serialises writers; readers use `_snapshot`
         self._closed = False
         self._folder_lock = lock_folder(self.directory, "ReplayStorage")
         self._log = CommitLog(self.directory / "commits.log")
+        self._files = StorageFiles(self.directory, self.layout)
         try:
             self._open()
         except BaseException:
+            self._files.close()
             self._log.close()
             os.close(self._folder_lock)
             raise
-        self._io = ThreadPoolExecutor(max_workers=3, thread_name_prefix="replay-io")
 
     def _open(self) -> None:
-        """Replay the commit log, map the committed chunks, rebuild the episode map, collect garbage."""
+        """Replay the commit log, map the committed chunks, rebuild the episode map, collect
+        garbage."""
         state = self._log.open()
-        self._n_slots, self._n_rows, self._watermarks = state.n_slots, state.n_rows, state.watermarks
-        self._actors = list(state.watermarks)  # a row's actor field indexes this (first-commit order)
-        self._rows = ChunkFiles(self.directory / "rows", self.layout.row_dtype, self._cs)
-        self._slots = ChunkFiles(self.directory / "slots", self.layout.slot_dtype, self._cs)
-        self._features = ChunkFiles(self.directory / "features", self.layout.feature_dtype, self._cs) \
-            if self.layout.features else None
-        self._rows.open(self._n_rows)
-        self._slots.open(self._n_slots)
-        if self._features is not None:
-            self._features.open(self._n_slots)
-        self._min_obs_slot = {c: int(self._chunk_rows(c)["obs_slot"].min()) for c in self._rows.maps}
-        self._check_complete()
-        self._episodes = EpisodeMap.rebuild(self._stored_rows())
+        self._n_slots, self._n_rows = state.n_slots, state.n_rows
+        self._watermarks = state.watermarks
+        # a row's actor field indexes this (first-commit order)
+        self._actors = list(state.watermarks)
+        stored_rows = self._files.open(self._n_slots, self._n_rows)
+        self._episodes = EpisodeMap.rebuild(stored_rows)
         self._collect_garbage()
 
-    # -- writing ---------------------------------------------------------------------------------------------
+    # -- writing -----------------------------------------------------------------------------------
 
-    def append(self, batch: Mapping[str, Any] | Sequence[Mapping[str, Any]], actor_id: str, first_sequence: int,
-               on_invalid: str = "raise", keep: Any = None) -> AppendResult:
-        """Durably append transitions first_sequence, first_sequence+1, ... of `actor_id`; drop duplicates.
+    def append(self, batch: Mapping[str, Any] | Sequence[Mapping[str, Any]], actor_id: str,
+               first_sequence: int, on_invalid: str = "raise", keep: Any = None) -> AppendResult:
+        """Durably append transitions first_sequence, first_sequence+1, ... of `actor_id`; drop
+        duplicates.
 
-        `batch` is a batch dict or a list of transitions. Transitions at or below the actor's watermark are
-        duplicates and skipped. Invalid transitions make the call raise ValueError with nothing written
-        (`on_invalid="raise"`), or are dropped and counted (`"drop"`; the watermark still moves past them).
-        `keep`, a boolean mask over the batch, stores only the selected transitions (e.g. the intervention steps,
-        for the demo buffer) while the watermark covers the whole batch.
-        Returns once the data and the new watermark are on disk (fsynced).
-        """
+        `batch` is a batch dict or a list of transitions. Transitions at or below the actor's
+        watermark are duplicates and skipped. Invalid transitions make the call raise ValueError
+        with nothing written (`on_invalid="raise"`), or are dropped and counted (`"drop"`; the
+        watermark still moves past them). `keep`, a boolean mask over the batch, stores only the
+        selected transitions (e.g. the intervention steps, for the demo buffer) while the watermark
+        covers the whole batch. Returns once the data and the new watermark are on disk (fsynced).
+"""
         with self._lock:
             self._check_open()
             mark = self._watermarks.get(actor_id, -1)
-            got = intake(self.spec, batch, mark, first_sequence, keep, on_invalid, self._action_limit)
+            got = intake(self.spec, batch, mark, first_sequence, keep, on_invalid,
+                         self._action_limit)
             if got.last_sequence == mark:  # nothing new: no commit needed
                 return AppendResult(0, got.duplicates, 0, mark, skipped=got.skipped)
-            written = None if got.batch is None else self._write(got.batch, self._actor_index(actor_id), got.sequences)
+            written = None if got.batch is None else self._write(got.batch,
+                                                                 self._actor_index(actor_id),
+                                                                 got.sequences)
             self._commit(actor_id, got.last_sequence, written)
-            return AppendResult(len(got.sequences), got.duplicates, got.invalid, got.last_sequence, got.first_error,
-                                got.skipped)
+            return AppendResult(len(got.sequences), got.duplicates, got.invalid, got.last_sequence,
+                                got.first_error, got.skipped)
 
-    def _write(self, batch: Batch, actor: int, sequences: np.ndarray) -> tuple[SlotPlan, int, np.ndarray]:
-        """Write slots, features and rows past the committed counts and fsync them (not yet committed)."""
+    def _write(self, batch: Batch, actor: int,
+               sequences: np.ndarray) -> tuple[SlotPlan, int, np.ndarray]:
+        """Write slots, features and rows past the committed counts and fsync them (not yet
+        committed)."""
         obs, next_obs = batch["observations"], batch["next_observations"]
         plan = self._episodes.plan(actor, batch["episode_id"], batch["step"], batch["dones"],
                                    lambda i: self.layout.record_bytes(obs, i),
-                                   lambda i: self.layout.record_bytes(next_obs, i), self._n_slots, self._read_slot)
+                                   lambda i: self.layout.record_bytes(next_obs, i), self._n_slots,
+                                   self._files.read_slot)
         new_slots = self.layout.slot_records(batch, plan, self._n_slots)
         rows = self.layout.row_records(batch, plan.obs_slot, plan.next_slot, actor, sequences)
-        files = [(self._slots, self._n_slots, new_slots), (self._rows, self._n_rows, rows)]
-        if self._features is not None:  # computed before anything is written, so a failing fn writes nothing
+        feats = None
+        if self._files.features is not None:
+            # Computed before anything is written, so a failing fn writes nothing.
             inputs = {k: np.ascontiguousarray(new_slots[k]) for k in new_slots.dtype.names}
             feats = self.layout.feature_records(self._feature_fn(inputs), len(new_slots))
-            files.append((self._features, self._n_slots, feats))
-        # Each file written and fsynced on its own thread: the fsyncs overlap (about 2x the durable rate).
-        done, _ = wait([self._io.submit(f.write_durably, start, records) for f, start, records in files])
-        for future in done:
-            future.result()  # all finished first: a failure never leaves a write running into the next append
+        self._files.write_durably(self._n_slots, self._n_rows, new_slots, rows, feats)
         return plan, len(new_slots), rows
 
-    def _commit(self, actor_id: str, mark: int, written: tuple[SlotPlan, int, np.ndarray] | None) -> None:
+    def _commit(self, actor_id: str, mark: int, written: tuple[SlotPlan, int,
+                                                               np.ndarray] | None) -> None:
         """Append the commit record, then (only then) make the batch visible and collect garbage."""
-        plan, n_new_slots, rows = written if written is not None else (None, 0, np.empty(0, self.layout.row_dtype))
+        nothing = (None, 0, np.empty(0, self.layout.row_dtype))
+        plan, n_new_slots, rows = written if written is not None else nothing
         self._log.append(self._n_slots + n_new_slots, self._n_rows + len(rows), actor_id, mark)
         if actor_id not in self._watermarks:
             self._actors.append(actor_id)
         self._watermarks[actor_id] = mark
         if plan is not None:
             self._episodes.apply(plan)
-            chunks = (self._n_rows + np.arange(len(rows))) // self._cs
-            for c in np.unique(chunks):
-                low = int(rows["obs_slot"][chunks == c].min())
-                self._min_obs_slot[int(c)] = min(low, self._min_obs_slot.get(int(c), low))
+            self._files.note_rows(self._n_rows, rows)
         self._n_slots += n_new_slots
         self._n_rows += len(rows)
         self._collect_garbage()
 
     def _collect_garbage(self) -> None:
-        """Delete row chunks wholly older than the window, then slot chunks no stored row points into; publish."""
-        self._rows.delete_below(max(0, self._n_rows - self.capacity) // self._cs)
-        self._min_obs_slot = {c: v for c, v in self._min_obs_slot.items() if c in self._rows.maps}
-        floor = min(self._min_obs_slot.values(), default=self._n_slots) // self._cs
-        self._slots.delete_below(floor)
-        if self._features is not None:
-            self._features.delete_below(floor)
-        self._episodes.forget_below(floor * self._cs)
-        oldest = min(self._rows.maps, default=self._n_rows // self._cs) * self._cs
-        self._snapshot = Snapshot(self.layout, self._n_rows, max(self._n_rows - self.capacity, oldest, 0),
-                                  self._rows.maps, self._slots.maps, self._features.maps if self._features else {},
+        """Delete row chunks wholly older than the window, then slot chunks no stored row points
+        into; publish."""
+        files, cs = self._files, self.layout.chunk_size
+        first_slot = files.collect_garbage(max(0, self._n_rows - self.capacity), self._n_slots)
+        self._episodes.forget_below(first_slot)
+        oldest = min(files.rows.maps, default=self._n_rows // cs) * cs
+        self._snapshot = Snapshot(self.layout, self._n_rows, max(self._n_rows - self.capacity,
+                                                                 oldest, 0),
+                                  files.rows.maps, files.slots.maps,
+                                  files.features.maps if files.features else {},
                                   dict(self._watermarks))
 
-    # -- reading ---------------------------------------------------------------------------------------------
+    # -- reading -----------------------------------------------------------------------------------
 
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch:
-        """A batch drawn uniformly (with replacement) from the newest `capacity` committed transitions."""
+        """A batch drawn uniformly (with replacement) from the newest `capacity` committed
+        transitions."""
         snap = self._snapshot_if_open()
         if snap.n_rows <= snap.start:
             raise ValueError("cannot sample from an empty replay storage")
-        return snap.read(rng.integers(snap.start, snap.n_rows, size=batch_size), images=not self._drop_images)
+        return snap.read(rng.integers(snap.start, snap.n_rows, size=batch_size),
+                         images=not self._drop_images)
 
     def get(self, indices: Any) -> Batch:
-        """Transitions by absolute index (0 = first ever appended), within the window; frames always included."""
+        """Transitions by absolute index (0 = first ever appended), within the window; frames always
+        included."""
         snap = self._snapshot_if_open()
         return snap.read(snap.checked(indices), images=True)
 
     def origins(self, indices: Any) -> list[tuple[str, int]]:
-        """(actor id, sequence) of transitions by absolute index: what audits compare with the actors' logs."""
+        """(actor id, sequence) of transitions by absolute index: what audits compare with the
+        actors' logs."""
         snap = self._snapshot_if_open()
         rows = snap.read_rows(snap.checked(indices))
-        return [(self._actors[a], int(s)) for a, s in zip(rows["actor"], rows["sequence"], strict=True)]
+        return [(self._actors[a], int(s)) for a, s in zip(rows["actor"], rows["sequence"],
+                                                          strict=True)]
 
     def provenance(self, indices: Any) -> tuple[list[str], np.ndarray]:
-        """(actor ids, row records) of transitions by absolute index: every field but the observations, with
-        `actor` indexing the returned ids and `sequence`; cheap enough to audit a whole buffer."""
+        """(actor ids, row records) of transitions by absolute index: every field but the
+        observations, with `actor` indexing the returned ids and `sequence`; cheap enough to audit a
+        whole buffer."""
         snap = self._snapshot_if_open()
         return list(self._actors), snap.read_rows(snap.checked(indices))
 
-    def _read_slot(self, slot: int) -> bytes | None:
-        chunk, local = divmod(slot, self._cs)
-        chunk_map = self._slots.maps.get(chunk)
-        return None if chunk_map is None else chunk_map[local].tobytes()
-
-    # -- state -----------------------------------------------------------------------------------------------
+    # -- state -------------------------------------------------------------------------------------
 
     def __len__(self) -> int:
         """Transitions committed in total, ever (monotone; not reduced by the capacity window)."""
@@ -226,7 +230,8 @@ class ReplayStorage:
 
     @property
     def n_slots(self) -> int:
-        """Observation slots committed in total (T + 1 for an episode of T transitions stored in order)."""
+        """Observation slots committed in total (T + 1 for an episode of T transitions stored in
+        order)."""
         return self._n_slots
 
     @property
@@ -236,25 +241,27 @@ class ReplayStorage:
         return snap.n_rows - snap.start
 
     def watermarks(self) -> dict[str, int]:
-        """Each actor's durable watermark: the last sequence acknowledged (appended, dropped or invalid)."""
+        """Each actor's durable watermark: the last sequence acknowledged (appended, dropped or
+        invalid)."""
         return dict(self._snapshot.watermarks)
 
     def bytes_on_disk(self) -> DiskUsage:
         """Disk blocks held by frames + state, by derived features, and by metadata."""
-        meta = self._rows.nbytes() + self._log.nbytes() + (self.directory / "storage.json").stat().st_size
-        return DiskUsage(self._slots.nbytes(), self._features.nbytes() if self._features else 0, meta)
+        files = self._files
+        json_bytes = (self.directory / "storage.json").stat().st_size
+        meta = files.rows.nbytes() + self._log.nbytes() + json_bytes
+        return DiskUsage(files.slots.nbytes(), files.features.nbytes() if files.features else 0,
+                         meta)
 
     def close(self) -> None:
-        """Close the files. Everything appended is already durable; re-open the folder to continue."""
+        """Close the files. Everything appended is already durable; re-open the folder
+        to continue."""
         with self._lock:
             if self._closed:
                 return
             self._closed = True
-            for files in (self._rows, self._slots, self._features):
-                if files is not None:
-                    files.close()
+            self._files.close()
             self._log.close()
-            self._io.shutdown()
             os.close(self._folder_lock)
 
     def __enter__(self) -> ReplayStorage:
@@ -273,23 +280,3 @@ class ReplayStorage:
 
     def _actor_index(self, actor_id: str) -> int:
         return self._actors.index(actor_id) if actor_id in self._watermarks else len(self._actors)
-
-    def _chunk_rows(self, chunk: int) -> np.ndarray:
-        """The committed rows of one stored row chunk."""
-        return self._rows.maps[chunk][:max(0, min(self._cs, self._n_rows - chunk * self._cs))]
-
-    def _stored_rows(self) -> np.ndarray:
-        parts = [self._chunk_rows(c) for c in sorted(self._rows.maps)]
-        return np.concatenate(parts) if parts else np.empty(0, self.layout.row_dtype)
-
-    def _check_complete(self) -> None:
-        """Every chunk file a stored row needs is there (else the folder was damaged from outside)."""
-        floor = min(self._min_obs_slot.values(), default=self._n_slots) // self._cs
-        needs = [(self._rows, min(self._rows.maps, default=0), self._n_rows), (self._slots, floor, self._n_slots)]
-        needs += [(self._features, floor, self._n_slots)] if self._features else []
-        for files, first, count in needs:
-            missing = sorted(set(range(first, (count - 1) // self._cs + 1)) - set(files.maps))
-            if missing:
-                raise RuntimeError(f"{files.directory}: chunk files {missing} are missing")
-
-

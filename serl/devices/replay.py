@@ -1,10 +1,10 @@
-"""Recorded device streams: `DeviceRecorder` wraps any device and keeps every state it reads; `Replay` plays a
-recording back, one recorded state per read, so an episode driven by a person can be re-run exactly (for a
-bug report, a test, or a demo without the person).
+"""Recorded device streams: `DeviceRecorder` wraps any device and keeps every state it reads;
+`Replay` plays a recording back, one recorded state per read, so an episode driven by a person can
+be re-run exactly (for a bug report, a test, or a demo without the person).
 
-File format: one `.npz` (numpy only, never pickle), written atomically: `action` float32 (N, 7), `active`
-bool (N,), `buttons` unicode (N,) (control names joined by ","), `t` float64 (N,) seconds since the first read,
-`format` = "serl-device-stream-1".
+File format: one `.npz` (numpy only, never pickle), written atomically: `action` float32 (N, 7),
+`active` bool (N,), `buttons` unicode (N,) (control names joined by ","), `t` float64 (N,) seconds
+since the first read, `format` = "serl-device-stream-1".
 """
 
 from __future__ import annotations
@@ -35,36 +35,47 @@ def save_stream(path: str | Path, states: list[DeviceState], times: list[float])
 
 
 def load_stream(path: str | Path) -> list[DeviceState]:
-    """The recorded states, in order; ValueError naming the file and the problem if it is not a valid stream."""
+    """The recorded states, in order; ValueError naming the file and the problem if it is not a
+    valid stream."""
     path = Path(path)
     try:
         with np.load(path, allow_pickle=False) as data:
             arrays = {k: data[k] for k in data.files}
-    except Exception as err:  # missing, truncated, not a zip, an object array: all reported the same way
-        raise ValueError(f"{path.name}: not a readable device stream ({type(err).__name__}: {err})") from None
+    # missing, truncated, not a zip, an object array: all reported the same way
+    except Exception as err:
+        raise ValueError(
+            f"{path.name}: not a readable device stream ({type(err).__name__}: {err})"
+        ) from None
     if str(arrays.get("format", "")) != FORMAT:
-        raise ValueError(f"{path.name}: not a device stream (format {str(arrays.get('format', 'missing'))!r})")
+        raise ValueError(
+            f"{path.name}: not a device stream (format {str(arrays.get('format', 'missing'))!r})"
+        )
     action, active, buttons = arrays["action"], arrays["active"], arrays["buttons"]
     n = len(action)
     if action.shape != (n, 7) or active.shape != (n,) or buttons.shape != (n,):
-        raise ValueError(f"{path.name}: inconsistent shapes {action.shape}, {active.shape}, {buttons.shape}")
+        raise ValueError(
+            f"{path.name}: inconsistent shapes {action.shape}, {active.shape}, {buttons.shape}"
+        )
     if not np.all(np.isfinite(action)) or np.any(np.abs(action) > 1.0):
         raise ValueError(f"{path.name}: actions must be finite and within [-1, 1]")
     try:
         controls = [check_controls(b.split(",")) if b else () for b in buttons.tolist()]
     except ValueError as err:
         raise ValueError(f"{path.name}: {err}") from None
-    return [DeviceState(action=a.astype(np.float32), buttons=c, active=bool(on))
-            for a, c, on in zip(action, controls, active, strict=True)]
+    return [
+        DeviceState(action=a.astype(np.float32), buttons=c, active=bool(on))
+        for a, c, on in zip(action, controls, active, strict=True)
+    ]
 
 
 class DeviceRecorder:
-    """Implements `InterventionDevice`: passes `device`'s states through and records them; `save()` writes the
-    stream, `close()` saves and closes the device."""
+    """Implements `InterventionDevice`: passes `device`'s states through and records them; `save()`
+    writes the stream, `close()` saves and closes the device."""
 
     def __init__(self, device: InterventionDevice, path: str | Path):
         self.device, self.path = device, Path(path)
-        self.controls = device_controls(device)  # what the recorded device can produce (None: it does not say)
+        # what the recorded device can produce (None: it does not say)
+        self.controls = device_controls(device)
         self.states: list[DeviceState] = []
         self.times: list[float] = []
 
@@ -84,12 +95,14 @@ class DeviceRecorder:
 
 
 class Replay:
-    """Implements `InterventionDevice`: the recorded states, one per read, then idle (`finished` is True)."""
+    """Implements `InterventionDevice`: the recorded states, one per read, then idle (`finished` is
+    True)."""
 
     def __init__(self, path: str | Path):
         self.states = load_stream(path)
         self.position = 0
-        self.controls = frozenset(c for state in self.states for c in state.buttons)  # those the recording has
+        # those the recording has
+        self.controls = frozenset(c for state in self.states for c in state.buttons)
 
     @property
     def finished(self) -> bool:

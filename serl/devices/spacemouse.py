@@ -1,12 +1,14 @@
 """`SpaceMouse`: a 3Dconnexion SpaceMouse as an `InterventionDevice`.
 
-pyspacemouse provides the device table (vendor/product ids, where each axis and button sits in the HID reports)
-and the decoding; this module adds what a robot needs: a per-rig mapping from the puck's axes to the base frame,
-a dead-zone so a puck at rest never takes over, buttons for the gripper, take-over and operator controls, a
-background reader so `read()` never blocks, and reconnection when the device is unplugged and plugged back.
+pyspacemouse provides the device table (vendor/product ids, where each axis and button sits in the
+HID reports) and the decoding; this module adds what a robot needs: a per-rig mapping from the
+puck's axes to the base frame, a dead-zone so a puck at rest never takes over, buttons for the
+gripper, take-over and operator controls, a background reader so `read()` never blocks, and
+reconnection when the device is unplugged and plugged back.
 
-Axes are read in pyspacemouse's right-handed z-up convention (`AxisConvention.HID_Z_UP`): x to the operator's
-right, y away from the operator, z up; roll, pitch, yaw about those axes, counter-clockwise positive.
+Axes are read in pyspacemouse's right-handed z-up convention (`AxisConvention.HID_Z_UP`): x to the
+operator's right, y away from the operator, z up; roll, pitch, yaw about those axes,
+counter-clockwise positive.
 """
 
 from __future__ import annotations
@@ -25,33 +27,47 @@ log = logging.getLogger("serl.devices.spacemouse")
 
 AXES = ("x", "y", "z", "roll", "pitch", "yaw")
 BUTTON_ROLES = ("close", "open", "takeover", *CONTROLS)  # what a SpaceMouse button can do
-HIDEnumerate = Callable[[], Sequence[Any]]  # -> the HID devices present, as easyhid's `HIDDevice` objects
+# -> the HID devices present, as easyhid's `HIDDevice` objects
+HIDEnumerate = Callable[[], Sequence[Any]]
 
 
 @dataclass(frozen=True)
 class SpaceMouseConfig:
-    model: str = ""  # pyspacemouse model name (e.g. "SpaceMouseCompact"); "": the first supported one found
-    axes: tuple[str, ...] = ("y", "x", "z", "pitch", "roll", "yaw")  # puck axis driving action x, y, z, rx, ry, rz
+    # pyspacemouse model name (e.g. "SpaceMouseCompact"); "": the first supported one found
+    model: str = ""
+    # puck axis driving action x, y, z, rx, ry, rz
+    axes: tuple[str, ...] = ("y", "x", "z", "pitch", "roll", "yaw")
     # Defaults: the operator stands behind the robot, facing along its x axis.
     signs: tuple[float, ...] = (1.0, -1.0, 1.0, 1.0, -1.0, 1.0)  # sign per action axis (1 or -1)
-    dead_zone: float = 0.1  # |deflection| below this reads 0 and does not take over (the puck never rests at 0)
-    translation_scale: float = 1.0  # action per unit of deflection beyond the dead-zone, xyz (clipped to [-1, 1])
+    # |deflection| below this reads 0 and does not take over (the puck never rests at 0)
+    dead_zone: float = 0.1
+    # action per unit of deflection beyond the dead-zone, xyz (clipped to [-1, 1])
+    translation_scale: float = 1.0
     rotation_scale: float = 1.0  # the same for rotations
-    # Button roles: "close"/"open" the gripper, "takeover" (hold to keep control while still), an operator control.
-    buttons: tuple[tuple[str, str], ...] = (("LEFT", "close"), ("RIGHT", "open"))  # (pyspacemouse button, role)
+    # Button roles: "close"/"open" the gripper, "takeover" (hold to keep control while still), an
+    # operator control.
+    # (pyspacemouse button, role)
+    buttons: tuple[tuple[str, str], ...] = (("LEFT", "close"), ("RIGHT", "open"))
     reconnect_s: float = 1.0  # seconds between searches for the device after it was unplugged
     poll_s: float = 0.002  # the reader's sleep when no report is waiting
 
     def __post_init__(self) -> None:
         if sorted(self.axes) != sorted(AXES):
-            raise ValueError(f"spacemouse.axes must name each of {list(AXES)} once, got {list(self.axes)}")
+            raise ValueError(
+                f"spacemouse.axes must name each of {list(AXES)} once, got {list(self.axes)}"
+            )
         if len(self.signs) != 6 or any(s not in (-1.0, 1.0) for s in self.signs):
-            raise ValueError(f"spacemouse.signs must be six values of 1 or -1, got {list(self.signs)}")
+            raise ValueError(
+                f"spacemouse.signs must be six values of 1 or -1, got {list(self.signs)}"
+            )
         if not 0.0 <= self.dead_zone < 1.0:
             raise ValueError(f"spacemouse.dead_zone must be in [0, 1), got {self.dead_zone}")
         bad = [role for _, role in self.buttons if role not in BUTTON_ROLES]
         if bad:
-            raise ValueError(f"spacemouse.buttons: unknown roles {bad}; a button can be one of {list(BUTTON_ROLES)}")
+            raise ValueError(
+                f"spacemouse.buttons: unknown roles {bad}; a button can be one of "
+                f"{list(BUTTON_ROLES)}"
+            )
 
     @property
     def controls(self) -> frozenset[str]:
@@ -65,16 +81,19 @@ class SpaceMouseNotFound(RuntimeError):
 
 # ---------- pure mapping ----------
 def apply_dead_zone(values: np.ndarray, dead_zone: float) -> np.ndarray:
-    """0 inside the dead-zone, then linear from 0 at its edge to 1 at full deflection (no jump at the edge)."""
+    """0 inside the dead-zone, then linear from 0 at its edge to 1 at full deflection (no jump at
+    the edge)."""
     magnitude = np.maximum(np.abs(values) - dead_zone, 0.0) / (1.0 - dead_zone)
     return np.sign(values) * magnitude
 
 
-def spacemouse_state(axes: dict[str, float], roles: frozenset[str], cfg: SpaceMouseConfig,
-                     connected: bool = True) -> DeviceState:
-    """The device state for puck deflections `axes` (HID_Z_UP, about [-1, 1]) and the button roles pressed since
-    the last read or held. The operator takes over when a deflection leaves the dead-zone or a gripper or
-    take-over button is pressed; operator controls alone do not take over."""
+def spacemouse_state(
+    axes: dict[str, float], roles: frozenset[str], cfg: SpaceMouseConfig, connected: bool = True
+) -> DeviceState:
+    """The device state for puck deflections `axes` (HID_Z_UP, about [-1, 1]) and the button roles
+    pressed since the last read or held. The operator takes over when a deflection leaves the
+    dead-zone or a gripper or take-over button is pressed; operator controls alone do not take
+    over."""
     raw = np.array([axes[name] * sign for name, sign in zip(cfg.axes, cfg.signs, strict=True)])
     motion = apply_dead_zone(raw, cfg.dead_zone)
     motion[:3] *= cfg.translation_scale
@@ -84,7 +103,9 @@ def spacemouse_state(axes: dict[str, float], roles: frozenset[str], cfg: SpaceMo
     action = np.append(np.clip(motion, -1.0, 1.0), gripper).astype(np.float32)
     active = bool(np.any(motion != 0.0)) or bool(roles & {"close", "open", "takeover"})
     controls = tuple(c for c in CONTROLS if c in roles)
-    return DeviceState(action=action, buttons=controls, active=active, extra={"connected": connected})
+    return DeviceState(
+        action=action, buttons=controls, active=active, extra={"connected": connected}
+    )
 
 
 # ---------- opening through pyspacemouse ----------
@@ -95,51 +116,72 @@ def system_hid_devices() -> list:
     try:
         return Enumeration().find()
     except AttributeError:  # easyhid found no hidapi library
-        raise RuntimeError("the HID library is not installed (Debian/Ubuntu: apt install libhidapi-hidraw0)") from None
+        raise RuntimeError(
+            "the HID library is not installed (Debian/Ubuntu: apt install libhidapi-hidraw0)"
+        ) from None
 
 
 def describe_hid(dev) -> str:
-    return (f"{dev.product_string or '?'} by {dev.manufacturer_string or '?'} "
-            f"[{dev.vendor_id:04x}:{dev.product_id:04x}] at {dev.path}")
+    return (
+        f"{dev.product_string or '?'} by {dev.manufacturer_string or '?'} "
+        f"[{dev.vendor_id:04x}:{dev.product_id:04x}] at {dev.path}"
+    )
 
 
 def open_spacemouse(cfg: SpaceMouseConfig, enumerate_hid: HIDEnumerate):
-    """The first connected HID device matching `cfg.model` (or any supported model), opened non-blocking as a
-    pyspacemouse `SpaceMouseDevice` in the HID_Z_UP convention, with `cfg.buttons` checked against its buttons."""
+    """The first connected HID device matching `cfg.model` (or any supported model), opened
+    non-blocking as a pyspacemouse `SpaceMouseDevice` in the HID_Z_UP convention, with `cfg.buttons`
+    checked against its buttons."""
     import pyspacemouse
 
     specs = pyspacemouse.get_device_specs()
     if cfg.model and cfg.model not in specs:
-        raise ValueError(f"unknown SpaceMouse model {cfg.model!r}; pyspacemouse knows {sorted(specs)}")
+        raise ValueError(
+            f"unknown SpaceMouse model {cfg.model!r}; pyspacemouse knows {sorted(specs)}"
+        )
     found = list(enumerate_hid())
     for hid in found:
         for name, spec in specs.items():
-            if (hid.vendor_id, hid.product_id) == (spec.vendor_id, spec.product_id) and cfg.model in ("", name):
+            if (hid.vendor_id, hid.product_id) == (
+                spec.vendor_id,
+                spec.product_id,
+            ) and cfg.model in ("", name):
                 missing = sorted({button for button, _ in cfg.buttons} - set(spec.button_names))
                 if missing:
-                    raise ValueError(f"spacemouse.buttons: {name} has no buttons {missing}; "
-                                     f"its buttons are {list(spec.button_names)}")
-                spec = pyspacemouse.apply_axis_convention(spec, pyspacemouse.AxisConvention.HID_Z_UP)
+                    raise ValueError(
+                        f"spacemouse.buttons: {name} has no buttons {missing}; "
+                        f"its buttons are {list(spec.button_names)}"
+                    )
+                spec = pyspacemouse.apply_axis_convention(
+                    spec, pyspacemouse.AxisConvention.HID_Z_UP
+                )
                 mouse = pyspacemouse.SpaceMouseDevice(info=spec, device=hid)
                 try:
                     mouse.open()
                 except RuntimeError as err:
-                    raise RuntimeError(f"found {name} ({describe_hid(hid)}) but could not open it ({err}); "
-                                       "is its hidraw node readable by this user (udev rule)?") from None
+                    raise RuntimeError(
+                        f"found {name} ({describe_hid(hid)}) but could not open it ({err}); "
+                        "is its hidraw node readable by this user (udev rule)?"
+                    ) from None
                 hid.set_nonblocking(True)
                 return mouse
     listing = "; ".join(describe_hid(d) for d in found) or "none"
-    raise SpaceMouseNotFound(f"no {cfg.model or 'supported SpaceMouse'} connected. HID devices found: {listing}")
+    raise SpaceMouseNotFound(
+        f"no {cfg.model or 'supported SpaceMouse'} connected. HID devices found: {listing}"
+    )
 
 
 class SpaceMouse:
-    """Implements `InterventionDevice`. A background thread reads the HID reports (pyspacemouse decodes them);
-    `read()` returns the latest deflection and the buttons pressed since the last read or still held, without
-    blocking. Unplugged, it reads as idle (`extra["connected"]` False) and looks for the device every
-    `reconnect_s` until it is back. Raises `SpaceMouseNotFound` at construction when none is connected.
-    `enumerate_hid` replaces the system's HID enumeration (tests feed raw reports through it)."""
+    """Implements `InterventionDevice`. A background thread reads the HID reports (pyspacemouse
+    decodes them); `read()` returns the latest deflection and the buttons pressed since the last
+    read or still held, without blocking. Unplugged, it reads as idle (`extra["connected"]` False)
+    and looks for the device every `reconnect_s` until it is back. Raises `SpaceMouseNotFound` at
+    construction when none is connected. `enumerate_hid` replaces the system's HID enumeration
+    (tests feed raw reports through it)."""
 
-    def __init__(self, cfg: SpaceMouseConfig = SpaceMouseConfig(), enumerate_hid: HIDEnumerate | None = None):
+    def __init__(
+        self, cfg: SpaceMouseConfig = SpaceMouseConfig(), enumerate_hid: HIDEnumerate | None = None
+    ):
         self.cfg = cfg
         self.controls = cfg.controls  # the operator controls its buttons can produce
         self._enumerate = enumerate_hid or system_hid_devices
@@ -155,7 +197,11 @@ class SpaceMouse:
 
     def read(self) -> DeviceState:
         with self._lock:
-            axes, roles, connected = dict(self._axes), self._held | self._latched, self._mouse is not None
+            axes, roles, connected = (
+                dict(self._axes),
+                self._held | self._latched,
+                self._mouse is not None,
+            )
             self._latched = set()
         return spacemouse_state(axes, roles, self.cfg, connected)
 
@@ -177,7 +223,8 @@ class SpaceMouse:
                 continue
             try:
                 state = self._mouse.read()  # decodes at most one waiting report
-            except Exception as err:  # easyhid raises HIDException (and OSError) once the device is gone
+            # easyhid raises HIDException (and OSError) once the device is gone
+            except Exception as err:
                 self._disconnected(err)
                 continue
             snapshot = (tuple(getattr(state, name) for name in AXES), tuple(state.buttons))

@@ -1,1 +1,2 @@
-"""Environments: the simulated Panda tasks, the real Franka env, and the wrapper stack the policy sees."""
+"""Environments: the simulated Panda tasks, the real Franka env, and the wrapper stack the policy
+sees."""

@@ -1,7 +1,9 @@
-"""Typed configuration of `FrankaEnv` (`serl/Franka-v0`), and the operator's confirmation of a fault recovery.
+"""Typed configuration of `FrankaEnv` (`serl/Franka-v0`), and the operator's confirmation of a fault
+recovery.
 
-Task geometry (box, reset pose), rates, action scale and cameras live in the rig's YAML (`hardware_config`); this
-config says which rig, which of its cameras the policy sees, and how episodes run."""
+Task geometry (box, reset pose), rates, action scale and cameras live in the rig's YAML
+(`hardware_config`); this config says which rig, which of its cameras the policy sees, and how
+episodes run."""
 
 from __future__ import annotations
 
@@ -12,19 +14,27 @@ from dataclasses import dataclass
 
 @dataclass(frozen=True)
 class FrankaEnvConfig:
-    hardware_config: str = "hardware_configs/sim_panda.yaml"  # rig file: server, cameras, limits, rates, reset
+    # rig file: server, cameras, limits, rates, reset
+    hardware_config: str = "hardware_configs/sim_panda.yaml"
     cameras: tuple[str, ...] = ("front", "wrist")  # rig cameras in the observation, in this order
     image_obs: bool = True  # read the cameras; False gives the state only
-    image_size: int = 128  # pixels, square; each listed camera's `size` in the rig file must be this
+    # pixels, square; each listed camera's `size` in the rig file must be this
+    image_size: int = 128
     max_episode_steps: int = 100  # steps before truncation
-    joint_reset_every: int = 0  # a joint reset before every Nth episode (0: never), against drift in the nullspace
+    # a joint reset before every Nth episode (0: never), against drift in the nullspace
+    joint_reset_every: int = 0
     gripper_locked: bool = False  # never send gripper commands (a task that holds its tool)
-    ros_domain_id: int | None = None  # ROS 2 domain of the ROS cameras; None: the ROS_DOMAIN_ID environment variable
-    launch_sim: bool = False  # start the simulated driver and robot server for the rig (sim rigs; tests, demos)
-    recovery_timeout_s: float = 600.0  # how long reset() waits for the operator to confirm a fault recovery
-    reset_retries: int = 3  # a reset failing with a transient robot or camera error is tried again this many times
+    # ROS 2 domain of the ROS cameras; None: the ROS_DOMAIN_ID environment variable
+    ros_domain_id: int | None = None
+    # start the simulated driver and robot server for the rig (sim rigs; tests, demos)
+    launch_sim: bool = False
+    # how long reset() waits for the operator to confirm a fault recovery
+    recovery_timeout_s: float = 600.0
+    # a reset failing with a transient robot or camera error is tried again this many times
+    reset_retries: int = 3
     reset_retry_wait_s: float = 1.0  # seconds between those attempts
-    pause_periods: float = 5.0  # a gap this many control periods between steps is a pause: the clock restarts
+    # a gap this many control periods between steps is a pause: the clock restarts
+    pause_periods: float = 5.0
 
     def __post_init__(self) -> None:
         if self.image_obs and not self.cameras:
@@ -34,18 +44,24 @@ class FrankaEnvConfig:
         if self.max_episode_steps <= 0 or self.image_size <= 0:
             raise ValueError("max_episode_steps and image_size must be positive")
         if self.reset_retries < 0 or self.reset_retry_wait_s < 0 or self.pause_periods <= 1:
-            raise ValueError("reset_retries and reset_retry_wait_s must be >= 0 and pause_periods > 1")
+            raise ValueError(
+                "reset_retries and reset_retry_wait_s must be >= 0 and pause_periods > 1"
+            )
 
 
 Confirm = Callable[[str], bool]  # (why the arm stopped) -> True once the operator confirms recovery
 
 
 def device_confirmation(device, poll_s: float = 0.05, timeout_s: float = 600.0) -> Confirm:
-    """A `Confirm` that waits for the device's "confirm_reset" control (an `InterventionDevice`); False on timeout."""
+    """A `Confirm` that waits for the device's "confirm_reset" control (an `InterventionDevice`);
+    False on timeout."""
 
     def confirm(reason: str) -> bool:
-        print(f"robot fault: {reason}\n  check the robot and its surroundings, then press confirm_reset to recover",
-              flush=True)
+        print(
+            f"robot fault: {reason}\n  check the robot and its surroundings, then press "
+            "confirm_reset to recover",
+            flush=True,
+        )
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             if "confirm_reset" in device.read().buttons:
@@ -57,10 +73,14 @@ def device_confirmation(device, poll_s: float = 0.05, timeout_s: float = 600.0) 
 
 
 def attach_confirmation(raw, device, scripted: bool) -> None:
-    """Give a FrankaEnv under `raw` its fault-recovery confirmation: the device's "confirm_reset", or, for the
-    scripted operator (which stands in for the person in simulation), an immediate yes. Other envs: nothing."""
+    """Give a FrankaEnv under `raw` its fault-recovery confirmation: the device's "confirm_reset",
+    or, for the scripted operator (which stands in for the person in simulation), an immediate yes.
+    Other envs: nothing."""
     env = raw.unwrapped
     if device is None or not hasattr(env, "confirm_recovery"):
         return
-    env.confirm_recovery = (lambda reason: True) if scripted else device_confirmation(
-        device, timeout_s=env.cfg.recovery_timeout_s)
+    env.confirm_recovery = (
+        (lambda reason: True)
+        if scripted
+        else device_confirmation(device, timeout_s=env.cfg.recovery_timeout_s)
+    )

@@ -1,7 +1,8 @@
-"""Start the simulated rig (driver + robot server) for a `FrankaEnv` whose config sets `launch_sim`, as one child
-process: `python -m robot_servers.launch` on a copy of the rig file with a free loopback port and a private ROS
-domain. It runs in its own process group, so closing the env ends the launcher and the two processes it started,
-even if the launcher is stuck. (`serl` never imports `robot_servers`; the process boundary is the interface.)"""
+"""Start the simulated rig (driver + robot server) for a `FrankaEnv` whose config sets `launch_sim`,
+as one child process: `python -m robot_servers.launch` on a copy of the rig file with a free
+loopback port and a private ROS domain. It runs in its own process group, so closing the env ends
+the launcher and the two processes it started, even if the launcher is stuck. (`serl` never imports
+`robot_servers`; the process boundary is the interface.)"""
 
 from __future__ import annotations
 
@@ -27,7 +28,8 @@ def free_port() -> int:
 
 
 class SimRigProcess:
-    """The launcher child. `config_path` is the rig copy it serves (the env reads it), `domain_id` its ROS domain."""
+    """The launcher child. `config_path` is the rig copy it serves (the env reads it), `domain_id`
+    its ROS domain."""
 
     def __init__(self, rig_file: str | Path, timeout_s: float = 60.0):
         raw = yaml.safe_load(Path(rig_file).read_text())
@@ -40,8 +42,19 @@ class SimRigProcess:
         log = open(Path(self._tmp.name) / "launch.log", "wb")  # noqa: SIM115 -- the child owns it from here
         env = {**os.environ, "ROS_DOMAIN_ID": str(self.domain_id)}
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "robot_servers.launch", str(self.config_path), "--domain-id", str(self.domain_id)],
-            env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+            [
+                sys.executable,
+                "-m",
+                "robot_servers.launch",
+                str(self.config_path),
+                "--domain-id",
+                str(self.domain_id),
+            ],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            start_new_session=True,
+        )
         log.close()
         try:
             self._wait_ready(timeout_s)
@@ -54,7 +67,9 @@ class SimRigProcess:
         with RobotClient(self.address, timeout_s=0.5) as client:
             while time.monotonic() < deadline:
                 if self.proc.poll() is not None:
-                    raise RuntimeError(f"the simulated rig exited with {self.proc.returncode}:\n{self.log_tail()}")
+                    raise RuntimeError(
+                        f"the simulated rig exited with {self.proc.returncode}:\n{self.log_tail()}"
+                    )
                 try:
                     health = client.health()
                     if health.get("has_state") and health.get("state_age_s", 1.0) < 0.5:
@@ -62,14 +77,17 @@ class SimRigProcess:
                 except RobotError:
                     pass
                 time.sleep(0.2)
-        raise TimeoutError(f"the simulated rig was not ready within {timeout_s:.0f} s:\n{self.log_tail()}")
+        raise TimeoutError(
+            f"the simulated rig was not ready within {timeout_s:.0f} s:\n{self.log_tail()}"
+        )
 
     def log_tail(self) -> str:
         path = Path(self._tmp.name) / "launch.log"
         return path.read_text(errors="replace")[-2000:] if path.exists() else ""
 
     def close(self) -> None:
-        """SIGINT (the launcher then stops driver and server), then SIGKILL to the whole group if it hangs."""
+        """SIGINT (the launcher then stops driver and server), then SIGKILL to the whole group if it
+        hangs."""
         if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGINT)
             try:
@@ -77,7 +95,8 @@ class SimRigProcess:
             except subprocess.TimeoutExpired:
                 pass
         try:
-            os.killpg(self.proc.pid, signal.SIGKILL)  # anything of the group still alive (our own children only)
+            # anything of the group still alive (our own children only)
+            os.killpg(self.proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         self.proc.wait()
@@ -86,8 +105,8 @@ class SimRigProcess:
 
 
 def _wait_group_gone(pgid: int, timeout_s: float) -> None:
-    """Wait until no live process is left in the group (SIGKILL is delivered asynchronously), so the next rig
-    never starts beside a dying one."""
+    """Wait until no live process is left in the group (SIGKILL is delivered asynchronously), so the
+    next rig never starts beside a dying one."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
         live = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _in_live_group(p, pgid)]

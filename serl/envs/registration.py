@@ -13,8 +13,11 @@ SIM_TASKS = {
 def register_envs() -> None:
     for env_id, task in SIM_TASKS.items():
         if env_id not in gym.registry:
-            gym.register(env_id, entry_point="serl.envs.sim.env:make_sim_env", kwargs={"task": task})
-    if "serl/Franka-v0" not in gym.registry:  # a real rig (or the simulated driver) behind the robot server
+            gym.register(
+                env_id, entry_point="serl.envs.sim.env:make_sim_env", kwargs={"task": task}
+            )
+    # a real rig (or the simulated driver) behind the robot server
+    if "serl/Franka-v0" not in gym.registry:
         gym.register("serl/Franka-v0", entry_point="serl.envs.franka_env:make_franka_env")
 
 

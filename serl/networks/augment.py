@@ -1,5 +1,5 @@
-"""Random-crop augmentation, batched: pad each image by `pad` pixels (edge values) and crop back to its size at a
-random offset drawn per image."""
+"""Random-crop augmentation, batched: pad each image by `pad` pixels (edge values) and crop back to
+its size at a random offset drawn per image."""
 
 from __future__ import annotations
 

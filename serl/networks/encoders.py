@@ -1,9 +1,10 @@
-"""Pixel encoders fixed by DESIGN.md so benchmarks compare like with like, one per camera, then pooled.
+"""Pixel encoders fixed by DESIGN.md so benchmarks compare like with like, one per camera, then
+pooled.
 
 - `small`: 4 conv layers (32 channels, 3x3, strides 2, 2, 2, 1).
-- `resnet10`: ResNet-10 with GroupNorm (4 groups), ImageNet input normalisation; module names match the commonly
-  shared pretrained-weights file so `serl import-encoder` converts it by name.
-Both end in spatial learned embeddings (8 features per channel) and a 256-d layer-normed tanh bottleneck.
+- `resnet10`: ResNet-10 with GroupNorm (4 groups), ImageNet input normalisation; module names match
+  the commonly shared pretrained-weights file so `serl import-encoder` converts it by name. Both end
+  in spatial learned embeddings (8 features per channel) and a 256-d layer-normed tanh bottleneck.
 """
 
 from __future__ import annotations
@@ -22,7 +23,9 @@ class SmallTrunk(nn.Module):
     def __call__(self, images: jnp.ndarray) -> jnp.ndarray:
         x = images.astype(jnp.float32) / 255.0 - 0.5
         for stride in (2, 2, 2, 1):
-            x = nn.relu(nn.Conv(32, (3, 3), strides=stride, padding="SAME", kernel_init=default_init())(x))
+            x = nn.relu(
+                nn.Conv(32, (3, 3), strides=stride, padding="SAME", kernel_init=default_init())(x)
+            )
         return x
 
 
@@ -33,7 +36,9 @@ class ResNetBlock(nn.Module):
     @nn.compact
     def __call__(self, x: jnp.ndarray) -> jnp.ndarray:
         norm = lambda name: nn.GroupNorm(num_groups=4, epsilon=1e-5, name=name)  # noqa: E731
-        y = nn.Conv(self.features, (3, 3), self.stride, padding="SAME", use_bias=False, name="Conv_0")(x)
+        y = nn.Conv(
+            self.features, (3, 3), self.stride, padding="SAME", use_bias=False, name="Conv_0"
+        )(x)
         y = nn.relu(norm("norm_0")(y))
         y = nn.Conv(self.features, (3, 3), 1, padding="SAME", use_bias=False, name="Conv_1")(y)
         y = norm("norm_1")(y)
@@ -61,7 +66,8 @@ TRUNKS = {"small": SmallTrunk, "resnet10": ResNet10Trunk}
 
 
 class SpatialLearnedEmbeddings(nn.Module):
-    """(..., H, W, C) -> (..., C * num_features): one learned H x W weighting per channel and feature."""
+    """(..., H, W, C) -> (..., C * num_features): one learned H x W weighting per channel and
+    feature."""
 
     num_features: int = 8
 

@@ -1,4 +1,5 @@
-"""An ensemble of identical networks with stacked (vmapped) parameters, and REDQ-style member subsampling."""
+"""An ensemble of identical networks with stacked (vmapped) parameters, and REDQ-style member
+subsampling."""
 
 from __future__ import annotations
 

@@ -1,4 +1,5 @@
-"""Multi-layer perceptron with optional layer norm (the critic's, after each hidden Dense, as in RLPD)."""
+"""Multi-layer perceptron with optional layer norm (the critic's, after each hidden Dense, as in
+RLPD)."""
 
 from __future__ import annotations
 

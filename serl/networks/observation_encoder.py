@@ -1,37 +1,16 @@
-"""Observation -> feature vector, shared by actor and critics: one trunk + pooled bottleneck per camera and the
-state. Written as pure functions over an explicit parameter dict, so a frozen trunk's parameters can live outside
-the optimizer and the same code runs on raw frames (actor) or on cached trunk features (learner)."""
+"""Observation -> feature vector, shared by actor and critics: one trunk + pooled bottleneck per
+camera and the state. Written as pure functions over an explicit parameter dict, so a frozen trunk's
+parameters can live outside the optimizer and the same code runs on raw frames (actor) or on cached
+trunk features (learner)."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
-from typing import Literal
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from serl.networks.config import FEATURES_SUFFIX, EncoderConfig
 from serl.networks.encoders import TRUNKS, PooledBottleneck
-
-FEATURES_SUFFIX = "_features"  # obs[camera + suffix] holds cached trunk features instead of running the trunk
-
-
-@dataclass(frozen=True)
-class EncoderConfig:
-    image_keys: tuple[str, ...] = ()  # cameras fed to the networks (empty: state only)
-    trunk: Literal["small", "resnet10"] = "small"  # the fixed encoder architectures of DESIGN.md
-    frozen_trunk: bool = False  # keep trunk weights fixed (pretrained resnet10); the pooling still trains
-    pretrained_path: str | None = None  # converted trunk weights (msgpack, see `serl import-encoder`)
-    feature_cache: bool = False  # frozen trunk only: its features are computed once per frame at insertion and
-    #                              stored; updates then skip the trunk (and image augmentation, which needs pixels)
-    num_spatial_features: int = 8  # spatial learned embeddings per channel
-    bottleneck_dim: int = 256  # per-camera feature size
-    state_latent_dim: int = 64  # state embedding size when images are used (raw state otherwise)
-
-
-    def __post_init__(self) -> None:
-        if self.feature_cache and not self.frozen_trunk:
-            raise ValueError("encoder.feature_cache needs encoder.frozen_trunk: a trained trunk's features change")
 
 
 class StateEmbedding(nn.Module):
@@ -56,18 +35,27 @@ def init_encoder(rng: jax.Array, obs: dict, cfg: EncoderConfig) -> tuple[dict, d
         if cfg.frozen_trunk:
             frozen["trunk"] = trunk.init(rngs[-1], example)["params"]
         else:
-            params["trunk"] = {k: trunk.init(rngs[2 * i], example)["params"] for i, k in enumerate(cfg.image_keys)}
-        feats = jax.eval_shape(lambda p: trunk.apply({"params": p}, example),
-                               frozen.get("trunk") or params["trunk"][cfg.image_keys[0]])
+            params["trunk"] = {
+                k: trunk.init(rngs[2 * i], example)["params"] for i, k in enumerate(cfg.image_keys)
+            }
+        feats = jax.eval_shape(
+            lambda p: trunk.apply({"params": p}, example),
+            frozen.get("trunk") or params["trunk"][cfg.image_keys[0]],
+        )
         dummy = jnp.zeros(feats.shape, feats.dtype)
         pool = PooledBottleneck(cfg.num_spatial_features, cfg.bottleneck_dim)
-        params["pool"] = {k: pool.init(rngs[2 * i + 1], dummy)["params"] for i, k in enumerate(cfg.image_keys)}
-        params["state"] = StateEmbedding(cfg.state_latent_dim).init(rngs[-2], obs["state"])["params"]
+        params["pool"] = {
+            k: pool.init(rngs[2 * i + 1], dummy)["params"] for i, k in enumerate(cfg.image_keys)
+        }
+        params["state"] = StateEmbedding(cfg.state_latent_dim).init(rngs[-2], obs["state"])[
+            "params"
+        ]
     return params, frozen
 
 
 def encode(params: dict, frozen: dict, obs: dict, cfg: EncoderConfig) -> jnp.ndarray:
-    """Features of a batch of observations: camera bottlenecks and the (embedded) state, concatenated."""
+    """Features of a batch of observations: camera bottlenecks and the (embedded) state,
+    concatenated."""
     parts = []
     for key in cfg.image_keys:
         if key + FEATURES_SUFFIX in obs:
@@ -86,8 +74,8 @@ def encode(params: dict, frozen: dict, obs: dict, cfg: EncoderConfig) -> jnp.nda
 
 
 def trunk_feature_fn(frozen: dict, cfg: EncoderConfig, batch_size: int = 64):
-    """The feature-cache function the replay storage calls at insertion: camera frames -> float16 trunk features,
-    computed in fixed-size batches (one compiled shape) on the default device."""
+    """The feature-cache function the replay storage calls at insertion: camera frames -> float16
+    trunk features, computed in fixed-size batches (one compiled shape) on the default device."""
     apply = jax.jit(lambda images: trunk_features(frozen["trunk"], images, cfg).astype(jnp.float16))
 
     def compute(obs: dict) -> dict:
@@ -95,8 +83,10 @@ def trunk_feature_fn(frozen: dict, cfg: EncoderConfig, batch_size: int = 64):
         for key in cfg.image_keys:
             frames = obs[key]
             n = len(frames)
-            padded = jnp.concatenate([frames, jnp.zeros((-n % batch_size, *frames.shape[1:]), frames.dtype)])
-            feats = [apply(padded[i:i + batch_size]) for i in range(0, len(padded), batch_size)]
+            padded = jnp.concatenate(
+                [frames, jnp.zeros((-n % batch_size, *frames.shape[1:]), frames.dtype)]
+            )
+            feats = [apply(padded[i : i + batch_size]) for i in range(0, len(padded), batch_size)]
             out[key + FEATURES_SUFFIX] = jax.device_get(jnp.concatenate(feats)[:n])
         return out
 

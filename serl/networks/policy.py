@@ -25,10 +25,14 @@ class TanhGaussianHead(nn.Module):
         return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
 
 
-def tanh_gaussian_log_prob(pre_tanh: jnp.ndarray, mean: jnp.ndarray, log_std: jnp.ndarray) -> jnp.ndarray:
-    """log pi(tanh(u)) for pre-tanh sample u, with the change of variables summed over the action dims.
+def tanh_gaussian_log_prob(
+    pre_tanh: jnp.ndarray, mean: jnp.ndarray, log_std: jnp.ndarray
+) -> jnp.ndarray:
+    """log pi(tanh(u)) for pre-tanh sample u, with the change of variables summed over the action
+    dims.
 
-    log|d tanh(u)/du| = log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), the numerically stable form.
+    log|d tanh(u)/du| = log(1 - tanh(u)^2) = 2 (log 2 - u - softplus(-2u)), the numerically stable
+    form.
     """
     gauss = -0.5 * (((pre_tanh - mean) / jnp.exp(log_std)) ** 2 + 2 * log_std + jnp.log(2 * jnp.pi))
     log_det = 2.0 * (jnp.log(2.0) - pre_tanh - jax.nn.softplus(-2.0 * pre_tanh))

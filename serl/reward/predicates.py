@@ -1,5 +1,5 @@
-"""State predicates a task config can AND with the reward classifier ("success only while the gripper holds
-something"), evaluated on the flattened state vector the policy sees."""
+"""State predicates a task config can AND with the reward classifier ("success only while the
+gripper holds something"), evaluated on the flattened state vector the policy sees."""
 
 from __future__ import annotations
 
@@ -11,8 +11,10 @@ import numpy as np
 
 @dataclass(frozen=True)
 class StatePredicate:
-    name: Literal["none", "gripper_closed"] = "none"  # none: always true; gripper_closed: opening below the bound
-    gripper_closed_below: float = 0.9  # gripper_closed holds when the normalised opening (0 closed) is below this
+    # none: always true; gripper_closed: opening below the bound
+    name: Literal["none", "gripper_closed"] = "none"
+    # gripper_closed holds when the normalised opening (0 closed) is below this
+    gripper_closed_below: float = 0.9
 
     def needs(self) -> tuple[str, ...]:
         """State entries this predicate reads."""

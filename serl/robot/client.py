@@ -1,8 +1,9 @@
-"""`RobotClient`: what an env uses to talk to the robot server (ZeroMQ DEALER, msgpack, per-request timeouts).
+"""`RobotClient`: what an env uses to talk to the robot server (ZeroMQ DEALER, msgpack, per-request
+timeouts).
 
-Never REQ lock-step: a request that times out leaves no socket stuck; the socket is recreated (same routing
-identity, so the server still sees the same owner) and a late reply to an old request is recognised by its id and
-dropped. A client is used from one thread.
+Never REQ lock-step: a request that times out leaves no socket stuck; the socket is recreated (same
+routing identity, so the server still sees the same owner) and a late reply to an old request is
+recognised by its id and dropped. A client is used from one thread.
 """
 
 from __future__ import annotations
@@ -24,7 +25,8 @@ class RobotError(RuntimeError):
 
 
 class RobotFault(RobotError):
-    """Refused because the robot is in fault (reflex, user stop, controller error); `recover()` clears it."""
+    """Refused because the robot is in fault (reflex, user stop, controller error); `recover()`
+    clears it."""
 
 
 class RobotTimeout(RobotError):
@@ -32,11 +34,13 @@ class RobotTimeout(RobotError):
 
 
 class RobotBusy(RobotError):
-    """Refused because a long operation (reset, recover, set_impedance) is still running; worth another try."""
+    """Refused because a long operation (reset, recover, set_impedance) is still running; worth
+    another try."""
 
 
 class RobotClient:
-    """One connection to a robot server. `curve`: the client's key pair and the server's public key."""
+    """One connection to a robot server. `curve`: the client's key pair and the server's public
+    key."""
 
     def __init__(self, address: str, timeout_s: float = 1.0, curve: ActorCurve | None = None,
                  identity: bytes | None = None):
@@ -60,8 +64,11 @@ class RobotClient:
         sock.connect(self.address)
         self._socket = sock
 
-    def request(self, op: str, args: dict[str, Any] | None = None, timeout_s: float | None = None) -> dict:
-        """Send one request and wait for its reply's result; raises RobotError, RobotFault or RobotTimeout."""
+    def request(
+        self, op: str, args: dict[str, Any] | None = None, timeout_s: float | None = None
+    ) -> dict:
+        """Send one request and wait for its reply's result; raises RobotError, RobotFault or
+        RobotTimeout."""
         if self._socket is None:
             raise RobotError("client is closed")
         req_id, self._next_id = self._next_id, self._next_id + 1
@@ -74,13 +81,17 @@ class RobotClient:
                 if time.monotonic() < deadline:
                     continue
                 self._connect()  # drop whatever the old socket still holds
-                raise RobotTimeout(f"robot server at {self.address} did not answer {op!r} within {timeout:.2f} s")
+                raise RobotTimeout(
+                    f"robot server at {self.address} did not answer {op!r} within {timeout:.2f} s"
+                )
             try:
                 reply = protocol.decode_reply(self._socket.recv())
             except BadMessage as err:
                 raise RobotError(f"malformed reply from the robot server: {err}") from None
             if reply["id"] is not None and reply["id"] != req_id:
-                continue  # the late reply of a request that timed out (None: the server could not read our id)
+                # the late reply of a request that timed out (None: the server could not read our
+                # id)
+                continue
             if reply["ok"]:
                 return reply.get("result") or {}
             error = str(reply.get("error", "unknown error"))
@@ -90,17 +101,17 @@ class RobotClient:
 
     # ---------- the robot-server API ----------
     def get_state(self) -> dict:
-        """tcp_pose (7), tcp_vel (6), tcp_force (3), tcp_torque (3), q (7), dq (7) as float64 arrays;
-        gripper_pos in [0, 1], gripper_moving, mode ("ok" | "hold" | "fault"), fault, hold, succeed (sim only,
-        else None), stamp (driver clock, s)."""
+        """tcp_pose (7), tcp_vel (6), tcp_force (3), tcp_torque (3), q (7), dq (7) as float64
+        arrays; gripper_pos in [0, 1], gripper_moving, mode ("ok" | "hold" | "fault"), fault, hold,
+        succeed (sim only, else None), stamp (driver clock, s)."""
         try:
             return protocol.decode_state(self.request("get_state"))
         except BadMessage as err:
             raise RobotError(f"malformed state from the robot server: {err}") from None
 
     def set_pose(self, pose: np.ndarray) -> dict:
-        """Command a TCP target (xyz + quat xyzw). The reply's `target` is what the server actually sent, after
-        its own clipping; `hold` says why the arm is held instead, if it is."""
+        """Command a TCP target (xyz + quat xyzw). The reply's `target` is what the server actually
+        sent, after its own clipping; `hold` says why the arm is held instead, if it is."""
         result = self.request("set_pose", {"pose": np.asarray(pose, dtype=np.float64)})
         result["target"] = protocol.as_vector(result.get("target"), 7, "target")
         return result
@@ -109,11 +120,16 @@ class RobotClient:
         """"open" or "close"; returns at once, `get_state()["gripper_moving"]` reports progress."""
         return self.request("gripper", {"command": command})
 
-    def reset(self, joint_reset: bool = False, timeout_s: float = 20.0, pose: np.ndarray | None = None,
-              task: bool = False) -> dict:
-        """Interpolated move to the rig's reset pose (or `pose`, clipped), blocking until it is done.
-        `joint_reset`: first move the joints to the rig's joint configuration. `task`: the simulated driver also
-        places the task's objects afresh (seeded)."""
+    def reset(
+        self,
+        joint_reset: bool = False,
+        timeout_s: float = 20.0,
+        pose: np.ndarray | None = None,
+        task: bool = False,
+    ) -> dict:
+        """Interpolated move to the rig's reset pose (or `pose`, clipped), blocking until it is
+        done. `joint_reset`: first move the joints to the rig's joint configuration. `task`: the
+        simulated driver also places the task's objects afresh (seeded)."""
         args: dict[str, Any] = {"joint_reset": bool(joint_reset), "task": bool(task)}
         if pose is not None:
             args["pose"] = np.asarray(pose, dtype=np.float64)
@@ -124,7 +140,8 @@ class RobotClient:
         return self.request("recover", timeout_s=timeout_s)
 
     def set_impedance(self, params: dict[str, float]) -> dict:
-        """Any of translational/rotational stiffness and damping ratio, validated against the rig's ranges."""
+        """Any of translational/rotational stiffness and damping ratio, validated against the rig's
+        ranges."""
         return self.request("set_impedance", {"params": {k: float(v) for k, v in params.items()}})
 
     def health(self) -> dict:

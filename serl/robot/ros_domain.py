@@ -1,6 +1,6 @@
-"""Private ROS 2 domain ids for launched simulated rigs: never the same twice in one process (a reused id would let
-a test's ROS nodes, or a rig still shutting down, cross topics with the next rig) and independent of the global
-`random` state, which tests and libraries seed."""
+"""Private ROS 2 domain ids for launched simulated rigs: never the same twice in one process (a
+reused id would let a test's ROS nodes, or a rig still shutting down, cross topics with the next
+rig) and independent of the global `random` state, which tests and libraries seed."""
 
 from __future__ import annotations
 

@@ -1,5 +1,5 @@
-"""The safety box and orientation cone that every commanded target passes through, in the env and again in the
-robot server. Pure functions on one pose; no state."""
+"""The safety box and orientation cone that every commanded target passes through, in the env and
+again in the robot server. Pure functions on one pose; no state."""
 
 from __future__ import annotations
 
@@ -15,24 +15,34 @@ from serl import geometry as g
 class SafetyLimits:
     xyz_low: tuple[float, float, float]  # m, lower corner of the TCP box in the base frame
     xyz_high: tuple[float, float, float]  # m, upper corner of the TCP box
-    reference_quat: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)  # xyzw; the cone's centre (TCP down)
-    cone_half_angle: float = 0.6  # rad, largest tilt of the tool axis away from the reference's tool axis
-    yaw_range: tuple[float, float] = (-math.pi / 2, math.pi / 2)  # rad, twist about the tool axis vs. reference
-    max_position_error: float = 0.05  # m, largest target-to-measured distance (bounds force via stiffness)
+    # xyzw; the cone's centre (TCP down)
+    reference_quat: tuple[float, float, float, float] = (1.0, 0.0, 0.0, 0.0)
+    # rad, largest tilt of the tool axis away from the reference's tool axis
+    cone_half_angle: float = 0.6
+    # rad, twist about the tool axis vs. reference
+    yaw_range: tuple[float, float] = (-math.pi / 2, math.pi / 2)
+    # m, largest target-to-measured distance (bounds force via stiffness)
+    max_position_error: float = 0.05
     max_rotation_error: float = 0.3  # rad, largest target-to-measured rotation
 
     def __post_init__(self) -> None:
         if any(lo >= hi for lo, hi in zip(self.xyz_low, self.xyz_high, strict=True)):
-            raise ValueError(f"safety box: xyz_low {self.xyz_low} must be below xyz_high {self.xyz_high}")
+            raise ValueError(
+                f"safety box: xyz_low {self.xyz_low} must be below xyz_high {self.xyz_high}"
+            )
         if not 0.0 <= self.cone_half_angle <= math.pi:
             raise ValueError(f"safety cone_half_angle {self.cone_half_angle} must be in [0, pi]")
         lo, hi = self.yaw_range
         if not -math.pi <= lo <= hi <= math.pi:
-            raise ValueError(f"safety yaw_range {self.yaw_range} must satisfy -pi <= low <= high <= pi")
+            raise ValueError(
+                f"safety yaw_range {self.yaw_range} must satisfy -pi <= low <= high <= pi"
+            )
         if self.max_position_error <= 0 or self.max_rotation_error <= 0:
             raise ValueError("safety max_position_error and max_rotation_error must be positive")
         if not math.isclose(float(np.linalg.norm(self.reference_quat)), 1.0, abs_tol=1e-6):
-            raise ValueError(f"safety reference_quat {self.reference_quat} must be a unit quaternion (xyzw)")
+            raise ValueError(
+                f"safety reference_quat {self.reference_quat} must be a unit quaternion (xyzw)"
+            )
 
 
 def clip_position(pos: np.ndarray, limits: SafetyLimits) -> np.ndarray:
@@ -40,7 +50,8 @@ def clip_position(pos: np.ndarray, limits: SafetyLimits) -> np.ndarray:
 
 
 def cone_coordinates(quat: np.ndarray, limits: SafetyLimits) -> tuple[float, float]:
-    """(tilt, yaw) of an orientation relative to the reference: tilt of the tool axis and twist about it."""
+    """(tilt, yaw) of an orientation relative to the reference: tilt of the tool axis and twist
+    about it."""
     rel = g.quat_mul(g.quat_conj(np.asarray(limits.reference_quat)), quat)
     swing, yaw = g.swing_twist(rel)
     return 2.0 * math.acos(min(1.0, abs(swing[3]))), yaw
@@ -60,15 +71,19 @@ def clip_orientation(quat: np.ndarray, limits: SafetyLimits) -> np.ndarray:
 
 
 def clip_target(
-    pos: np.ndarray, quat: np.ndarray, measured_pos: np.ndarray, measured_quat: np.ndarray, limits: SafetyLimits
+    pos: np.ndarray,
+    quat: np.ndarray,
+    measured_pos: np.ndarray,
+    measured_quat: np.ndarray,
+    limits: SafetyLimits,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Clip a target pose into the box and cone, then its distance from the measured pose.
 
-    The distance clip comes last, so the force the impedance controller can apply (stiffness times error) is
-    always bounded. While the measured pose is inside the box and cone (or within the error bound of them) the
-    result is inside them too; an arm pushed far outside is led back toward them one bounded step at a time
-    instead of being yanked.
-    """
+    The distance clip comes last, so the force the impedance controller can apply (stiffness times
+    error) is always bounded. While the measured pose is inside the box and cone (or within the
+    error bound of them) the result is inside them too; an arm pushed far outside is led back toward
+    them one bounded step at a time instead of being yanked.
+"""
     pos, quat = np.asarray(pos, dtype=np.float64), np.asarray(quat, dtype=np.float64)
     measured_pos = np.asarray(measured_pos, dtype=np.float64)
     measured_quat = np.asarray(measured_quat, dtype=np.float64)
@@ -83,8 +98,9 @@ def clip_target(
     if dist > limits.max_position_error:
         pos = measured_pos + offset * (limits.max_position_error / dist)
     measured_quat = measured_quat / np.linalg.norm(measured_quat)
-    # The cone with its yaw range is not geodesically convex: the bounded step toward an inside target can
-    # graze its edge, so it is clipped again; should that break the rotation bound, the arm keeps its orientation.
+    # The cone with its yaw range is not geodesically convex: the bounded step toward an inside
+    # target can graze its edge, so it is clipped again; should that break the rotation bound, the
+    # arm keeps its orientation.
     quat = clip_orientation(g.slerp_toward(measured_quat, quat, limits.max_rotation_error), limits)
     if g.quat_angle(quat, measured_quat) > limits.max_rotation_error + 1e-9:
         quat = g.canonical_quat(measured_quat)

@@ -1,11 +1,13 @@
 """The actor's I/O thread: the only user of its DEALER (data) and SUB (weights) sockets.
 
-It connects, says hello, and once welcomed sends the spool's unacknowledged records from the watermark on, in
-batches, at most `window` batches unacknowledged (a partial batch only when none is). Acknowledgements trim the
-spool. Heartbeats go out every `heartbeat_interval`; a learner silent for `dead_after` seconds (or one that does
-not welcome us in that time, or sends `reset`) is lost: both sockets are dropped (with whatever they had queued) and
-made again after a back-off, and everything unacknowledged is sent again. Weights arrive on the SUB (only the
-newest is kept) or, when asked, on the data socket; they are checked before the `on_weights` callback sees them.
+It connects, says hello, and once welcomed sends the spool's unacknowledged records from the
+watermark on, in batches, at most `window` batches unacknowledged (a partial batch only when none
+is). Acknowledgements trim the spool. Heartbeats go out every `heartbeat_interval`; a learner silent
+for `dead_after` seconds (or one that does not welcome us in that time, or sends `reset`) is lost:
+both sockets are dropped (with whatever they had queued) and made again after a back-off, and
+everything unacknowledged is sent again. Weights arrive on the SUB (only the newest is kept) or,
+when asked, on the data socket; they are checked before the `on_weights` callback sees them.
+Bad messages and lost connections are logged at a bounded rate (`RateLimitedLog`); a refusal once.
 """
 
 from __future__ import annotations
@@ -21,12 +23,13 @@ from typing import Any
 import zmq
 
 from serl.transport import messages as m
-from serl.transport.codec import BadMessage
 from serl.transport.interfaces import WeightsVersion
 from serl.transport.keys import ActorCurve, client_keys, make_client
 from serl.transport.params_codec import ParamsDecoder
+from serl.transport.rate_log import RateLimitedLog
 from serl.transport.spool import Spool
 from serl.transport.wake import WakePipe
+from serl.transport.wire import BadMessage
 
 log = logging.getLogger("serl.transport.actor")
 
@@ -36,27 +39,32 @@ class LinkSettings:
     """Timing and sizes of the actor's link to the learner."""
 
     heartbeat_interval: float = 0.5  # seconds between heartbeats
-    dead_after: float = 2.0  # seconds of silence (or without a welcome) before the learner counts as lost
+    # seconds of silence (or without a welcome) before the learner counts as lost
+    dead_after: float = 2.0
     backoff_initial: float = 0.1  # first wait before reconnecting; doubles up to backoff_max
     backoff_max: float = 2.0
     max_batch: int = 64  # transitions per batch message
-    max_batch_bytes: int = 8 << 20  # bytes per batch message (also kept under half the learner's limit)
+    # bytes per batch message (also kept under half the learner's limit)
+    max_batch_bytes: int = 8 << 20
     window: int = 4  # batches sent and not yet acknowledged
     max_weights_bytes: int = 1 << 30  # largest weights message accepted
 
 
 class ActorLink(threading.Thread):
-    """Runs until `stop()`. Reads the spool and stats queue; calls `on_weights(version, params)` with checked,
-    strictly newer weights."""
+    """Runs until `stop()`. Reads the spool and stats queue; calls `on_weights(version, params)`
+    with checked, strictly newer weights."""
 
-    def __init__(self, endpoints: tuple[str, str], actor_id: str, info: dict[str, Any], spool: Spool,
-                 decoder: ParamsDecoder, on_weights: Callable[[WeightsVersion, Any], None], stats: deque,
+    def __init__(self, endpoints: tuple[str, str], actor_id: str, info: dict[str, Any],
+                 spool: Spool, decoder: ParamsDecoder,
+                 on_weights: Callable[[WeightsVersion, Any], None], stats: deque,
                  settings: LinkSettings, curve: ActorCurve | None):
         super().__init__(name=f"serl-actor-io-{actor_id}", daemon=True)
-        self.endpoints, self.actor_id, self.info, self.spool = endpoints, actor_id, dict(info), spool
+        self.endpoints, self.actor_id = endpoints, actor_id
+        self.info, self.spool = dict(info), spool
         self.decoder, self.on_weights, self.stats = decoder, on_weights, stats
         self.settings = settings
-        self._keys = None if curve is None else client_keys(curve)  # read now: a missing key file fails here
+        # read now: a missing key file fails here
+        self._keys = None if curve is None else client_keys(curve)
         self.counters: Counter[str] = Counter()
         self.connected = False  # welcomed by the learner
         self.refused: str | None = None  # why the learner refused us (then we stop trying)
@@ -71,6 +79,7 @@ class ActorLink(threading.Thread):
         self._have: WeightsVersion | None = None
         self._stopping = False
         self._pipe = WakePipe()
+        self._log = RateLimitedLog(log)
 
     def wake(self) -> None:
         """Tell the thread there is something new to send (never blocks)."""
@@ -88,11 +97,13 @@ class ActorLink(threading.Thread):
         try:
             while not self._stopping:
                 try:
-                    if self._dealer is None and self.refused is None and time.monotonic() >= self._reconnect_at:
+                    due = time.monotonic() >= self._reconnect_at
+                    if self._dealer is None and self.refused is None and due:
                         self._connect()
                     self._wait(0.05)
                     self._tick(time.monotonic())
-                except Exception:  # noqa: BLE001 -- a bug must not silently end the link; it is logged and counted
+                # A bug must not silently end the link; it is logged and counted.
+                except Exception:  # noqa: BLE001
                     self.counters["internal_errors"] += 1
                     log.exception("actor %r: error in the I/O thread", self.actor_id)
                     time.sleep(0.05)
@@ -115,7 +126,8 @@ class ActorLink(threading.Thread):
         if self._dealer is None:
             return
         if now - self._last_heard > self.settings.dead_after:
-            return self._disconnect("the learner is silent" if self.connected else "no welcome from the learner")
+            return self._disconnect("the learner is silent" if self.connected
+                                    else "no welcome from the learner")
         if not self.connected:
             return
         if now - self._last_beat >= self.settings.heartbeat_interval:
@@ -153,11 +165,14 @@ class ActorLink(threading.Thread):
         if self._dealer is None:
             return
         if reason is not None:
-            log.warning("actor %r: %s; reconnecting in %.1f s", self.actor_id, reason,
-                        self._backoff if backoff else 0.0)
+            # keyed by the reason without its details: one line per kind of loss per interval
+            self._log.log(logging.WARNING, reason.split(" (")[0],
+                          "actor %r: %s; reconnecting in %.1f s", self.actor_id, reason,
+                          self._backoff if backoff else 0.0)
             self.counters["disconnects"] += 1
         for socket in (self._dealer, self._sub):
-            socket.close(linger=0)  # drops what it had queued: after a reconnect we resend from the watermark
+            # drops what it had queued: after a reconnect we resend from the watermark
+            socket.close(linger=0)
         self._dealer = self._sub = self._poller = None
         self.connected = False
         self._reconnect_at = time.monotonic() + (self._backoff if backoff else 0.0)
@@ -174,7 +189,8 @@ class ActorLink(threading.Thread):
             except zmq.Again:
                 return
             try:
-                kind, message = m.parse(data, m.LEARNER_MESSAGES, self.settings.max_weights_bytes + 4096)
+                kind, message = m.parse(data, m.LEARNER_MESSAGES,
+                                        self.settings.max_weights_bytes + 4096)
                 if socket is self._sub and kind != "weights":
                     raise BadMessage("protocol", f"{kind} on the weights socket")
                 if socket is self._dealer:
@@ -182,17 +198,20 @@ class ActorLink(threading.Thread):
                 getattr(self, f"_on_{kind}")(message)
             except BadMessage as e:
                 self.counters["bad_messages"] += 1
-                log.warning("actor %r: dropped a bad message from the learner (%s)", self.actor_id, e)
+                self._log.log(logging.WARNING, "bad", "actor %r: dropped a bad message from the "
+                              "learner (%s)", self.actor_id, e)
 
     def _on_welcome(self, message: dict) -> None:
         self.connected, self._backoff = True, self.settings.backoff_initial
         self._batch_bytes = min(self.settings.max_batch_bytes, message["max_bytes"] // 2)
         if self.spool.acked < message["acked"] < self.spool.next_sequence:
             self.spool.acknowledge(message["acked"])
-        self._cursor, self._in_flight = self.spool.acked + 1, deque()  # resend everything unacknowledged
+        # resend everything unacknowledged
+        self._cursor, self._in_flight = self.spool.acked + 1, deque()
         self._send("weights_request")
         self._last_request = time.monotonic()
-        log.info("actor %r: connected to the learner; resending from %d", self.actor_id, self._cursor)
+        log.info("actor %r: connected to the learner; resending from %d", self.actor_id,
+                 self._cursor)
 
     def _on_refuse(self, message: dict) -> None:
         self.refused = message["reason"]
@@ -205,7 +224,8 @@ class ActorLink(threading.Thread):
     def _on_ack(self, message: dict) -> None:
         sequence = message["last_sequence"]
         if sequence >= self.spool.next_sequence:
-            raise BadMessage("protocol", f"ack of {sequence}, only {self.spool.next_sequence} produced")
+            raise BadMessage("protocol",
+                             f"ack of {sequence}, only {self.spool.next_sequence} produced")
         self.spool.acknowledge(sequence)
         while self._in_flight and self._in_flight[0] <= sequence:
             self._in_flight.popleft()
@@ -214,8 +234,10 @@ class ActorLink(threading.Thread):
 
     def _on_heartbeat(self, message: dict) -> None:
         latest, now = m.version_of(message["latest"]), time.monotonic()
-        if latest is not None and (self._have is None or latest > self._have) and now - self._last_request > 1.0:
-            self._send("weights_request")  # a publication we missed (e.g. dropped while we were slow)
+        if latest is not None and (self._have is None
+                                   or latest > self._have) and now - self._last_request > 1.0:
+            # a publication we missed (e.g. dropped while we were slow)
+            self._send("weights_request")
             self._last_request = now
 
     def _on_weights(self, message: dict) -> None:
@@ -232,7 +254,9 @@ class ActorLink(threading.Thread):
         while len(self._in_flight) < self.settings.window and self._dealer is not None:
             available = self.spool.next_sequence - self._cursor
             if available <= 0 or (available < self.settings.max_batch and self._in_flight):
-                return  # a partial batch waits while others are in flight: batches grow when the learner is slow
+                # a partial batch waits while others are in flight: batches grow when the learner is
+                # slow
+                return
             records = self.spool.read(self._cursor, self.settings.max_batch, self._batch_bytes)
             if not records:
                 return

@@ -1,4 +1,5 @@
-"""Small fakes of the transport interfaces, for testing an actor or a learner loop alone (no threads, no waiting)."""
+"""Small fakes of the transport interfaces, for testing an actor or a learner loop alone (no
+threads, no waiting)."""
 
 from __future__ import annotations
 
@@ -31,7 +32,8 @@ class RecordingStatsSink:
 
 
 class ScriptedVariableClient:
-    """`VariableClient` that hands out queued `(version, params)`, one per poll; `push` queues more."""
+    """`VariableClient` that hands out queued `(version, params)`, one per poll; `push`
+    queues more."""
 
     def __init__(self, *updates: tuple[WeightsVersion, Params]):
         self._queue = deque(updates)

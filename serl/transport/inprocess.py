@@ -1,9 +1,10 @@
-"""The in-process transport: actor and learner as threads of one process, with exactly the semantics of the
-ZeroMQ transport (it is the reference that one is tested against).
+"""The in-process transport: actor and learner as threads of one process, with exactly the semantics
+of the ZeroMQ transport (it is the reference that one is tested against).
 
-The transport object stands in for both ends' durable state: the actor's spool (every unacknowledged transition,
-kept until acknowledged) and the weights last published. Actor and learner objects made from it may be dropped and
-made again to simulate restarts; `InProcessTransitionSource.redeliver()` simulates the learner reconnecting.
+The transport object stands in for both ends' durable state: the actor's spool (every unacknowledged
+transition, kept until acknowledged) and the weights last published. Actor and learner objects made
+from it may be dropped and made again to simulate restarts; `InProcessTransitionSource.redeliver()`
+simulates the learner reconnecting.
 """
 
 from __future__ import annotations
@@ -11,27 +12,15 @@ from __future__ import annotations
 import itertools
 import threading
 from collections import deque
-from collections.abc import Mapping
 
-import numpy as np
-
-from serl.transport.interfaces import IncomingBatch, Params, Transition, WeightsVersion, check_acknowledgement
-
-
-def snapshot(tree):
-    """A deep copy as the wire would deliver it: mappings become dicts, array-likes (numpy, JAX) become new
-    read-only numpy arrays, lists and tuples are rebuilt, other leaves (numbers, str, bool) are kept."""
-    if isinstance(tree, Mapping):
-        return {key: snapshot(value) for key, value in tree.items()}
-    if isinstance(tree, list | tuple):
-        return (list if isinstance(tree, list) else tuple)(snapshot(value) for value in tree)
-    if isinstance(tree, np.generic):
-        return tree  # numpy scalars are immutable already
-    if hasattr(tree, "__array__"):
-        array = np.array(tree, copy=True)
-        array.flags.writeable = False  # shared with every reader, and a decoded wire buffer is read-only too
-        return array
-    return tree
+from serl.transport.interfaces import (
+    IncomingBatch,
+    Params,
+    Transition,
+    WeightsVersion,
+    check_acknowledgement,
+    snapshot,
+)
 
 
 class _ActorLog:
@@ -55,7 +44,8 @@ class _Ledger:
         self.max_batch = max_batch
         self._cond = threading.Condition()
         self._logs: dict[str, _ActorLog] = {}
-        self._turn = 0  # rotates which actor is served first, so one busy actor cannot starve the others
+        # rotates which actor is served first, so one busy actor cannot starve the others
+        self._turn = 0
         self.stats: deque[dict] = deque()
 
     def log(self, actor_id: str, first_sequence: int = 0) -> _ActorLog:
@@ -82,7 +72,8 @@ class _Ledger:
             ids = ids[self._turn :] + ids[: self._turn]
             batches: list[IncomingBatch] = []
             while len(batches) < max_batches:
-                round_ = [b for b in (self._next_batch(i) for i in ids[: max_batches - len(batches)]) if b]
+                round_ = [b for b in (self._next_batch(i)
+                                      for i in ids[: max_batches - len(batches)]) if b]
                 if not round_:
                     return batches
                 batches += round_
@@ -119,8 +110,8 @@ class _Ledger:
 
 
 class InProcessAdder:
-    """`Adder` for one actor id. A new adder for the same id resumes its sequence (as an actor restarted over its
-    spool does)."""
+    """`Adder` for one actor id. A new adder for the same id resumes its sequence (as an actor
+    restarted over its spool does)."""
 
     def __init__(self, ledger: _Ledger, actor_id: str, first_sequence: int = 0):
         self._ledger, self._log = ledger, ledger.log(actor_id, first_sequence)
@@ -166,7 +157,8 @@ class InProcessTransitionSource:
         return drained
 
     def redeliver(self) -> None:
-        """Simulate the learner reconnecting: every unacknowledged transition is delivered again, in order."""
+        """Simulate the learner reconnecting: every unacknowledged transition is delivered again, in
+        order."""
         self._ledger.rewind()
 
 
@@ -191,7 +183,8 @@ class InProcessWeights:
         return self._current  # one attribute read, atomic: no lock, so it never blocks
 
     def wait_until(self, predicate, timeout: float | None) -> bool:
-        """Wait until `predicate(self.latest())` holds (checked at each publish); False on timeout."""
+        """Wait until `predicate(self.latest())` holds (checked at each publish); False
+        on timeout."""
         with self._cond:
             return self._cond.wait_for(lambda: predicate(self._current), timeout)
 
@@ -220,7 +213,8 @@ class InProcessVariableClient:
 
 class InProcessTransport:
     """Both ends of the transport in one process. Make the actor side with `adder`, `stats_sink` and
-    `variable_client`; the learner side with `transition_source` and `publisher` (also `variable_source`)."""
+    `variable_client`; the learner side with `transition_source` and `publisher` (also
+    `variable_source`)."""
 
     def __init__(self, max_batch: int = 64):
         if max_batch < 1:
@@ -229,8 +223,9 @@ class InProcessTransport:
         self._weights = InProcessWeights()
 
     def adder(self, actor_id: str, first_sequence: int = 0) -> InProcessAdder:
-        """The actor's adder; `first_sequence` continues an actor whose earlier transitions the learner already
-        stored (a resumed single-process run), so they are not mistaken for duplicates."""
+        """The actor's adder; `first_sequence` continues an actor whose earlier transitions the
+        learner already stored (a resumed single-process run), so they are not mistaken for
+        duplicates."""
         return InProcessAdder(self._ledger, actor_id, first_sequence)
 
     def stats_sink(self, actor_id: str) -> InProcessStatsSink:

@@ -1,14 +1,16 @@
 """The transport's contracts: what an actor hands the learner, and what the learner hands back.
 
-Two implementations honour them exactly: `inprocess` (threads of one process; the reference) and ZeroMQ (across
-machines). Actor ids are strings stable across restarts. Each actor numbers its transitions 0, 1, 2, ... and never
-reuses a number, across crashes too. Acknowledgements are cumulative per actor: acknowledging sequence n means
-every sequence <= n of that actor is durable on the learner.
+Two implementations honour them exactly: `inprocess` (threads of one process; the reference) and
+ZeroMQ (across machines). Actor ids are strings stable across restarts. Each actor numbers its
+transitions 0, 1, 2, ... and never reuses a number, across crashes too. Acknowledgements are
+cumulative per actor: acknowledging sequence n means every sequence <= n of that actor is durable on
+the learner.
 """
 
 from __future__ import annotations
 
 import numbers
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any, Protocol, runtime_checkable
 
@@ -22,9 +24,9 @@ Transition = dict  # one step in the schema of `serl.data` (nested dicts of arra
 class WeightsVersion:
     """Identifies published weights; ordered (incarnation, step) lexicographically.
 
-    A learner restored from a checkpoint starts a new incarnation, so its weights beat every step of an older
-    incarnation even though its update counter went back to the checkpoint's.
-    """
+    A learner restored from a checkpoint starts a new incarnation, so its weights beat every step of
+    an older incarnation even though its update counter went back to the checkpoint's.
+"""
 
     incarnation: int
     step: int
@@ -34,7 +36,8 @@ class WeightsVersion:
             value = getattr(self, name)
             if not isinstance(value, numbers.Integral) or isinstance(value, bool) or value < 0:
                 raise ValueError(f"WeightsVersion.{name} must be a non-negative int, got {value!r}")
-            object.__setattr__(self, name, int(value))  # numpy ints in, plain ints out: hashing and msgpack agree
+            # numpy ints in, plain ints out: hashing and msgpack agree
+            object.__setattr__(self, name, int(value))
 
     def to_array(self) -> np.ndarray:
         """The version as int64 `[incarnation, step]` (how it travels and is checkpointed)."""
@@ -45,7 +48,8 @@ class WeightsVersion:
         """Inverse of `to_array`; anything but two integers is a ValueError."""
         array = np.asarray(array)
         if array.shape != (2,) or not np.issubdtype(array.dtype, np.integer):
-            raise ValueError(f"a WeightsVersion is 2 integers, got dtype {array.dtype} shape {array.shape}")
+            raise ValueError(f"a WeightsVersion is 2 integers, got dtype {array.dtype} shape "
+                             f"{array.shape}")
         return cls(int(array[0]), int(array[1]))
 
 
@@ -67,14 +71,14 @@ class Adder(Protocol):
     """Actor side: hands transitions to the learner, reliably."""
 
     def add(self, transition: Transition) -> None:
-        """Give `transition` the actor's next sequence number and make it durable (spooled or queued) before
-        returning. Never waits on the network or the learner. The transition is captured as it is now: later
-        changes to its arrays do not reach the learner."""
+        """Give `transition` the actor's next sequence number and make it durable (spooled or
+        queued) before returning. Never waits on the network or the learner. The transition is
+        captured as it is now: later changes to its arrays do not reach the learner."""
         ...
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Wait until every transition added before this call is acknowledged by the learner. True when it is,
-        False if `timeout` seconds pass first (None waits forever)."""
+        """Wait until every transition added before this call is acknowledged by the learner. True
+        when it is, False if `timeout` seconds pass first (None waits forever)."""
         ...
 
 
@@ -83,22 +87,26 @@ class StatsSink(Protocol):
     """Actor side: per-episode statistics for the learner's logs."""
 
     def episode(self, stats: dict) -> None:
-        """Report one finished episode (return, length, success, intervention count and rate, ...): a flat dict of
-        str -> number/bool/str. Best effort and never blocking: unlike transitions, stats are not acknowledged."""
+        """Report one finished episode (return, length, success, intervention count and rate, ...):
+        a flat dict of str -> number/bool/str. Best effort and never blocking: unlike transitions,
+        stats are not acknowledged."""
         ...
 
 
 @runtime_checkable
 class VariableClient(Protocol):
-    """Actor side: the newest policy weights. One client per actor loop (not shared between threads)."""
+    """Actor side: the newest policy weights. One client per actor loop (not shared between
+    threads)."""
 
     def poll(self) -> tuple[WeightsVersion, Params] | None:
-        """Never blocks. The newest published `(version, params)` if strictly newer than the last one this client
-        returned, else None. Params are host (numpy) arrays, read-only; put them on the device once per version."""
+        """Never blocks. The newest published `(version, params)` if strictly newer than the last
+        one this client returned, else None. Params are host (numpy) arrays, read-only; put them on
+        the device once per version."""
         ...
 
     def wait(self, timeout: float) -> tuple[WeightsVersion, Params] | None:
-        """Like `poll`, but waits up to `timeout` seconds for something newer (for start-up); None on timeout."""
+        """Like `poll`, but waits up to `timeout` seconds for something newer (for start-up); None
+        on timeout."""
         ...
 
 
@@ -107,9 +115,10 @@ class WeightsPublisher(Protocol):
     """Learner side: sends policy weights to every actor."""
 
     def publish(self, version: WeightsVersion, params: Params) -> None:
-        """Make `(version, params)` the newest weights. Only the newest is kept; a slow actor skips versions.
-        `version` must be strictly newer than the last one published (ValueError otherwise); `params` are
-        captured now (donated or updated device buffers later do not matter)."""
+        """Make `(version, params)` the newest weights. Only the newest is kept; a slow actor skips
+        versions. `version` must be strictly newer than the last one published (ValueError
+        otherwise); `params` are captured now (donated or updated device buffers later do not
+        matter)."""
         ...
 
 
@@ -118,7 +127,8 @@ class VariableSource(Protocol):
     """Learner side: the weights last published (what a late-joining actor is given)."""
 
     def latest(self) -> tuple[WeightsVersion, Params] | None:
-        """The newest published `(version, params)`, or None before the first publish. Never blocks."""
+        """The newest published `(version, params)`, or None before the first publish.
+        Never blocks."""
         ...
 
 
@@ -127,28 +137,49 @@ class TransitionSource(Protocol):
     """Learner side: transitions from every actor, redelivered until acknowledged."""
 
     def receive(self, max_items: int, timeout: float) -> list[IncomingBatch]:
-        """Up to `max_items` batches (not transitions), fair across actors, each actor's in sequence order. Waits
-        up to `timeout` seconds for the first one (0: never waits); [] when none came. After a learner restart a
-        batch may start at or below the learner's watermark: drop what it already stored, then acknowledge."""
+        """Up to `max_items` batches (not transitions), fair across actors, each actor's in sequence
+        order. Waits up to `timeout` seconds for the first one (0: never waits); [] when none came.
+        After a learner restart a batch may start at or below the learner's watermark: drop what it
+        already stored, then acknowledge."""
         ...
 
     def acknowledge(self, actor_id: str, last_sequence: int) -> None:
-        """Declare every sequence <= `last_sequence` of `actor_id` durable in the learner's storage (call only after
-        it is). Acknowledged sequences are never delivered again and the actor may trim its spool up to them.
-        Repeating or lowering an acknowledgement is a no-op; acknowledging beyond what was delivered is a
-        ValueError."""
+        """Declare every sequence <= `last_sequence` of `actor_id` durable in the learner's storage
+        (call only after it is). Acknowledged sequences are never delivered again and the actor may
+        trim its spool up to them. Repeating or lowering an acknowledgement is a no-op;
+        acknowledging beyond what was delivered is a ValueError."""
         ...
 
     def stats(self) -> list[dict]:
-        """Drain the episode stats received since the last call, oldest first, each with an `actor_id` key."""
+        """Drain the episode stats received since the last call, oldest first, each with an
+        `actor_id` key."""
         ...
 
 
 def check_acknowledgement(actor_id: str, last_sequence: int, delivered_end: int | None) -> None:
-    """The ValueErrors of `TransitionSource.acknowledge`: an unknown actor (`delivered_end` None) or a sequence that
-    was never delivered (at or past `delivered_end`)."""
+    """The ValueErrors of `TransitionSource.acknowledge`: an unknown actor (`delivered_end` None) or
+    a sequence that was never delivered (at or past `delivered_end`)."""
     if delivered_end is None:
         raise ValueError(f"acknowledgement for unknown actor {actor_id!r}")
     if last_sequence >= delivered_end:
         raise ValueError(f"actor {actor_id!r}: cannot acknowledge {last_sequence}, "
                          f"only sequences < {delivered_end} were delivered")
+
+
+def snapshot(tree):
+    """What "captured" means above (`Adder.add`, `WeightsPublisher.publish`), shared by both
+    implementations. A deep copy as the wire would deliver it: mappings become dicts, array-likes
+    (numpy, JAX) become new read-only numpy arrays, lists and tuples are rebuilt, other leaves
+    (numbers, str, bool) are kept."""
+    if isinstance(tree, Mapping):
+        return {key: snapshot(value) for key, value in tree.items()}
+    if isinstance(tree, list | tuple):
+        return (list if isinstance(tree, list) else tuple)(snapshot(value) for value in tree)
+    if isinstance(tree, np.generic):
+        return tree  # numpy scalars are immutable already
+    if hasattr(tree, "__array__"):
+        array = np.array(tree, copy=True)
+        # shared with every reader, and a decoded wire buffer is read-only too
+        array.flags.writeable = False
+        return array
+    return tree

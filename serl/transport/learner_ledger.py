@@ -1,8 +1,10 @@
-"""The learner side's bookkeeping per actor: what arrived, what the learner loop took, what it acknowledged.
+"""The learner side's bookkeeping per actor: what arrived, what the learner loop took, what it
+acknowledged.
 
-The I/O thread `offer`s decoded batches; the learner loop `take`s them and `acknowledge`s. Within one learner
-process every sequence is handed to the loop once (resends after an actor reconnects are trimmed to what is new);
-after a learner restart the actors resend everything unacknowledged, and the storage drops what it already has.
+The I/O thread `offer`s decoded batches; the learner loop `take`s them and `acknowledge`s. Within
+one learner process every sequence is handed to the loop once (resends after an actor reconnects are
+trimmed to what is new); after a learner restart the actors resend everything unacknowledged, and
+the storage drops what it already has.
 """
 
 from __future__ import annotations
@@ -19,16 +21,20 @@ class Offer(enum.Enum):
     """What became of an offered batch, and what the I/O thread answers."""
 
     QUEUED = "queued"  # new transitions queued for the learner loop
-    OVERLAP = "overlap"  # nothing new, not yet acknowledged: the ack follows when the loop acknowledges
+    # nothing new, not yet acknowledged: the ack follows when the loop acknowledges
+    OVERLAP = "overlap"
     DUPLICATE = "duplicate"  # already acknowledged: acknowledge again so the actor trims
-    GAP = "gap"  # starts past what arrived (a message was lost): the actor must resend from its watermark
-    FULL = "full"  # the loop is too far behind (the actor ignored its window): the actor must resend later
+    # starts past what arrived (a message was lost): the actor must resend from its watermark
+    GAP = "gap"
+    # the loop is too far behind (the actor ignored its window): the actor must resend later
+    FULL = "full"
 
 
 @dataclass
 class _Actor:
     acked: int = -1  # highest sequence the loop acknowledged
-    received_end: int | None = None  # one past the highest sequence queued (None: nothing known yet)
+    # one past the highest sequence queued (None: nothing known yet)
+    received_end: int | None = None
     delivered_end: int = 0  # one past the highest sequence the loop took
     queue: deque[IncomingBatch] = field(default_factory=deque)
 
@@ -40,10 +46,12 @@ class Ledger:
         self.max_queued_batches = max_queued_batches
         self._cond = threading.Condition()
         self._actors: dict[str, _Actor] = {}
-        self._turn = 0  # rotates which actor is served first, so a busy actor cannot starve the others
+        # rotates which actor is served first, so a busy actor cannot starve the others
+        self._turn = 0
 
     def hello(self, actor_id: str, resume_from: int) -> int:
-        """An actor (re)connected and will send from `resume_from`; returns what is acknowledged for it (-1)."""
+        """An actor (re)connected and will send from `resume_from`; returns what is acknowledged for
+        it (-1)."""
         with self._cond:
             actor = self._actors.setdefault(actor_id, _Actor())
             actor.received_end = max(actor.received_end or 0, resume_from)
@@ -69,7 +77,8 @@ class Ledger:
             return Offer.QUEUED
 
     def take(self, max_batches: int, timeout: float | None) -> list[IncomingBatch]:
-        """Up to `max_batches` batches, round-robin over actors, waiting up to `timeout` for the first."""
+        """Up to `max_batches` batches, round-robin over actors, waiting up to `timeout` for the
+        first."""
         if max_batches < 1:
             raise ValueError(f"max_items must be >= 1, got {max_batches}")
         with self._cond:
@@ -89,10 +98,12 @@ class Ledger:
             return out
 
     def acknowledge(self, actor_id: str, last_sequence: int) -> bool:
-        """Record the loop's acknowledgement; True if it moved the watermark (so the actor must hear of it)."""
+        """Record the loop's acknowledgement; True if it moved the watermark (so the actor must hear
+        of it)."""
         with self._cond:
             actor = self._actors.get(actor_id)
-            check_acknowledgement(actor_id, last_sequence, None if actor is None else actor.delivered_end)
+            check_acknowledgement(actor_id, last_sequence,
+                                  None if actor is None else actor.delivered_end)
             if last_sequence <= actor.acked:
                 return False
             actor.acked = last_sequence

@@ -1,19 +1,27 @@
-"""The transport's messages: one msgpack map per ZeroMQ message, `{"kind": KIND, field: value, ...}`.
+"""The transport's messages: one msgpack map per ZeroMQ message, `{"kind": KIND, field: value}`.
 
 Actor -> learner (data socket, DEALER -> ROUTER):
-    hello            protocol: int, actor_id: str, resume_from: int (first sequence it will send), info: {str: scalar}
-    batch            actor_id: str, first_sequence: int, transitions: [bin, ...] (each a `TransitionCodec` message)
+    hello            protocol: int, actor_id: str, resume_from: int (first sequence it will send),
+                     info: {str: scalar}
+    batch            actor_id: str, first_sequence: int, transitions: [bin, ...] (each a
+                     `TransitionCodec` message)
     weights_request  (nothing): answered at once with `weights` if the learner has published any
     stats            stats: {str: int | float | bool | str} (one finished episode)
     heartbeat        (nothing): answered with a heartbeat
 Learner -> actor (data socket):
-    welcome          protocol: int, acked: int (highest sequence of this actor acknowledged, -1 if none), info,
-                     max_bytes: int (the learner's message size limit: the actor keeps its batches under half)
-    refuse           reason: str (what differs; the actor stops trying)
+    welcome          protocol: int, acked: int (highest sequence of this actor acknowledged, -1 if
+                     none), info, max_bytes: int (the learner's message size limit: the actor
+                     keeps its batches under half)
+    refuse           reason: str (the handshake differs, naming what; or, with CURVE, the
+                     message is for an actor id that is not its connection's key's name): the
+                     actor stops trying and shows the reason
     ack              last_sequence: int (cumulative: everything <= it is durable on the learner)
-    heartbeat        latest: [incarnation, step] | None (newest weights, so an actor that missed them asks again)
-    reset            reason: str (the learner does not know this peer or lost its place: say hello again)
-    weights          version: [incarnation, step], params: bin (see `params_codec`); also the only PUB message
+    heartbeat        latest: [incarnation, step] | None (newest weights, so an actor that missed
+                     them asks again)
+    reset            reason: str (the learner does not know this peer or lost its place: say
+                     hello again)
+    weights          version: [incarnation, step], params: bin (see `params_codec`); also the only
+                     PUB message
 Every field is checked (type, range, length); extra or missing fields are a `BadMessage`.
 """
 
@@ -25,8 +33,8 @@ from typing import Any
 import msgpack
 
 from serl.data.schema import TransitionSpec
-from serl.transport.codec import BadMessage, unpack
 from serl.transport.interfaces import WeightsVersion
+from serl.transport.wire import BadMessage, unpack
 
 PROTOCOL_VERSION = 1
 MAX_SEQUENCE = 2**62
@@ -60,7 +68,8 @@ def _scalar_map(value, path) -> None:
         _fail(path, f"expected a map of at most {MAX_ENTRIES} entries, got {_short(value)}")
     for key, item in value.items():
         _text(200)(key, path)
-        if not (isinstance(item, bool | int | float) or (isinstance(item, str) and len(item) <= MAX_TEXT)):
+        text = isinstance(item, str) and len(item) <= MAX_TEXT
+        if not (isinstance(item, bool | int | float) or text):
             _fail(f"{path}/{key}", f"expected a number, bool or short string, got {_short(item)}")
 
 
@@ -70,7 +79,9 @@ def _version_or_none(value, path) -> None:
 
 
 def _version(value, path) -> None:
-    if not (isinstance(value, list) and len(value) == 2 and all(type(v) is int and 0 <= v < 2**63 for v in value)):
+    if not (isinstance(value,
+                       list) and len(value) == 2 and all(type(v) is int and 0 <= v < 2**63
+                                                         for v in value)):
         _fail(path, f"expected [incarnation, step], got {_short(value)}")
 
 
@@ -87,14 +98,16 @@ def _bin(value, path) -> None:
 
 
 ACTOR_MESSAGES: dict[str, dict[str, Checker]] = {
-    "hello": {"protocol": _int(0, 2**31), "actor_id": _text(200), "resume_from": _int(0), "info": _scalar_map},
+    "hello": {"protocol": _int(0, 2**31), "actor_id": _text(200), "resume_from": _int(0),
+              "info": _scalar_map},
     "batch": {"actor_id": _text(200), "first_sequence": _int(0), "transitions": _bins},
     "weights_request": {},
     "stats": {"stats": _scalar_map},
     "heartbeat": {},
 }
 LEARNER_MESSAGES: dict[str, dict[str, Checker]] = {
-    "welcome": {"protocol": _int(0, 2**31), "acked": _int(-1), "info": _scalar_map, "max_bytes": _int(1, 2**40)},
+    "welcome": {"protocol": _int(0, 2**31), "acked": _int(-1), "info": _scalar_map,
+                "max_bytes": _int(1, 2**40)},
     "refuse": {"reason": _text(MAX_TEXT)},
     "ack": {"last_sequence": _int(0)},
     "heartbeat": {"latest": _version_or_none},
@@ -108,8 +121,10 @@ def pack(kind: str, **fields: Any) -> bytes:
     return msgpack.packb({"kind": kind, **fields}, use_bin_type=True)
 
 
-def parse(data: Any, accepted: Mapping[str, Mapping[str, Checker]], max_bytes: int) -> tuple[str, dict[str, Any]]:
-    """(kind, fields) of a message whose kind is in `accepted` and whose fields all check; BadMessage otherwise."""
+def parse(data: Any, accepted: Mapping[str, Mapping[str, Checker]],
+          max_bytes: int) -> tuple[str, dict[str, Any]]:
+    """(kind, fields) of a message whose kind is in `accepted` and whose fields all check;
+    BadMessage otherwise."""
     message = unpack(data, max_bytes)
     if not isinstance(message, dict):
         raise BadMessage("envelope", f"expected a map, got {type(message).__name__}")
@@ -118,7 +133,9 @@ def parse(data: Any, accepted: Mapping[str, Mapping[str, Checker]], max_bytes: i
         raise BadMessage("envelope", f"unexpected kind {_short(kind)}")
     schema = accepted[kind]
     if message.keys() != schema.keys():
-        raise BadMessage("envelope", f"{kind}: fields {sorted(map(_short, message))}, expected {sorted(schema)}")
+        raise BadMessage("envelope",
+                         f"{kind}: fields {sorted(map(_short, message))}, expected "
+                         f"{sorted(schema)}")
     for name, check in schema.items():
         check(message[name], f"{kind}.{name}")
     return kind, message
@@ -130,16 +147,19 @@ def version_of(value: list[int] | None) -> WeightsVersion | None:
 
 
 def spec_info(spec: TransitionSpec, **extra: Any) -> dict[str, Any]:
-    """A handshake info map describing `spec` field by field (so a refusal names the field that differs), plus
-    `extra` entries (e.g. `agent_config=<hash>`)."""
-    info: dict[str, Any] = {"spec.fingerprint": spec.fingerprint(), "spec.action_dim": spec.action_dim}
+    """A handshake info map describing `spec` field by field (so a refusal names the field that
+    differs), plus `extra` entries (e.g. `agent_config=<hash>`)."""
+    info: dict[str, Any] = {"spec.fingerprint": spec.fingerprint(),
+                            "spec.action_dim": spec.action_dim}
     info.update({f"spec.observations.{k}": f"{d}{list(s)}" for k, s, d in spec.observations})
     info.update(extra)
     return info
 
 
-def differences(ours: Mapping[str, Any], theirs: Mapping[str, Any], us: str, them: str) -> list[str]:
-    """"key: <them> X, <us> Y" for every key whose values differ (a missing key reads as "missing")."""
+def differences(ours: Mapping[str, Any], theirs: Mapping[str, Any], us: str,
+                them: str) -> list[str]:
+    """"key: <them> X, <us> Y" for every key whose values differ (a missing key reads
+    as "missing")."""
     out = []
     for key in sorted(set(ours) | set(theirs)):
         a, b = theirs.get(key, "missing"), ours.get(key, "missing")

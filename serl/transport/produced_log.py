@@ -1,9 +1,10 @@
 """`produced.log`: the actor's untrimmed audit log of every transition sequence it produced.
 
-Text, one fixed-width line per range of consecutive sequences: `first last count interventions` (inclusive; count is
-last - first + 1; interventions is how many of them were intervention steps, -1 if unknown after a power cut). A
-line is rewritten in place (same length) after every transition, so the log is current whenever `add` returns; a
-new line starts at each actor session and each flush. Audits compare the learner's buffers against this file.
+Text, one fixed-width line per range of consecutive sequences: `first last count interventions`
+(inclusive; count is last - first + 1; interventions is how many of them were intervention steps, -1
+if unknown after a power cut). A line is rewritten in place (same length) after every transition, so
+the log is current whenever `add` returns; a new line starts at each actor session and each flush.
+Audits compare the learner's buffers against this file.
 """
 
 from __future__ import annotations
@@ -12,14 +13,16 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-HEADER = b"# first_sequence last_sequence count interventions (inclusive ranges; one line per session or flush)\n"
+HEADER = (b"# first_sequence last_sequence count interventions "
+          b"(inclusive ranges; one line per session or flush)\n")
 _LINE = "{:>20} {:>20} {:>20} {:>20}\n"
 LINE_BYTES = len(_LINE.format(0, 0, 0, 0))
 
 
 @dataclass(frozen=True)
 class ProducedRange:
-    """Sequences first..last (inclusive), `interventions` of them intervention steps (-1: unknown)."""
+    """Sequences first..last (inclusive), `interventions` of them intervention steps
+    (-1: unknown)."""
 
     first: int
     last: int
@@ -38,7 +41,8 @@ def produced_sequences(path: str | Path) -> set[int]:
 
 
 def _parse(data: bytes) -> tuple[list[ProducedRange], int]:
-    """(ranges, bytes of the valid prefix): parsing stops at the first line that is not a complete record."""
+    """(ranges, bytes of the valid prefix): parsing stops at the first line that is not a complete
+    record."""
     ranges, pos = [], 0
     while pos < len(data):
         end = data.find(b"\n", pos)
@@ -58,8 +62,8 @@ def _parse(data: bytes) -> tuple[list[ProducedRange], int]:
 
 
 class ProducedLog:
-    """Appends ranges to a produced.log; `record` extends the current line in place. Not thread-safe (the spool
-    calls it under its lock)."""
+    """Appends ranges to a produced.log; `record` extends the current line in place. Not thread-safe
+    (the spool calls it under its lock)."""
 
     def __init__(self, path: Path):
         self.path = path
@@ -71,7 +75,8 @@ class ProducedLog:
         if valid == 0:
             os.pwrite(self._fd, HEADER, 0)
         self.last = max((r.last for r in ranges), default=-1)  # highest sequence recorded
-        self._line_at: int | None = None  # offset of the line `record` rewrites; None: the next record starts one
+        # offset of the line `record` rewrites; None: the next record starts one
+        self._line_at: int | None = None
         self._first = self._interventions = 0
 
     def record(self, sequence: int, intervened: bool) -> None:
@@ -86,7 +91,8 @@ class ProducedLog:
         self._write(self._line_at, self._first, sequence, self._interventions)
 
     def record_range(self, first: int, last: int, interventions: int) -> None:
-        """Record sequences first..last on a line of their own (recovery after a crash; -1: unknown)."""
+        """Record sequences first..last on a line of their own (recovery after a crash; -1:
+        unknown)."""
         self.break_line()
         os.pwrite(self._fd, _LINE.format(first, last, last - first + 1, interventions).encode(),
                   os.lseek(self._fd, 0, os.SEEK_END))

@@ -1,65 +1,52 @@
-"""The actor's spool: every transition it produced and the learner has not acknowledged, on disk, in wire form.
+"""The actor's spool: every transition it produced and the learner has not acknowledged, on disk, in
+wire form.
 
 Layout of a spool folder:
-    segments/<first sequence, 20 digits>.seg   append-only records: header (sequence u64, length u32, crc32 u32,
-                                               flags u8) + the encoded transition (resent as is, never re-encoded)
-    acked        the highest sequence the learner acknowledged (text; rewritten on each acknowledgement)
+    segments/<first sequence, 20 digits>.seg   append-only records (see `spool_segments`)
+    acked        the highest sequence the learner acknowledged (text; rewritten durably on each
+                 acknowledgement)
     produced.log the untrimmed audit log (see `produced_log`)
     lock         held while open: one actor per spool
 
-Durability: `add` returns after write(2) of the record and of produced.log, so a killed process (SIGKILL, crash)
-loses nothing: the data is in the OS. Records reach the disk itself at `sync`, which the actor's I/O thread calls
-every `fsync_interval` seconds and `flush`/`close` call too: a power cut can lose the last ~fsync_interval seconds
-(and, if the learner already stored them, the restarted actor's next sequences are then dropped as duplicates).
-On open a torn last record is cut, and sequences continue after the highest of: the last record, produced.log and
-the acknowledged watermark, so they never go backwards.
+Durability: `add` returns after write(2) of the record and of produced.log, so a killed process
+(SIGKILL, crash) loses nothing: the data is in the OS. Records reach the disk itself at `sync`,
+which the actor's I/O thread calls every `fsync_interval` seconds and `flush`/`close` call too: a
+power cut can lose the last ~fsync_interval seconds (and, if the learner already stored them, the
+restarted actor's next sequences are then dropped as duplicates). On open a torn last record is cut,
+and sequences continue after the highest of: the last record, produced.log and the acknowledged
+watermark, so they never go backwards.
 """
 
 from __future__ import annotations
 
-import bisect
 import logging
 import os
-import struct
 import threading
 import zlib
-from array import array
 from collections.abc import Iterator
 from pathlib import Path
 
-from serl.durable import fsync_directory, lock_folder
+from serl.durable import fsync_directory, lock_folder, write_text
 from serl.transport.produced_log import ProducedLog
+from serl.transport.spool_segments import FLAG_INTERVENED, Segment, records
 
 log = logging.getLogger("serl.transport.spool")
-_HEADER = struct.Struct("<QIIB")  # sequence, payload length, crc32(payload), flags
-FLAG_INTERVENED = 1
-
-
-class _Segment:
-    """One segment file: records first .. first + len(offsets) - 1, each at its offset."""
-
-    def __init__(self, path: Path, first: int, fd: int):
-        self.path, self.first, self.fd = path, first, fd
-        self.offsets, self.lengths = array("Q"), array("I")
-        self.nbytes = 0
-
-    @property
-    def end(self) -> int:
-        return self.first + len(self.offsets)
 
 
 class Spool:
-    """Durable, sequence-numbered storage of encoded transitions until the learner acknowledges them. Thread-safe:
-    the actor thread adds while the I/O thread reads, acknowledges and syncs."""
+    """Durable, sequence-numbered storage of encoded transitions until the learner acknowledges
+    them. Thread-safe: the actor thread adds while the I/O thread reads, acknowledges and syncs."""
 
-    def __init__(self, directory: str | Path, capacity_bytes: int = 8 << 30, segment_bytes: int = 32 << 20,
-                 fsync_interval: float = 1.0):
+    def __init__(self, directory: str | Path, capacity_bytes: int = 8 << 30,
+                 segment_bytes: int = 32 << 20, fsync_interval: float = 1.0):
         self.directory = Path(directory)
         (self.directory / "segments").mkdir(parents=True, exist_ok=True)
-        self.capacity_bytes, self.segment_bytes, self.fsync_interval = capacity_bytes, segment_bytes, fsync_interval
+        self.capacity_bytes, self.segment_bytes = capacity_bytes, segment_bytes
+        self.fsync_interval = fsync_interval
         self._cond = threading.Condition()
+        self._ack_lock = threading.Lock()
         self._lock_fd = lock_folder(self.directory, "process (a spool has one actor)")
-        self._segments: list[_Segment] = []
+        self._segments: list[Segment] = []
         self._dirty = False  # segment files created or deleted since the last directory fsync
         self._closed = False
         self.produced = ProducedLog(self.directory / "produced.log")
@@ -78,39 +65,23 @@ class Spool:
     def _open_segments(self) -> None:
         paths = sorted((self.directory / "segments").glob("*.seg"))
         for i, path in enumerate(paths):
-            segment, intact = self._scan(path)
+            segment, intact = Segment.scan(path)
             self._segments.append(segment)
             if not intact:
-                for later in paths[i + 1:]:  # only after a power cut: an unsynced segment lost its tail
+                # only after a power cut: an unsynced segment lost its tail
+                for later in paths[i + 1:]:
                     log.warning("spool: dropping %s after the damaged %s", later.name, path.name)
                     later.unlink()
                 break
         missing = [s for s in self._segments if s.end - 1 > self.produced.last]
-        if missing:  # killed between the spool write and produced.log's, or a power cut: the spool has them
+        # killed between the spool write and produced.log's, or a power cut: the spool has them
+        if missing:
             first = max(self.produced.last + 1, missing[0].first)
-            if first > self.produced.last + 1:  # a power cut lost produced.log lines of since-trimmed records
+            # a power cut lost produced.log lines of since-trimmed records
+            if first > self.produced.last + 1:
                 self.produced.record_range(self.produced.last + 1, first - 1, -1)
-            self.produced.record_range(first, missing[-1].end - 1, self._interventions(first, missing[-1].end))
-
-    def _scan(self, path: Path) -> tuple[_Segment, bool]:
-        """Index a segment's intact records; cut a torn tail. Returns (segment, whether it was intact)."""
-        first = int(path.stem)
-        fd = os.open(path, os.O_RDWR | os.O_APPEND)  # appends land at the end whatever the file offset
-        segment = _Segment(path, first, fd)
-        data, pos = path.read_bytes(), 0
-        while pos + _HEADER.size <= len(data):
-            sequence, length, crc, _ = _HEADER.unpack_from(data, pos)
-            body = pos + _HEADER.size
-            if sequence != segment.end or body + length > len(data) or zlib.crc32(data[body:body + length]) != crc:
-                break
-            segment.offsets.append(pos)
-            segment.lengths.append(length)
-            pos = body + length
-        segment.nbytes = pos
-        if pos < len(data):
-            log.warning("spool: cutting a torn record at byte %d of %s (%d bytes)", pos, path.name, len(data) - pos)
-            os.ftruncate(fd, pos)
-        return segment, pos == len(data)
+            self.produced.record_range(first, missing[-1].end - 1,
+                                       self._interventions(first, missing[-1].end))
 
     def _interventions(self, start: int, end: int) -> int:
         return sum(bool(flags & FLAG_INTERVENED) for _, _, flags in self._records(start, end))
@@ -120,41 +91,31 @@ class Spool:
 
     # ---------- writing ----------
     def add(self, record: bytes, intervened: bool = False) -> int:
-        """Append one encoded transition; returns its sequence. Durable against a process crash on return. Never
-        refuses for lack of room (see `full`); an OSError (disk full) leaves the spool as it was."""
+        """Append one encoded transition; returns its sequence. Durable against a process crash on
+        return. Never refuses for lack of room (see `full`); an OSError (disk full) leaves the spool
+        as it was."""
         crc, flags = zlib.crc32(record), FLAG_INTERVENED if intervened else 0  # outside the lock
         with self._cond:
             self._check_open()
             sequence = self._next
-            segment = self._writable(sequence)
-            data = _HEADER.pack(sequence, len(record), crc, flags) + record
-            try:
-                _write_all(segment.fd, data)
-            except OSError:
-                os.ftruncate(segment.fd, segment.nbytes)
-                raise
-            segment.offsets.append(segment.nbytes)
-            segment.lengths.append(len(record))
-            segment.nbytes += len(data)
+            self._writable(sequence).append(sequence, record, crc, flags)
             self.produced.record(sequence, intervened)
             self._next = sequence + 1
             return sequence
 
-    def _writable(self, sequence: int) -> _Segment:
+    def _writable(self, sequence: int) -> Segment:
         last = self._segments[-1] if self._segments else None
         if last is not None and last.end == sequence and last.nbytes < self.segment_bytes:
             return last
-        path = self.directory / "segments" / f"{sequence:020d}.seg"
-        segment = _Segment(path, sequence, os.open(path, os.O_RDWR | os.O_CREAT | os.O_TRUNC | os.O_APPEND,
-                                                    0o644))
+        segment = Segment.create(self.directory / "segments", sequence)
         self._segments.append(segment)
         self._dirty = True
         return segment
 
     # ---------- reading ----------
     def read(self, start: int, max_items: int, max_bytes: int) -> list[tuple[int, bytes]]:
-        """Up to `max_items` consecutive (sequence, record) from `start` (at least one if any, however large),
-        stopping before `max_bytes` in total."""
+        """Up to `max_items` consecutive (sequence, record) from `start` (at least one if any,
+        however large), stopping before `max_bytes` in total."""
         out, total = [], 0
         with self._cond:
             self._check_open()
@@ -167,13 +128,7 @@ class Spool:
 
     def _records(self, start: int, end: int) -> Iterator[tuple[int, bytes, int]]:
         """(sequence, record, flags) for stored sequences in [start, end); call under the lock."""
-        i = max(0, bisect.bisect_right([s.first for s in self._segments], start) - 1)
-        for segment in self._segments[i:]:
-            for k in range(max(0, start - segment.first), len(segment.offsets)):
-                if segment.first + k >= end:
-                    return
-                data = os.pread(segment.fd, _HEADER.size + segment.lengths[k], segment.offsets[k])
-                yield segment.first + k, data[_HEADER.size:], data[_HEADER.size - 1]
+        return records(self._segments, start, end)
 
     def unacked(self) -> Iterator[tuple[int, bytes]]:
         """Every (sequence, record) above the acknowledged watermark, in order (read in chunks)."""
@@ -184,23 +139,30 @@ class Spool:
 
     # ---------- acknowledgements ----------
     def acknowledge(self, sequence: int) -> None:
-        """Everything <= `sequence` is durable on the learner: persist the watermark, trim, wake `wait_acked`.
-        Lower or repeated values are no-ops; a sequence not yet produced is a ValueError."""
-        with self._cond:
-            self._check_open()
-            if sequence >= self._next:
-                raise ValueError(f"acknowledgement of {sequence}, but only sequences < {self._next} exist")
-            if sequence <= self._acked:
-                return
-            self._acked = sequence
-            tmp = self.directory / "acked.tmp"
-            tmp.write_text(str(sequence))
-            tmp.replace(self.directory / "acked")
-            self._trim(sequence)
-            self._cond.notify_all()
+        """Everything <= `sequence` is durable on the learner: persist the watermark, trim, wake
+        `wait_acked`. Lower or repeated values are no-ops; a sequence not yet produced is a
+        ValueError."""
+        with self._ack_lock:  # one acknowledger at a time, so the file never goes back
+            with self._cond:
+                self._check_open()
+                if sequence >= self._next:
+                    raise ValueError(f"acknowledgement of {sequence}, but only sequences < "
+                                     f"{self._next} exist")
+                if sequence <= self._acked:
+                    return
+            # Durable before anything is trimmed; outside `_cond`, so `add` never waits on the
+            # fsyncs.
+            write_text(self.directory / "acked", str(sequence))
+            with self._cond:
+                if self._closed:
+                    return
+                self._acked = sequence
+                self._trim(sequence)
+                self._cond.notify_all()
 
     def trim(self, watermark: int) -> None:
-        """Delete whole segments whose records are all <= `watermark` (never the one being appended to)."""
+        """Delete whole segments whose records are all <= `watermark` (never the one being appended
+        to)."""
         with self._cond:
             self._trim(min(watermark, self._acked))
 
@@ -216,7 +178,8 @@ class Spool:
         self._segments = keep
 
     def wait_acked(self, sequence: int, timeout: float | None) -> bool:
-        """Wait until every sequence <= `sequence` is acknowledged; False if `timeout` passes first."""
+        """Wait until every sequence <= `sequence` is acknowledged; False if `timeout`
+        passes first."""
         with self._cond:
             return self._cond.wait_for(lambda: self._acked >= sequence, timeout)
 
@@ -233,16 +196,19 @@ class Spool:
 
     @property
     def nbytes(self) -> int:
-        """Bytes held by segment files (acknowledged records linger until their whole segment is trimmed)."""
+        """Bytes held by segment files (acknowledged records linger until their whole segment is
+        trimmed)."""
         return sum(s.nbytes for s in self._segments)
 
     @property
     def full(self) -> bool:
-        """True once the spool holds `capacity_bytes`: finish the episode, start no new one until acks free room."""
+        """True once the spool holds `capacity_bytes`: finish the episode, start no new one until
+        acks free room."""
         return self.nbytes >= self.capacity_bytes
 
     def sync(self, break_line: bool = False) -> None:
-        """fsync records, produced.log and the folder to the disk; `break_line` starts a new produced.log line."""
+        """fsync records, produced.log and the folder to the disk; `break_line` starts a new
+        produced.log line."""
         with self._cond:
             if self._closed:
                 return
@@ -259,7 +225,8 @@ class Spool:
                 fsync_directory(folder)
 
     def close(self) -> None:
-        """Sync and close; re-open the folder to continue (unacknowledged records are sent again)."""
+        """Sync and close; re-open the folder to continue (unacknowledged records are
+        sent again)."""
         self.sync()
         with self._cond:
             if self._closed:
@@ -273,11 +240,4 @@ class Spool:
     def _check_open(self) -> None:
         if self._closed:
             raise RuntimeError(f"spool {self.directory} is closed")
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view):]
-
 

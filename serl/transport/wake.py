@@ -1,4 +1,5 @@
-"""A self-pipe that lets any thread wake an I/O thread blocked in `zmq.Poller.poll` (which can watch plain fds)."""
+"""A self-pipe that lets any thread wake an I/O thread blocked in `zmq.Poller.poll` (which can watch
+plain fds)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,8 @@ import os
 
 
 class WakePipe:
-    """`wake()` never blocks (a full pipe is already a pending wake-up); the I/O thread polls `fd` and `drain`s."""
+    """`wake()` never blocks (a full pipe is already a pending wake-up); the I/O thread polls `fd`
+    and `drain`s."""
 
     def __init__(self):
         self.fd, self._write_fd = os.pipe()

@@ -1,13 +1,15 @@
-"""The actor's end of the ZeroMQ transport: `Adder`, `VariableClient` and `StatsSink` over a spool and a link.
+"""The actor's end of the ZeroMQ transport: `Adder`, `VariableClient` and `StatsSink` over a spool
+and a link.
 
-    transport = ZmqActorTransport("learner-host", 5555, 5556, "robot-1", spec, info, run_dir / "spool",
-                                  template_params=policy_params)
+    transport = ZmqActorTransport("learner-host", 5555, 5556, "robot-1", spec, info,
+                                  run_dir / "spool", template_params=policy_params)
     adder, weights, stats = transport.adder(), transport.variable_client(), transport.stats_sink()
-    ... adder.add(transition) every step; weights.poll() between steps; stats.episode({...}) per episode ...
+    ... adder.add(transition) every step; weights.poll() between steps;
+    ... stats.episode({...}) per episode ...
     transport.close()   # or flush first: adder.flush(timeout)
 
-The constructor opens the spool (resuming its sequences) and starts the I/O thread, which connects on its own and
-keeps reconnecting; nothing here ever waits on the network except `flush` and `wait`.
+The constructor opens the spool (resuming its sequences) and starts the I/O thread, which connects
+on its own and keeps reconnecting; nothing here ever waits on the network except `flush` and `wait`.
 """
 
 from __future__ import annotations
@@ -35,31 +37,34 @@ log = logging.getLogger("serl.transport.actor")
 
 
 class ZmqActorTransport:
-    """One actor's connection to the learner, with its spool in `spool_dir` (kept across restarts: the same
-    folder and `actor_id` continue the sequence and resend what the learner never acknowledged).
+    """One actor's connection to the learner, with its spool in `spool_dir` (kept across restarts:
+    the same folder and `actor_id` continue the sequence and resend what the learner never
+    acknowledged).
 
-    `template_params` (the actor's own policy params) is what received weights are checked against: structure,
-    shapes and dtypes; without it any tree of numeric arrays is accepted. `frames` picks JPEG (and its quality) or
-    lossless camera frames; run `frames.roundtrip_observation` on observations before inference.
-    """
+    `template_params` (the actor's own policy params) is what received weights are checked against:
+    structure, shapes and dtypes; without it any tree of numeric arrays is accepted. `frames` picks
+    JPEG (and its quality) or lossless camera frames; run `frames.roundtrip_observation` on
+    observations before inference.
+"""
 
-    def __init__(self, learner_host: str, data_port: int, weights_port: int, actor_id: str, spec: TransitionSpec,
-                 handshake_info: dict[str, Any], spool_dir: str | Path, template_params: Params | None = None,
-                 curve: ActorCurve | None = None, *, frames: FrameCodec = FrameCodec(),
-                 spool_capacity_bytes: int = 8 << 30, fsync_interval: float = 1.0,
-                 settings: LinkSettings = LinkSettings()):
+    def __init__(self, learner_host: str, data_port: int, weights_port: int, actor_id: str,
+                 spec: TransitionSpec, handshake_info: dict[str, Any], spool_dir: str | Path,
+                 template_params: Params | None = None, curve: ActorCurve | None = None, *,
+                 frames: FrameCodec = FrameCodec(), spool_capacity_bytes: int = 8 << 30,
+                 fsync_interval: float = 1.0, settings: LinkSettings = LinkSettings()):
         self.actor_id, self.spec, self.frames = actor_id, spec, frames
         self.codec = TransitionCodec(spec, frames, max_bytes=settings.max_batch_bytes)
         self.spool = Spool(spool_dir, spool_capacity_bytes, fsync_interval=fsync_interval)
-        self._weights_log = Path(spool_dir) / "weights.log"  # the first version of each learner incarnation received
+        # the first version of each learner incarnation received
+        self._weights_log = Path(spool_dir) / "weights.log"
         self._weights: tuple[WeightsVersion, Params] | None = None
         self._weights_changed = threading.Condition()
         self._stats: deque[dict] = deque(maxlen=1000)
         endpoints = (f"tcp://{learner_host}:{data_port}", f"tcp://{learner_host}:{weights_port}")
         try:
             self._link = ActorLink(endpoints, actor_id, handshake_info, self.spool,
-                                   ParamsDecoder(template_params, settings.max_weights_bytes), self._set_weights,
-                                   self._stats, settings, curve)
+                                   ParamsDecoder(template_params, settings.max_weights_bytes),
+                                   self._set_weights, self._stats, settings, curve)
         except BaseException:
             self.spool.close()  # e.g. an unreadable key file: leave the spool free for the next try
             raise
@@ -83,7 +88,8 @@ class ZmqActorTransport:
 
     @property
     def refused(self) -> str | None:
-        """Why the learner refused this actor (spec or config mismatch): stop acting and show it. None if not."""
+        """Why the learner refused this actor (spec or config mismatch): stop acting and show it.
+        None if not."""
         return self._link.refused
 
     def counters(self) -> dict[str, int]:
@@ -98,12 +104,14 @@ class ZmqActorTransport:
             except OSError as err:
                 log.warning("could not record received weights in %s: %s", self._weights_log, err)
         with self._weights_changed:
-            self._weights = (version, params)  # one reference assignment: readers see old or new, never a mix
+            # one reference assignment: readers see old or new, never a mix
+            self._weights = (version, params)
             self._weights_changed.notify_all()
 
     def close(self) -> None:
-        """Stop the I/O thread and close the spool (synced). Unacknowledged transitions stay spooled and are sent
-        by the next transport opened on the same folder; `adder().flush(timeout)` first to wait for them."""
+        """Stop the I/O thread and close the spool (synced). Unacknowledged transitions stay spooled
+        and are sent by the next transport opened on the same folder; `adder().flush(timeout)` first
+        to wait for them."""
         if self._closed:
             return
         self._closed = True
@@ -118,35 +126,42 @@ class ZmqActorTransport:
 
 
 class ZmqAdder:
-    """`Adder`: `add` encodes (JPEG frames), appends to the spool and returns; the I/O thread does the rest."""
+    """`Adder`: `add` encodes (JPEG frames), appends to the spool and returns; the I/O thread does
+    the rest."""
 
     def __init__(self, transport: ZmqActorTransport):
         self._t = transport
 
     def add(self, transition: Transition) -> None:
-        """Spool `transition` (ValueError if it does not match the spec, naming the fields; nothing is spooled)."""
+        """Spool `transition` (ValueError if it does not match the spec, naming the fields; nothing
+        is spooled)."""
         record = self._t.codec.encode(transition)
         if len(record) > self._t.codec.max_bytes:
-            raise ValueError(f"a transition of {len(record)} bytes cannot be sent (limit {self._t.codec.max_bytes})")
+            raise ValueError(f"a transition of {len(record)} bytes cannot be sent (limit "
+                             f"{self._t.codec.max_bytes})")
         self._t.spool.add(record, bool(np.asarray(transition["intervened"])))
         self._t._link.wake()
         if not bool(np.asarray(transition["dones"])):
             fault_point("mid_episode")  # chaos tests: SIGKILL with an episode half spooled
 
     def flush(self, timeout: float | None = None) -> bool:
-        """Sync the spool to disk, then wait until the learner acknowledged everything added so far. False on
-        timeout, or at once if the learner refused this actor."""
+        """Sync the spool to disk, then wait until the learner acknowledged everything added so far.
+        False on timeout, or at once if the learner refused this actor."""
         target = self._t.spool.next_sequence - 1
         self._t.spool.sync(break_line=True)
         deadline = None if timeout is None else time.monotonic() + timeout
-        while not self._t.spool.wait_acked(target, 0.1 if deadline is None else min(0.1, deadline - time.monotonic())):
-            if self._t.refused is not None or (deadline is not None and time.monotonic() >= deadline):
+        while not self._t.spool.wait_acked(target,
+                                           0.1 if deadline is None
+                                           else min(0.1, deadline - time.monotonic())):
+            if self._t.refused is not None or (deadline is not None
+                                               and time.monotonic() >= deadline):
                 return False
         return True
 
     @property
     def full(self) -> bool:
-        """The spool reached its capacity: finish the episode, start no new one, tell the operator."""
+        """The spool reached its capacity: finish the episode, start no new one, tell
+        the operator."""
         return self._t.spool.full
 
     def pending(self) -> int:
@@ -173,20 +188,22 @@ class ZmqVariableClient:
 
     def wait(self, timeout: float) -> tuple[WeightsVersion, Params] | None:
         with self._t._weights_changed:
-            self._t._weights_changed.wait_for(
-                lambda: self._t._weights is not None and (self._last is None or self._t._weights[0] > self._last),
-                timeout)
+            self._t._weights_changed.wait_for(lambda: self._t._weights is not None
+                                              and (self._last is None
+                                                   or self._t._weights[0] > self._last), timeout)
         return self._take_newer()
 
 
 class ZmqStatsSink:
-    """`StatsSink`: queued (newest 1,000 kept while disconnected) and sent by the I/O thread, best effort."""
+    """`StatsSink`: queued (newest 1,000 kept while disconnected) and sent by the I/O thread, best
+    effort."""
 
     def __init__(self, transport: ZmqActorTransport):
         self._t = transport
 
     def episode(self, stats: Mapping[str, Any]) -> None:
-        """Queue one episode's flat stats; numpy scalars become numbers. TypeError for other value types."""
+        """Queue one episode's flat stats; numpy scalars become numbers. TypeError for other value
+        types."""
         self._t._stats.append({str(k): _plain(k, v) for k, v in stats.items()})
         self._t._link.wake()
 
@@ -196,4 +213,5 @@ def _plain(key: str, value: Any) -> bool | int | float | str:
         value = value.item()
     if isinstance(value, bool | int | float | str):
         return value
-    raise TypeError(f"episode stat {key!r}: expected a number, bool or string, got {type(value).__name__}")
+    raise TypeError(f"episode stat {key!r}: expected a number, bool or string, got "
+                    f"{type(value).__name__}")

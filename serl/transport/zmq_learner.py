@@ -1,14 +1,20 @@
-"""The learner's end of the ZeroMQ transport: `TransitionSource`, `WeightsPublisher` and `VariableSource`.
+"""The learner's end of the ZeroMQ transport: `TransitionSource`, `WeightsPublisher` and
+`VariableSource`.
 
-Sockets: a ROUTER on the data port (actors' DEALERs connect: hello, batches, stats, heartbeats, weights requests)
-and a PUB on the weights port. One I/O thread owns both (ZeroMQ sockets are not thread-safe); the learner loop
-talks to it through the `Ledger` (batches in, acknowledgements out) and a command queue. A bad message is dropped
-and counted (`counters()`), and the thread keeps serving; nothing an actor sends can stop it.
+Sockets: a ROUTER on the data port (actors' DEALERs connect: hello, batches, stats, heartbeats,
+weights requests) and a PUB on the weights port. One I/O thread owns both (ZeroMQ sockets are not
+thread-safe); the learner loop talks to it through the `Ledger` (batches in, acknowledgements out)
+and a command queue. A bad message is dropped and counted (`counters()`), and the thread keeps
+serving; nothing an actor sends can stop it.
+
+Security (`serl.transport.security`): a non-loopback `bind_host` without CURVE raises
+`InsecureBindError` before anything is bound, unless `allow_unauthenticated_network`; with CURVE
+each message carries the name of its connection's key (ZAP User-Id, see `keys`), and a connection
+acts only as the actor id its key is named after.
 """
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 import threading
 import time
@@ -19,24 +25,33 @@ import zmq
 
 from serl.data.schema import TransitionSpec
 from serl.transport import messages as m
-from serl.transport.codec import BadMessage, TransitionCodec
-from serl.transport.inprocess import snapshot
-from serl.transport.interfaces import IncomingBatch, Params, WeightsVersion
+from serl.transport.codec import TransitionCodec
+from serl.transport.interfaces import IncomingBatch, Params, WeightsVersion, snapshot
 from serl.transport.keys import LearnerCurve, make_server, start_authenticator
-from serl.transport.learner_ledger import Ledger, Offer
+from serl.transport.learner_ledger import Ledger
+from serl.transport.learner_peers import LearnerPeers, Peer
 from serl.transport.params_codec import encode_params
+from serl.transport.security import UNAUTHENTICATED_WARNING, check_bind
 from serl.transport.wake import WakePipe
+from serl.transport.wire import BadMessage
 
 log = logging.getLogger("serl.transport.learner")
 
 
 class ZmqLearnerTransport:
-    """Serves any number of actors. `data_port`/`weights_port` 0 pick free ports (read them back from the
-    attributes). `handshake_info` must equal each actor's, key by key (see `messages.spec_info`)."""
+    """Serves any number of actors. `data_port`/`weights_port` 0 pick free ports (read them back
+    from the attributes). `handshake_info` must equal each actor's, key by key (see
+    `messages.spec_info`). `InsecureBindError` (a ValueError) for a non-loopback `bind_host`
+    without `curve`, unless `allow_unauthenticated_network` (then a warning); `OSError` if a port
+    is taken."""
 
-    def __init__(self, spec: TransitionSpec, handshake_info: dict[str, Any], bind_host: str = "127.0.0.1",
-                 data_port: int = 0, weights_port: int = 0, curve: LearnerCurve | None = None, *,
-                 max_message_bytes: int = 64 << 20, actor_timeout: float = 6.0, max_queued_batches: int = 256):
+    def __init__(self, spec: TransitionSpec, handshake_info: dict[str, Any],
+                 bind_host: str = "127.0.0.1", data_port: int = 0, weights_port: int = 0,
+                 curve: LearnerCurve | None = None, *, max_message_bytes: int = 64 << 20,
+                 actor_timeout: float = 6.0, max_queued_batches: int = 256,
+                 allow_unauthenticated_network: bool = False):
+        # before any socket exists: a refused bind must not have listened even for a moment
+        unauthenticated = check_bind(bind_host, curve is not None, allow_unauthenticated_network)
         self.info = dict(handshake_info)
         self.max_message_bytes, self.actor_timeout = int(max_message_bytes), actor_timeout
         self._codec = TransitionCodec(spec, max_bytes=max_message_bytes)
@@ -44,28 +59,31 @@ class ZmqLearnerTransport:
         self._counters: Counter[str] = Counter()
         self._stats: deque[dict] = deque(maxlen=10_000)
         self._commands: deque[tuple] = deque()
-        self._peers: dict[bytes, str] = {}  # routing id -> actor id, for actors that said hello
-        self._last_seen: dict[bytes, float] = {}
         self._latest: tuple[WeightsVersion, Params] | None = None
         self._weights_message: bytes | None = None
         self._publish_lock = threading.Lock()
-        self._last_bad_log = 0.0
+        self._peers = LearnerPeers(self.info, self._codec, self._ledger, self._counters,
+                                   self._stats, self._send_raw,
+                                   lambda: (self._latest, self._weights_message),
+                                   self.max_message_bytes, actor_timeout,
+                                   bound_keys=curve is not None)
         self._stop = False
         self._ctx = zmq.Context()
         self._auth = start_authenticator(self._ctx, curve) if curve is not None else None
         try:
             self._router = self._socket(zmq.ROUTER, curve)
-            self._router.setsockopt(zmq.MAXMSGSIZE, 2 * self.max_message_bytes)  # beyond: disconnect, not buffer
+            # beyond: disconnect, not buffer
+            self._router.setsockopt(zmq.MAXMSGSIZE, 2 * self.max_message_bytes)
             self._pub = self._socket(zmq.PUB, curve)
-            self._pub.setsockopt(zmq.SNDHWM, 2)  # a stalled actor holds at most two versions in memory
+            # a stalled actor holds at most two versions in memory
+            self._pub.setsockopt(zmq.SNDHWM, 2)
             self.data_port = _bind(self._router, bind_host, data_port)
             self.weights_port = _bind(self._pub, bind_host, weights_port)
         except BaseException:
             self._close_context()
             raise
-        if curve is None and not _is_loopback(bind_host):
-            log.warning("binding %s without CURVE: anyone who can reach this machine can send transitions and "
-                        "read the policy weights (see `serl keys generate`)", bind_host)
+        if unauthenticated:
+            log.warning(UNAUTHENTICATED_WARNING, bind_host)
         self._wake = WakePipe()
         self._thread = threading.Thread(target=self._run, name="serl-learner-io", daemon=True)
         self._thread.start()  # sockets migrate to it here (thread start is a full memory barrier)
@@ -98,7 +116,8 @@ class ZmqLearnerTransport:
         with self._publish_lock:
             if self._latest is not None and version <= self._latest[0]:
                 raise ValueError(f"publish {version} is not newer than {self._latest[0]}")
-            message = m.pack("weights", version=[version.incarnation, version.step], params=encode_params(params))
+            message = m.pack("weights", version=[version.incarnation, version.step],
+                             params=encode_params(params))
             self._latest, self._weights_message = (version, snapshot(params)), message
         self._command("publish", message)
 
@@ -107,16 +126,19 @@ class ZmqLearnerTransport:
 
     # ---------- state ----------
     def counters(self) -> dict[str, int]:
-        """Message counts: bad_messages (and bad_<category>), bad_transitions, batches, transitions, refused,
-        unknown_peers, released, gaps, weights_sent, weights_requests, ..."""
+        """Message counts: bad_messages (and bad_<category>, e.g. bad_identity), bad_transitions,
+        batches, transitions, refused (hellos), refused_identity (messages for an actor id the
+        connection may not act as), replaced_connections, unknown_peers, released, gaps,
+        weights_sent, weights_requests, ..."""
         return dict(self._counters)
 
     def connected_actors(self) -> list[str]:
         """Actor ids with a live connection (said hello, heartbeating)."""
-        return sorted(set(self._peers.copy().values()))  # copy: atomic, while the I/O thread may be changing it
+        return self._peers.actor_ids()
 
     def close(self) -> None:
-        """Stop serving and release the ports. Unacknowledged transitions stay in the actors' spools."""
+        """Stop serving and release the ports. Unacknowledged transitions stay in the actors'
+        spools."""
         if self._stop:
             return
         self._stop = True
@@ -155,7 +177,7 @@ class ZmqLearnerTransport:
                     self._drain_router()
                 self._run_commands()
                 if time.monotonic() >= next_sweep:
-                    self._release_silent()
+                    self._peers.release_silent()
                     next_sweep = time.monotonic() + 0.25
         finally:
             self._router.close(linger=0)
@@ -164,138 +186,56 @@ class ZmqLearnerTransport:
     def _drain_router(self) -> None:
         for _ in range(256):  # then let commands (acks, publishes) through
             try:
-                frames = self._router.recv_multipart(zmq.NOBLOCK)
+                frames = self._router.recv_multipart(zmq.NOBLOCK, copy=False)
             except zmq.Again:
                 return
+            peer = _peer(frames)
             try:
-                self._handle(frames)
+                self._peers.handle(peer, [frame.buffer for frame in frames[1:]])
             except BadMessage as e:
-                self._bad(e, frames[0])
+                self._peers.bad(e, peer)
             except Exception:  # noqa: BLE001 -- a bug handling one message must not stop the server
                 self._counters["internal_errors"] += 1
                 log.exception("error handling a message; dropped")
-
-    def _handle(self, frames: list[bytes]) -> None:
-        if len(frames) != 2:
-            raise BadMessage("envelope", f"{len(frames) - 1} frames, expected 1")
-        rid, data = frames
-        kind, message = m.parse(data, m.ACTOR_MESSAGES, self.max_message_bytes)
-        if kind == "hello":
-            return self._on_hello(rid, message)
-        actor_id = self._peers.get(rid)
-        if actor_id is None:  # e.g. an actor that has not noticed this learner restarted
-            self._counters["unknown_peers"] += 1
-            return self._send(rid, "reset", reason="unknown peer: say hello first")
-        self._last_seen[rid] = time.monotonic()
-        getattr(self, f"_on_{kind}")(rid, actor_id, message)
-
-    def _on_hello(self, rid: bytes, message: dict) -> None:
-        actor_id = message["actor_id"]
-        ours = {"protocol": m.PROTOCOL_VERSION, **self.info}
-        diffs = m.differences(ours, {"protocol": message["protocol"], **message["info"]}, "learner", "actor")
-        if diffs:
-            reason = f"actor {actor_id!r} refused, handshake differs: " + "; ".join(diffs)
-            self._counters["refused"] += 1
-            self._forget(rid)
-            log.error(reason)
-            return self._send(rid, "refuse", reason=reason[:m.MAX_TEXT])
-        for old in [r for r, a in self._peers.items() if a == actor_id and r != rid]:
-            self._forget(old)  # the actor reconnected: its newest connection wins
-        self._peers[rid], self._last_seen[rid] = actor_id, time.monotonic()
-        acked = self._ledger.hello(actor_id, message["resume_from"])
-        self._counters["hellos"] += 1
-        log.info("actor %r connected (resumes at %d)", actor_id, message["resume_from"])
-        self._send(rid, "welcome", protocol=m.PROTOCOL_VERSION, acked=acked, info=self.info,
-                   max_bytes=self.max_message_bytes)
-
-    def _on_batch(self, rid: bytes, actor_id: str, message: dict) -> None:
-        if message["actor_id"] != actor_id:
-            raise BadMessage("protocol", f"batch for {message['actor_id']!r} on {actor_id!r}'s connection")
-        transitions, errors = [], []
-        for data in message["transitions"]:
-            try:
-                transitions.append(self._codec.decode(data))
-            except BadMessage as e:  # kept as an invalid placeholder: the storage drops and counts it, and the
-                errors.append(str(e))  # watermark moves on, so one bad record cannot stall the actor forever
-                transitions.append({"invalid": str(e)})
-        if errors:
-            self._counters["bad_transitions"] += len(errors)
-            self._bad(BadMessage("transition", f"{len(errors)} of {len(transitions)}: {errors[0]}"), rid)
-        outcome = self._ledger.offer(actor_id, message["first_sequence"], transitions)
-        self._counters[f"batches_{outcome.value}"] += 1
-        if outcome is Offer.QUEUED:
-            self._counters["transitions"] += len(transitions)
-        elif outcome is Offer.DUPLICATE:
-            self._send(rid, "ack", last_sequence=self._ledger.acked(actor_id))
-        elif outcome in (Offer.GAP, Offer.FULL):
-            self._send(rid, "reset", reason=f"batch not accepted ({outcome.value}): resend from your watermark")
-
-    def _on_weights_request(self, rid: bytes, actor_id: str, message: dict) -> None:
-        self._counters["weights_requests"] += 1
-        if self._weights_message is not None:
-            self._send_raw(rid, self._weights_message)
-
-    def _on_stats(self, rid: bytes, actor_id: str, message: dict) -> None:
-        self._stats.append({**message["stats"], "actor_id": actor_id})
-
-    def _on_heartbeat(self, rid: bytes, actor_id: str, message: dict) -> None:
-        latest = self._latest
-        self._send(rid, "heartbeat", latest=None if latest is None else [latest[0].incarnation, latest[0].step])
 
     def _run_commands(self) -> None:
         while self._commands:
             command = self._commands.popleft()
             if command[0] == "ack":
                 _, actor_id, sequence = command
-                for rid in [r for r, a in self._peers.items() if a == actor_id]:
-                    self._send(rid, "ack", last_sequence=sequence)
+                for rid in self._peers.routes(actor_id):
+                    self._send_raw(rid, m.pack("ack", last_sequence=sequence))
             elif command[0] == "publish":
                 self._pub.send(command[1], copy=False)
                 self._counters["weights_sent"] += 1
-
-    def _release_silent(self) -> None:
-        deadline = time.monotonic() - self.actor_timeout
-        for rid in [r for r, t in self._last_seen.items() if t < deadline]:
-            log.warning("actor %r stopped heartbeating; released its connection", self._peers.get(rid))
-            self._counters["released"] += 1
-            self._forget(rid)
-
-    def _forget(self, rid: bytes) -> None:
-        self._peers.pop(rid, None)
-        self._last_seen.pop(rid, None)
-
-    def _send(self, rid: bytes, kind: str, **fields: Any) -> None:
-        self._send_raw(rid, m.pack(kind, **fields))
 
     def _send_raw(self, rid: bytes, data: bytes) -> None:
         try:
             self._router.send_multipart([rid, data], zmq.NOBLOCK, copy=len(data) < 65536)
         except zmq.Again:
-            self._counters["send_dropped"] += 1  # the actor is not reading; it resends what is unacknowledged
+            # the actor is not reading; it resends what is unacknowledged
+            self._counters["send_dropped"] += 1
 
-    def _bad(self, error: BadMessage, rid: bytes) -> None:
-        self._counters["bad_messages"] += 1
-        self._counters[f"bad_{error.category}"] += 1
-        now = time.monotonic()
-        if now - self._last_bad_log > 5.0:  # rate-limited: a flood of bad messages must not flood the log
-            self._last_bad_log = now
-            log.warning("dropped a bad message from %s (%s); %d bad so far", self._peers.get(rid, "an unknown peer"),
-                        error, self._counters["bad_messages"])
+
+def _peer(frames: list[zmq.Frame]) -> Peer:
+    """Who sent `frames` (routing id, then the message): ZeroMQ's per-connection metadata, on every
+    message frame. User-Id is the ZAP authenticator's name for the key (absent without CURVE)."""
+    return Peer(frames[0].bytes, _property(frames[-1], "User-Id"),
+                _property(frames[-1], "Peer-Address"))
+
+
+def _property(frame: zmq.Frame, name: str) -> str | None:
+    try:
+        return frame.get(name) or None
+    except zmq.ZMQError:  # not set for this connection (no ZAP handler: no CURVE)
+        return None
 
 
 def _bind(socket: zmq.Socket, host: str, port: int) -> int:
     try:
         socket.bind(f"tcp://{host}:{port or '*'}")
     except zmq.ZMQError as err:
-        raise OSError(f"cannot listen on {host}:{port} ({err}): is another learner running there? Choose other "
-                      "ports with --transport.data-port / --transport.weights-port") from err
+        raise OSError(f"cannot listen on {host}:{port} ({err}): is another learner running there? "
+                      "Choose other ports with --transport.data-port / --transport.weights-port"
+                      ) from err
     return int(socket.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
-
-
-def _is_loopback(host: str) -> bool:
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False  # "*", "0.0.0.0" is not parsed as loopback either, and an interface name may be public

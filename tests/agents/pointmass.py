@@ -1,7 +1,7 @@
 """A 2-D point mass that must reach a goal: small enough to train an agent inside a unit test.
 
-State variant: the goal is in the state. Pixel variant: the state holds only the position; a small image shows
-which of two goals (left or right) is the target this episode.
+State variant: the goal is in the state. Pixel variant: the state holds only the position; a small
+image shows which of two goals (left or right) is the target this episode.
 """
 
 from __future__ import annotations
@@ -26,7 +26,8 @@ class PointMassReach:
 
     def reset(self) -> dict:
         self.pos = self.rng.uniform(-0.3, 0.3, 2)
-        self.goal = np.array([self.rng.choice([-0.8, 0.8]), 0.0]) if self.pixels else self.rng.uniform(-1, 1, 2)
+        self.goal = (np.array([self.rng.choice([-0.8, 0.8]), 0.0]) if self.pixels
+                     else self.rng.uniform(-1, 1, 2))
         self.t = 0
         return self._obs()
 

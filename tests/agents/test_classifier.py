@@ -1,27 +1,24 @@
-"""The success classifier: it separates a small synthetic set, refuses one-class label sets and frames of the
-wrong size, splits by episode, draws balanced batches, and round-trips through a versioned folder."""
+"""The success classifier: it separates a small synthetic set, refuses one-class label sets and
+frames of the wrong size, splits by episode, draws balanced batches, and round-trips through a
+versioned folder."""
 
 import numpy as np
 import pytest
 
-from serl.agents.classifier import (
-    ClassifierConfig,
-    balanced_rows,
-    choose_threshold,
-    predict,
-    stratified_split,
-    train,
-)
+from serl.agents.classifier import predict, train
+from serl.agents.classifier_data import balanced_rows, choose_threshold, stratified_split
+from serl.agents.config import ClassifierConfig
 from serl.reward.labels import LabelSet
 from serl.reward.store import ClassifierFolder, latest_version, load_version, save_version
 
 SIZE = 24
-CFG = ClassifierConfig(image_keys=("front",), image_shape=(SIZE, SIZE, 3), bottleneck_dim=16, hidden_dims=(16,),
-                       batch_size=16, steps=80, learning_rate=1e-3, crop_pad=2)
+CFG = ClassifierConfig(image_keys=("front",), image_shape=(SIZE, SIZE, 3), bottleneck_dim=16,
+                       hidden_dims=(16,), batch_size=16, steps=80, learning_rate=1e-3, crop_pad=2)
 
 
 def synthetic(n_episodes=24, per_episode=6, seed=0) -> LabelSet:
-    """Grey noise; success frames show a red square somewhere (so the crop augmentation cannot memorise a spot)."""
+    """Grey noise; success frames show a red square somewhere (so the crop augmentation cannot
+    memorise a spot)."""
     rng = np.random.default_rng(seed)
     n = n_episodes * per_episode
     images = rng.integers(60, 120, (n, SIZE, SIZE, 3), dtype=np.uint8)
@@ -31,7 +28,8 @@ def synthetic(n_episodes=24, per_episode=6, seed=0) -> LabelSet:
     for i in np.flatnonzero(labels):
         y, x = rng.integers(2, SIZE - 10, 2)
         images[i, y:y + 8, x:x + 8] = (230, 20, 20)
-    return LabelSet({"front": images}, np.zeros((n, 2), np.float32), labels, episodes.astype(np.int64))
+    return LabelSet({"front": images}, np.zeros((n, 2), np.float32), labels,
+                    episodes.astype(np.int64))
 
 
 @pytest.mark.timeout(120)
@@ -69,10 +67,14 @@ def test_a_single_class_label_set_stops_training(positive):
 
 @pytest.mark.timeout(60)
 def test_frames_of_the_wrong_size_stop_training():
-    with pytest.raises(ValueError, match=r"'front' frames are \(24, 24, 3\).*configured for \(32, 32, 3\)"):
-        train(synthetic(), ClassifierConfig(image_keys=("front",), image_shape=(32, 32, 3)), log=None)
+    with pytest.raises(ValueError,
+                       match=r"'front' frames are \(24, 24, 3\).*configured for \(32, 32, 3\)"):
+        train(synthetic(), ClassifierConfig(image_keys=("front",), image_shape=(32, 32, 3)),
+              log=None)
     with pytest.raises(ValueError, match="no frames of camera 'wrist'"):
-        train(synthetic(), ClassifierConfig(image_keys=("front", "wrist"), image_shape=(SIZE, SIZE, 3)), log=None)
+        train(synthetic(),
+              ClassifierConfig(image_keys=("front", "wrist"), image_shape=(SIZE, SIZE, 3)),
+              log=None)
 
 
 def test_the_split_is_by_episode_and_both_halves_have_both_classes():
@@ -93,11 +95,13 @@ def test_batches_are_half_success_half_failure_and_the_threshold_maximises_f_hal
     probs = np.array([0.2, 0.7, 0.95, 0.9, 0.99])
     truth = np.array([False, False, True, True, True])
     threshold = choose_threshold(probs, truth, CFG)
-    assert threshold == pytest.approx(0.8)  # midway between the highest failure and the lowest success
+    # midway between the highest failure and the lowest success
+    assert threshold == pytest.approx(0.8)
     # Nothing to separate above the minimum: midway between it and the lowest success.
-    assert choose_threshold(np.array([0.1, 0.9]), np.array([False, True]), CFG) == pytest.approx(0.7)
-    # A confident failure frame (0.99) above every success: no threshold drops it without dropping successes, and
-    # F-0.5 prefers keeping all four successes (0.83) to dropping the 0.6 one (0.75).
+    assert choose_threshold(np.array([0.1, 0.9]), np.array([False, True]),
+                            CFG) == pytest.approx(0.7)
+    # A confident failure frame (0.99) above every success: no threshold drops it without dropping
+    # successes, and F-0.5 prefers keeping all four successes (0.83) to dropping the 0.6 one (0.75).
     probs = np.array([0.1, 0.99, 0.6, 0.97, 0.98, 0.96])
     truth = np.array([False, False, True, True, True, True])
     assert choose_threshold(probs, truth, CFG) == pytest.approx(0.55)

@@ -4,15 +4,16 @@ import jax
 import numpy as np
 import pytest
 
+from serl.agents.config import SACConfig
 from serl.agents.hybrid import HybridAgent, eval_actions, grasp_index
-from serl.agents.sac import SACConfig
 
 CFG = SACConfig(hidden_dims=(32, 32), batch_size=96, augment_pad=0)
 
 
 @pytest.mark.timeout(90)
 def test_grasp_critic_learns_a_three_armed_bandit():
-    # One state, one step: reward depends only on the gripper choice; "stay" pays most, a change is penalised.
+    # One state, one step: reward depends only on the gripper choice;
+    # "stay" pays most, a change is penalised.
     rng = np.random.default_rng(0)
     obs = {"state": np.ones(3, np.float32)}
     payout = {0: 0.2, 1: 1.0, 2: 0.5}
@@ -41,7 +42,7 @@ def test_grasp_critic_learns_a_three_armed_bandit():
 
 @pytest.mark.timeout(30)
 def test_grasp_index_follows_the_env_thresholds():
-    np.testing.assert_array_equal(np.asarray(grasp_index(np.array([-1, -0.5, -0.49, 0, 0.49, 0.5, 1.0]))),
-                                  [0, 0, 1, 1, 1, 2, 2])
+    gripper = np.array([-1, -0.5, -0.49, 0, 0.49, 0.5, 1.0])
+    np.testing.assert_array_equal(np.asarray(grasp_index(gripper)), [0, 0, 1, 1, 1, 2, 2])
     with pytest.raises(ValueError, match="7-D"):
         HybridAgent.create(jax.random.PRNGKey(0), {"state": np.zeros(3, np.float32)}, 6, CFG)

@@ -1,5 +1,6 @@
-"""Stand-ins for camera hardware that cannot exist here, behind the interfaces the real drivers use: a
-`cv2.VideoCapture`-like device and a `pyrealsense2`-like module. Everything above them is the real code."""
+"""Stand-ins for camera hardware that cannot exist here, behind the interfaces the real drivers
+use: a `cv2.VideoCapture`-like device and a `pyrealsense2`-like module. Everything above them is
+the real code."""
 
 from __future__ import annotations
 
@@ -13,12 +14,14 @@ import numpy as np
 def gradient_frame(width: int = 64, height: int = 48, seed: int = 0) -> np.ndarray:
     """An RGB frame whose pixels encode their position: R = column, G = row, B = seed."""
     rows, cols = np.mgrid[0:height, 0:width]
-    return np.stack([cols % 256, rows % 256, np.full_like(rows, seed % 256)], axis=-1).astype(np.uint8)
+    channels = [cols % 256, rows % 256, np.full_like(rows, seed % 256)]
+    return np.stack(channels, axis=-1).astype(np.uint8)
 
 
 class FakeVideoCapture:
-    """What `cv2.VideoCapture(device)` gives: frames in BGR at `fps`; `frozen` stops delivery (read() then
-    fails after a short wait, as V4L2 does on a stalled device) until the device is reopened, if `thaw_on_open`."""
+    """What `cv2.VideoCapture(device)` gives: frames in BGR at `fps`; `frozen` stops delivery
+    (read() then fails after a short wait, as V4L2 does on a stalled device) until the device is
+    reopened, if `thaw_on_open`."""
 
     opened: list = []  # every instance, in creation order (shared across a test via reset())
 
@@ -82,15 +85,17 @@ class _ColorFrame:
 
 
 class FakeRealSense:
-    """A `pyrealsense2`-shaped module: pipeline/config/stream/format/option/timestamp_domain. Frames are stamped
-    `delay_s` before they are handed out, on the host's wall clock (global time, the default domain)."""
+    """A `pyrealsense2`-shaped module: pipeline/config/stream/format/option/timestamp_domain. Frames
+    are stamped `delay_s` before they are handed out, on the host's wall clock (global time, the
+    default domain)."""
 
     def __init__(self, width=80, height=60, delay_s=0.02):
         self.stream = SimpleNamespace(color="color")
         self.format = SimpleNamespace(rgb8="rgb8")
         self.option = SimpleNamespace(enable_auto_exposure="ae", exposure="exposure",
                                       enable_auto_white_balance="awb", white_balance="wb")
-        self.timestamp_domain = SimpleNamespace(global_time="global", system_time="system", hardware_clock="hw")
+        self.timestamp_domain = SimpleNamespace(global_time="global", system_time="system",
+                                                hardware_clock="hw")
         self.sensor = _Sensor()
         self.enabled: list = []
         self.started = threading.Event()
@@ -113,7 +118,8 @@ class FakeRealSense:
 
             def try_wait_for_frames(self, timeout_ms):
                 time.sleep(0.01)
-                frame = _ColorFrame(gradient_frame(fake.width, fake.height), (time.time() - fake.delay_s) * 1e3,
+                frame = _ColorFrame(gradient_frame(fake.width, fake.height),
+                                    (time.time() - fake.delay_s) * 1e3,
                                     fake.timestamp_domain.global_time)
                 return True, SimpleNamespace(get_color_frame=lambda: frame)
 

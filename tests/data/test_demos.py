@@ -1,4 +1,5 @@
-"""Demonstration files: exact round trip, atomic writes, bad files skipped by name, idempotent loading."""
+"""Demonstration files: exact round trip, atomic writes, bad files skipped by name,
+idempotent loading."""
 
 import numpy as np
 import pytest
@@ -18,8 +19,10 @@ def episode(length, seed=0):
         steps.append({
             "observations": {"state": states[t], "cam": frames[t]},
             "next_observations": {"state": states[t + 1], "cam": frames[t + 1]},
-            "actions": rng.uniform(-1, 1, 2).astype(np.float32), "rewards": np.float32(t == length - 1),
-            "masks": np.float32(t != length - 1), "dones": np.bool_(t == length - 1), "intervened": np.bool_(True),
+            "actions": rng.uniform(-1, 1, 2).astype(np.float32),
+            "rewards": np.float32(t == length - 1),
+            "masks": np.float32(t != length - 1), "dones": np.bool_(t == length - 1),
+            "intervened": np.bool_(True),
             "grasp_penalty": np.float32(0), "episode_id": np.int64(seed), "step": np.int32(t),
             "policy_version": np.array([-1, -1], np.int64), "classifier_version": np.int32(0),
             "timestamp": np.float64(t),

@@ -1,4 +1,5 @@
-"""One thread appends while another samples: no errors, only committed rows, append latency stays bounded."""
+"""One thread appends while another samples: no errors, only committed rows, append
+latency stays bounded."""
 
 from __future__ import annotations
 
@@ -17,7 +18,8 @@ LENGTH = 20  # steps per episode
 
 
 class Stream:
-    """Transition i (uid i) of an endless stream, built from a pool of episodes so it costs no generation time."""
+    """Transition i (uid i) of an endless stream, built from a pool of episodes so it
+    costs no generation time."""
 
     def __init__(self) -> None:
         rng = np.random.default_rng(0)
@@ -29,14 +31,16 @@ class Stream:
 
 
 def row_of(batch: dict, row: int) -> dict:
-    return {k: {o: w[row] for o, w in v.items()} if isinstance(v, dict) else v[row] for k, v in batch.items()}
+    return {k: {o: w[row] for o, w in v.items()} if isinstance(v, dict) else v[row]
+            for k, v in batch.items()}
 
 
 def timed_appends(storage: ReplayStorage, stream: Stream, start: int, count: int, batch: int,
                   submitted: list[int]) -> list[float]:
     latencies = []
     for first in range(start, start + count, batch):
-        submitted[0] = first + batch  # before the call: a sampler may see these rows once they are committed
+        # before the call: a sampler may see these rows once they are committed
+        submitted[0] = first + batch
         t0 = time.perf_counter()
         storage.append([stream(i) for i in range(first, first + batch)], "a", first)
         latencies.append(time.perf_counter() - t0)
@@ -78,12 +82,14 @@ def test_append_while_sampling(tmp_path):
     assert not errors, errors[0]
     assert samples[0] > 10 and len(storage) == next_first
     p99_quiet, p99_busy = np.percentile(quiet, 99), np.percentile(busy, 99)
-    assert p99_busy < max(10 * p99_quiet, 0.5), (p99_quiet, p99_busy)  # loose floor: the disk and CPU are shared
+    # loose floor: the disk and CPU are shared
+    assert p99_busy < max(10 * p99_quiet, 0.5), (p99_quiet, p99_busy)
 
 
 @pytest.mark.timeout(20)
 def test_a_stalled_sampler_does_not_block_appends(tmp_path, monkeypatch):
-    """Samplers read without holding the writer's lock: an append completes while a gather is stuck mid-way."""
+    """Samplers read without holding the writer's lock: an append completes while a
+    gather is stuck mid-way."""
     stream, submitted = Stream(), [0]
     storage = ReplayStorage(tmp_path, SPEC, capacity=100, chunk_size=16)
     timed_appends(storage, stream, 0, 40, 4, submitted)
@@ -98,14 +104,16 @@ def test_a_stalled_sampler_does_not_block_appends(tmp_path, monkeypatch):
 
     monkeypatch.setattr(snapshot_module, "read_field", stalling_read_field)
     result = {}
-    thread = threading.Thread(target=lambda: result.update(b=storage.sample(8, np.random.default_rng(0))),
-                              name="sampler")
+    sample = lambda: result.update(b=storage.sample(8, np.random.default_rng(0)))
+    thread = threading.Thread(target=sample, name="sampler")
     thread.start()
     assert inside.wait(10)
-    timed_appends(storage, stream, 40, 80, 4, submitted)  # the window moves and old chunks go meanwhile
+    # the window moves and old chunks go meanwhile
+    timed_appends(storage, stream, 40, 80, 4, submitted)
     release.set()
     thread.join()
-    assert not (tmp_path / "rows" / "00000000.bin").exists()  # deleted while the sampler still mapped it
+    # deleted while the sampler still mapped it
+    assert not (tmp_path / "rows" / "00000000.bin").exists()
     batch = result["b"]
     for row, uid in enumerate(batch["timestamp"].astype(int)):
         assert uid < 40  # the sampler read its own, older snapshot, intact

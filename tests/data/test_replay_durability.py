@@ -1,4 +1,5 @@
-"""Durability and exactly-once: torn tails are cut, committed data survives, duplicates are dropped after restarts."""
+"""Durability and exactly-once: torn tails are cut, committed data survives, duplicates
+are dropped after restarts."""
 
 from __future__ import annotations
 

@@ -1,8 +1,9 @@
 """Every stored transition reads back exactly as naive (obs, next_obs) storage would return it.
 
-Random episodes (length 1 included) from interleaved actors that share episode ids, with random gaps between a
-step's observation and the previous next observation, a small capacity (the window slides, old chunks are deleted),
-a small chunk size (batches cross chunk boundaries), resent overlapping batches, and a close/re-open mid-stream.
+Random episodes (length 1 included) from interleaved actors that share episode ids, with random gaps
+between a step's observation and the previous next observation, a small capacity (the window slides,
+old chunks are deleted), a small chunk size (batches cross chunk boundaries), resent overlapping
+batches, and a close/re-open mid-stream.
 """
 
 from __future__ import annotations
@@ -24,12 +25,15 @@ GAPS = ("none", "none", "none", "fresh", "one_byte", "negative_zero")
 def scenarios(draw):
     n_actors = draw(st.integers(1, 3))
     return {
-        "lengths": [draw(st.lists(st.integers(1, 6), min_size=1, max_size=4)) for _ in range(n_actors)],
-        "capacity": draw(st.one_of(st.integers(1, 30), st.just(1000))),  # wrapping, or keeping everything
+        "lengths": [draw(st.lists(st.integers(1, 6), min_size=1, max_size=4))
+                    for _ in range(n_actors)],
+        # wrapping, or keeping everything
+        "capacity": draw(st.one_of(st.integers(1, 30), st.just(1000))),
         "chunk_size": draw(st.integers(1, 5)),
         "gaps": draw(st.sampled_from([("none",), GAPS])),
         "seed": draw(st.integers(0, 2**32 - 1)),
-        "schedule": draw(st.lists(st.tuples(st.integers(0, 2), st.integers(1, 5)), min_size=1, max_size=12)),
+        "schedule": draw(st.lists(st.tuples(st.integers(0, 2), st.integers(1, 5)),
+                                  min_size=1, max_size=12)),
         "reopen_at": draw(st.integers(0, 10)),
         "resend_every": draw(st.sampled_from([0, 2, 3])),
     }
@@ -40,13 +44,16 @@ def actor_streams(sc: dict) -> list[list[dict]]:
     streams = []
     for a, lengths in enumerate(sc["lengths"]):
         stream: list[dict] = []
-        for episode_id, length in enumerate(lengths):  # episode ids overlap across actors on purpose
-            stream += episode(rng, SMALL_SPEC, episode_id, length, sc["gaps"], uid0=1000 * a + len(stream))
+        # episode ids overlap across actors on purpose
+        for episode_id, length in enumerate(lengths):
+            stream += episode(rng, SMALL_SPEC, episode_id, length, sc["gaps"],
+                              uid0=1000 * a + len(stream))
         streams.append(stream)
     return streams
 
 
-def check(storage: ReplayStorage, naive: list[dict], capacity: int, rng: np.random.Generator) -> None:
+def check(storage: ReplayStorage, naive: list[dict], capacity: int,
+          rng: np.random.Generator) -> None:
     assert len(storage) == len(naive)
     assert storage.size == min(len(naive), capacity)
     start = len(naive) - storage.size
@@ -67,11 +74,12 @@ def test_reads_back_exactly(sc: dict) -> None:
         storage = open_storage()
         while any(c < len(s) for c, s in zip(cursors, streams, strict=True)):
             a, size = sc["schedule"][turn % len(sc["schedule"])]
-            a = next(i % len(streams) for i in range(a, a + len(streams)) if cursors[i % len(streams)] < len(
-                streams[i % len(streams)]))
+            a = next(i % len(streams) for i in range(a, a + len(streams))
+                     if cursors[i % len(streams)] < len(streams[i % len(streams)]))
             first = cursors[a]
             if sc["resend_every"] and turn % sc["resend_every"] == 0:
-                first = max(0, first - 2)  # overlaps what was acknowledged: the overlap must be dropped
+                # overlaps what was acknowledged: the overlap must be dropped
+                first = max(0, first - 2)
             part = streams[a][first:first + size]
             result = storage.append(stack(part) if turn % 2 else part, f"actor-{a}", first)
             assert result.duplicates == min(cursors[a] - first, len(part))
@@ -88,5 +96,6 @@ def test_reads_back_exactly(sc: dict) -> None:
         check(storage, naive, sc["capacity"], rng)
         assert storage.watermarks() == {f"actor-{a}": len(s) - 1 for a, s in enumerate(streams)}
         if sc["gaps"] == ("none",) and sc["capacity"] >= len(naive):
-            assert storage.n_slots == len(naive) + sum(len(x) for x in sc["lengths"])  # T + 1 per episode
+            # T + 1 per episode
+            assert storage.n_slots == len(naive) + sum(len(x) for x in sc["lengths"])
         storage.close()

@@ -16,7 +16,8 @@ from replay_helpers import camera_spec, episode, rss_anon_kb
 from serl.data import ReplayStorage
 
 capacity, spec, rng = {capacity}, camera_spec(64), np.random.default_rng(0)
-with tempfile.TemporaryDirectory() as tmp, ReplayStorage(tmp, spec, capacity, chunk_size=100) as storage:
+with (tempfile.TemporaryDirectory() as tmp,
+      ReplayStorage(tmp, spec, capacity, chunk_size=100) as storage):
     while len(storage) < capacity:
         storage.append(episode(rng, spec, len(storage) // 20, 20), "a", len(storage))
     for _ in range(5):
@@ -27,7 +28,8 @@ with tempfile.TemporaryDirectory() as tmp, ReplayStorage(tmp, spec, capacity, ch
 
 def rss_after_filling(capacity: int) -> int:
     code = FILL.format(helpers=str(Path(__file__).parent), capacity=capacity)
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=True)
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60,
+                         check=True)
     return int(out.stdout.split()[-1])
 
 

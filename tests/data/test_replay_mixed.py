@@ -35,7 +35,8 @@ def test_mixed_batches_are_half_online_then_half_demo(tmp_path, batch_size, n_on
 @pytest.mark.timeout(20)
 def test_prefetch_yields_device_batches_and_closes():
     counter = iter(range(10**6))
-    it = PrefetchIterator(lambda: {"x": np.full(3, next(counter), np.float32)}, depth=2)  # jax.device_put
+    # device_put defaults to jax.device_put
+    it = PrefetchIterator(lambda: {"x": np.full(3, next(counter), np.float32)}, depth=2)
     values = [float(next(it)["x"][0]) for _ in range(5)]
     assert values == [0, 1, 2, 3, 4]
     assert type(next(it)["x"]).__module__.startswith("jax")

@@ -27,11 +27,13 @@ def test_valid_transition_passes(good):
     (lambda t: t.pop("rewards"), "rewards: missing"),
     (lambda t: t["observations"].pop("wrist"), "observations/wrist: missing"),
     (lambda t: t.update(extra=np.float32(0)), "extra: unexpected key"),
-    (lambda t: t["next_observations"].update(depth=np.zeros(1)), "next_observations/depth: unexpected key"),
+    (lambda t: t["next_observations"].update(depth=np.zeros(1)),
+     "next_observations/depth: unexpected key"),
     (lambda t: t.update(rewards=np.float64(1)), "rewards: dtype float64, expected float32"),
     (lambda t: t.update(dones=1.0), "dones: expected a numpy bool value, got float"),
     (lambda t: t.update(actions=np.zeros(3, np.float32)), "actions: shape (3,), expected (2,)"),
-    (lambda t: t["observations"].update(front=np.zeros((4, 4, 4), np.uint8)), "observations/front: shape"),
+    (lambda t: t["observations"].update(front=np.zeros((4, 4, 4), np.uint8)),
+     "observations/front: shape"),
     (lambda t: t["observations"]["state"].__setitem__(1, np.nan), "observations/state: non-finite"),
     (lambda t: t["actions"].__setitem__(0, np.inf), "actions: non-finite"),
     (lambda t: t.update(rewards=np.float32(np.nan)), "rewards: non-finite"),
@@ -40,7 +42,8 @@ def test_invalid_transition_is_refused_naming_the_field(good, edit, message):
     bad = good[0]
     bad["observations"] = dict(bad["observations"])
     bad["next_observations"] = dict(bad["next_observations"])
-    bad["actions"], bad["observations"]["state"] = bad["actions"].copy(), bad["observations"]["state"].copy()
+    bad["actions"] = bad["actions"].copy()
+    bad["observations"]["state"] = bad["observations"]["state"].copy()
     edit(bad)
     with pytest.raises(ValueError, match=message.replace("(", r"\(").replace(")", r"\)")):
         SMALL_SPEC.validate(bad)

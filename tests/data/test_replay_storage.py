@@ -1,4 +1,5 @@
-"""Storage behaviour: frames stored once, validation at append, the capacity window, the feature cache."""
+"""Storage behaviour: frames stored once, validation at append, the capacity window,
+the feature cache."""
 
 from __future__ import annotations
 
@@ -23,7 +24,8 @@ def test_frames_are_stored_once(tmp_path):
         usage = storage.bytes_on_disk()
         assert usage.frames_and_state / len(storage) <= 1.1 * raw_obs
         assert storage.n_slots == len(storage) + episode_id
-        assert usage.metadata / len(storage) < 300  # rows are ~100 bytes; the rest is the log and storage.json
+        # rows are ~100 bytes; the rest is the log and storage.json
+        assert usage.metadata / len(storage) < 300
         assert usage.features == 0
 
 
@@ -59,7 +61,8 @@ def test_invalid_transitions_can_be_dropped_and_counted(tmp_path):
         assert_rows_equal(storage.get(range(3)), [ts[0], ts[2], ts[4]])
         batch = stack(episode(np.random.default_rng(3), SMALL_SPEC, 1, 3))
         batch["rewards"][:] = np.nan
-        result = storage.append(batch, "a", 5, on_invalid="drop")  # all invalid: the watermark still moves
+        # all invalid: the watermark still moves
+        result = storage.append(batch, "a", 5, on_invalid="drop")
         assert (result.appended, result.invalid, result.watermark) == (0, 3, 7)
     with fresh_storage(tmp_path) as storage:
         assert storage.watermarks() == {"a": 7} and len(storage) == 3
@@ -82,8 +85,10 @@ def test_window_slides_and_old_chunks_are_deleted(tmp_path):
         assert_rows_equal(storage.get(range(80, 100)), naive[80:])
         with pytest.raises(IndexError):
             storage.get([79])
-        assert set(storage.sample(64, rng)["timestamp"]) <= {float(t["timestamp"]) for t in naive[80:]}
-    with ReplayStorage(tmp_path, SMALL_SPEC, capacity=7, chunk_size=5) as storage:  # capacity may change
+        sampled = set(storage.sample(64, rng)["timestamp"])
+        assert sampled <= {float(t["timestamp"]) for t in naive[80:]}
+    # capacity may change
+    with ReplayStorage(tmp_path, SMALL_SPEC, capacity=7, chunk_size=5) as storage:
         assert storage.size == 7
         assert_rows_equal(storage.get(range(93, 100)), naive[93:])
 
@@ -91,8 +96,10 @@ def test_window_slides_and_old_chunks_are_deleted(tmp_path):
 def mean_features(calls):
     def fn(obs):
         calls.append(len(obs["front"]))
-        return {"front_mean": obs["front"].reshape(len(obs["front"]), -1).mean(axis=1, keepdims=True),
-                "state_sum": obs["state"].sum(axis=1).astype(np.float64)}  # cast to the declared dtype
+        front = obs["front"].reshape(len(obs["front"]), -1)
+        return {"front_mean": front.mean(axis=1, keepdims=True),
+                # cast to the declared dtype
+                "state_sum": obs["state"].sum(axis=1).astype(np.float64)}
     return fn
 
 
@@ -103,7 +110,8 @@ FEATURES = {"front_mean": ((1,), np.float32), "state_sum": ((), np.float32)}
 def test_features_are_computed_once_per_slot_and_sampled(tmp_path):
     calls, rng = [], np.random.default_rng(5)
     ts = episode(rng, SMALL_SPEC, 0, 6)
-    kwargs = {"features": FEATURES, "feature_fn": mean_features(calls), "drop_images_in_samples": True}
+    kwargs = {"features": FEATURES, "feature_fn": mean_features(calls),
+              "drop_images_in_samples": True}
     with fresh_storage(tmp_path, **kwargs) as storage:
         storage.append(ts[:4], "a", 0)
         storage.append(ts[4:], "a", 4)
@@ -124,7 +132,8 @@ def test_features_are_computed_once_per_slot_and_sampled(tmp_path):
 
 @pytest.mark.timeout(10)
 def test_failing_feature_function_writes_nothing(tmp_path):
-    bad = lambda obs: {"front_mean": np.zeros((1, 1), np.float32), "state_sum": np.zeros(1, np.float32)}
+    bad = lambda obs: {"front_mean": np.zeros((1, 1), np.float32),
+                       "state_sum": np.zeros(1, np.float32)}
     ts = episode(np.random.default_rng(6), SMALL_SPEC, 0, 3)
     with fresh_storage(tmp_path, features=FEATURES, feature_fn=bad) as storage:
         with pytest.raises(ValueError, match="front_mean.*shape"):

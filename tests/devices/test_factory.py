@@ -1,4 +1,5 @@
-"""`make_device`: the device an experiment config names, and the SpaceMouse-plus-keyboard combination."""
+"""`make_device`: the device an experiment config names, and the
+SpaceMouse-plus-keyboard combination."""
 
 from __future__ import annotations
 
@@ -7,7 +8,15 @@ import numpy as np
 import pytest
 
 import serl  # noqa: F401
-from serl.devices import DeviceConfig, DeviceState, Keyboard, Replay, ScriptedOperator, WithControls, make_device
+from serl.devices import (
+    DeviceConfig,
+    DeviceState,
+    Keyboard,
+    Replay,
+    ScriptedOperator,
+    WithControls,
+    make_device,
+)
 from serl.devices.replay import DeviceRecorder, save_stream
 
 
@@ -32,10 +41,12 @@ class Puck:
 def test_make_device_builds_what_the_config_names(tmp_path):
     env = gym.make("serl/PandaPickCube-v0", image_obs=False)
     assert isinstance(make_device(DeviceConfig(), env), ScriptedOperator)
-    stream = save_stream(tmp_path / "s.npz", [DeviceState(np.zeros(7, np.float32), ("pause",), True)], [0.0])
+    paused = DeviceState(np.zeros(7, np.float32), ("pause",), True)
+    stream = save_stream(tmp_path / "s.npz", [paused], [0.0])
     replay = make_device(DeviceConfig(kind="replay", replay_path=str(stream)))
     assert isinstance(replay, Replay) and replay.read().buttons == ("pause",)
-    recorded = make_device(DeviceConfig(kind="replay", replay_path=str(stream), record_path=str(tmp_path / "r.npz")))
+    recorded = make_device(DeviceConfig(kind="replay", replay_path=str(stream),
+                                        record_path=str(tmp_path / "r.npz")))
     assert isinstance(recorded, DeviceRecorder)
     with pytest.raises(ValueError, match="simulated envs only"):
         make_device(DeviceConfig(kind="scripted"), env=None)
@@ -45,7 +56,9 @@ def test_keyboard_controls_beside_a_spacemouse():
     keyboard = Keyboard(source=Keys("p"))
     device = WithControls(Puck(active=True), keyboard)
     state = device.read()
-    assert state.active and state.buttons == ("pause",) and np.all(state.action == 0.5)  # motion from the puck
+    # motion from the puck
+    assert state.active and state.buttons == ("pause",) and np.all(state.action == 0.5)
     keyboard.source.typed += ["w"]
     state = WithControls(Puck(active=False), keyboard).read()
-    assert state.active and state.action[0] == 0.5 and state.action[1] == 0.0  # the keyboard drives alone
+    # the keyboard drives alone
+    assert state.active and state.action[0] == 0.5 and state.action[1] == 0.0

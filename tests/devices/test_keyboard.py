@@ -1,5 +1,5 @@
-"""Keyboard teleop: the pure key -> DeviceState mapping, and the terminal key source fed through a real pty and a
-pipe (no display, no listener threads)."""
+"""Keyboard teleop: the pure key -> DeviceState mapping, and the terminal key source fed through a
+real pty and a pipe (no display, no listener threads)."""
 
 from __future__ import annotations
 
@@ -38,8 +38,10 @@ def test_mapping_of_roles_to_actions_and_controls():
     state = keyboard_state(frozenset({"+x", "-z", "+rz"}), frozenset(), False, CFG)
     np.testing.assert_array_equal(state.action, np.float32([0.5, 0, -0.5, 0, 0, 0.25, 0]))
     assert state.active and state.buttons == ()
-    state = keyboard_state(frozenset({"+y", "-y"}), frozenset({"pause", "mark_success"}), False, CFG)
-    assert not state.active and not np.any(state.action)  # opposite keys cancel; controls alone do not act
+    controls = frozenset({"pause", "mark_success"})
+    state = keyboard_state(frozenset({"+y", "-y"}), controls, False, CFG)
+    # opposite keys cancel; controls alone do not act
+    assert not state.active and not np.any(state.action)
     assert state.buttons == ("pause", "mark_success")
     assert keyboard_state(frozenset(), frozenset({"close"}), False, CFG).action[6] == -1.0
     assert keyboard_state(frozenset(), frozenset(), True, CFG).active  # take-over while still
@@ -68,7 +70,8 @@ def test_keys_are_held_until_timeout_and_space_stops():
     clock.now += 1.0
     assert kb.read().buttons == ()
     keys.typed += ["c"]
-    assert kb.read().action[6] == -1.0 and kb.read().action[6] == 0.0  # one press, one gripper command
+    # one press, one gripper command
+    assert kb.read().action[6] == -1.0 and kb.read().action[6] == 0.0
 
 
 @pytest.mark.timeout(10)

@@ -1,6 +1,6 @@
-"""The operator in the real training loop: the actor's `run_episode` over the in-process transport into a real
-learner. Intervention transitions land in both buffers with the executed (operator's) action, the episode stats
-count the take-over, and time paused is not episode time."""
+"""The operator in the real training loop: the actor's `run_episode` over the in-process transport
+into a real learner. Intervention transitions land in both buffers with the executed (operator's)
+action, the episode stats count the take-over, and time paused is not episode time."""
 
 from __future__ import annotations
 
@@ -12,11 +12,13 @@ import numpy as np
 import pytest
 
 import serl  # noqa: F401
-from serl.actor import Actor, ActorConfig
-from serl.agents.sac import SACConfig
+from serl.actor.config import ActorConfig
+from serl.actor.loop import Actor
+from serl.agents.config import SACConfig
 from serl.devices.base import DeviceState
-from serl.envs.wrappers import PolicyEnvConfig, make_policy_env
-from serl.learner import Learner, LearnerConfig
+from serl.envs.stack import PolicyEnvConfig, make_policy_env
+from serl.learner.config import LearnerConfig
+from serl.learner.loop import Learner
 from serl.transport.inprocess import InProcessTransport
 
 AGENT = SACConfig(hidden_dims=(16, 16), batch_size=16, grasp_critic=True)
@@ -41,13 +43,16 @@ class Operator:
 @pytest.mark.timeout(120)
 def test_interventions_reach_both_buffers_with_the_executed_action(tmp_path):
     raw = gym.make("serl/PandaPickCube-v0", image_obs=False, max_episode_steps=15)
-    env = make_policy_env(raw, PolicyEnvConfig(relative_frame=False, operator_poll_s=0.01), device=Operator())
+    env = make_policy_env(raw, PolicyEnvConfig(relative_frame=False, operator_poll_s=0.01),
+                          device=Operator())
     transport = InProcessTransport()
-    learner = Learner(AGENT, LearnerConfig(buffer_chunk_size=64), env.observation_space, env.action_space,
-                      tmp_path / "run", transport.transition_source(), transport.publisher())
+    learner = Learner(AGENT, LearnerConfig(buffer_chunk_size=64), env.observation_space,
+                      env.action_space, tmp_path / "run", transport.transition_source(),
+                      transport.publisher())
     learner.publish()
-    actor = Actor(env, AGENT, ActorConfig(actor_id="a1"), transport.adder("a1"), transport.variable_client(),
-                  transport.stats_sink("a1"), state_dir=tmp_path / "actor")
+    actor = Actor(env, AGENT, ActorConfig(actor_id="a1"), transport.adder("a1"),
+                  transport.variable_client(), transport.stats_sink("a1"),
+                  state_dir=tmp_path / "actor")
     actor.wait_for_weights()
     start = time.monotonic()
     summary = actor.run_episode(threading.Event())
@@ -59,14 +64,17 @@ def test_interventions_reach_both_buffers_with_the_executed_action(tmp_path):
     assert len(learner.online) == summary["length"] == 15
     intervened = np.flatnonzero(online["intervened"])
     assert intervened.tolist() == list(TAKEOVER)
-    # The operator's action was executed and is what both buffers hold; the policy's own actions are elsewhere.
+    # The operator's action was executed and is what both buffers hold;
+    # the policy's own actions are elsewhere.
     np.testing.assert_array_equal(online["actions"][intervened], np.tile(PUSH, (len(TAKEOVER), 1)))
     others = np.delete(online["actions"], intervened, axis=0)
     assert not np.any(np.all(others == PUSH, axis=1))
     demo = learner.demo.get(np.arange(len(learner.demo)))
-    assert learner.demo.origins(np.arange(len(learner.demo))) == [("a1", int(s)) for s in intervened]
+    origins = learner.demo.origins(np.arange(len(learner.demo)))
+    assert origins == [("a1", int(s)) for s in intervened]
     np.testing.assert_array_equal(demo["actions"], online["actions"][intervened])
-    np.testing.assert_array_equal(demo["observations"]["state"], online["observations"]["state"][intervened])
+    np.testing.assert_array_equal(demo["observations"]["state"],
+                                  online["observations"]["state"][intervened])
 
     assert summary["interventions"] == len(TAKEOVER) and summary["takeovers"] == 1
     assert summary["intervention_rate"] == pytest.approx(len(TAKEOVER) / 15)

@@ -1,5 +1,5 @@
-"""Recorded device streams: an episode driven by the scripted operator, recorded and replayed into a fresh env,
-moves the arm exactly the same way; broken files are refused by name."""
+"""Recorded device streams: an episode driven by the scripted operator, recorded and replayed into a
+fresh env, moves the arm exactly the same way; broken files are refused by name."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import serl  # noqa: F401
 from serl.devices import ScriptedOperator, ScriptedOperatorConfig
 from serl.devices.base import DeviceState
 from serl.devices.replay import DeviceRecorder, Replay, load_stream, save_stream
-from serl.envs.wrappers import PolicyEnvConfig, make_policy_env
+from serl.envs.stack import PolicyEnvConfig, make_policy_env
 
 
 def episode(device, raw, steps=30):
@@ -28,14 +28,16 @@ def episode(device, raw, steps=30):
 @pytest.mark.timeout(30)
 def test_a_recorded_stream_replays_the_same_motion(tmp_path):
     raw = gym.make("serl/PandaPickCube-v0", image_obs=False)
-    operator = ScriptedOperator(raw, ScriptedOperatorConfig(takeover_prob=0.3, takeover_steps=4, noise_std=0.2), 3)
+    operator = ScriptedOperator(
+        raw, ScriptedOperatorConfig(takeover_prob=0.3, takeover_steps=4, noise_std=0.2), 3)
     recorder = DeviceRecorder(operator, tmp_path / "stream.npz")
     poses, intervened = episode(recorder, raw)
     recorder.close()
     assert any(intervened) and not all(intervened)  # both the operator and the (zero) policy acted
 
     replay = Replay(tmp_path / "stream.npz")
-    replayed, replay_intervened = episode(replay, gym.make("serl/PandaPickCube-v0", image_obs=False))
+    replayed, replay_intervened = episode(replay,
+                                          gym.make("serl/PandaPickCube-v0", image_obs=False))
     assert replay.finished and replay_intervened == intervened
     np.testing.assert_array_equal(replayed, poses)
     assert not replay.read().active  # idle after the end
@@ -48,7 +50,8 @@ def test_states_round_trip_exactly_and_bad_files_are_named(tmp_path):
     path = save_stream(tmp_path / "s.npz", states, [5.0, 5.1])
     loaded = load_stream(path)
     assert [(s.buttons, s.active) for s in loaded] == [(("pause", "abort"), True), ((), False)]
-    np.testing.assert_array_equal(np.stack([s.action for s in loaded]), np.stack([s.action for s in states]))
+    np.testing.assert_array_equal(np.stack([s.action for s in loaded]),
+                                  np.stack([s.action for s in states]))
     assert not list(tmp_path.glob("*.tmp"))
 
     path.write_bytes(path.read_bytes()[:200])

@@ -56,7 +56,8 @@ def test_takeover_knob_sets_how_often_it_is_in_control():
     env.reset(seed=0)
     never = ScriptedOperator(env, ScriptedOperatorConfig(takeover_prob=0.0), seed=0)
     assert not any(never.read().active for _ in range(50))
-    sometimes = ScriptedOperator(env, ScriptedOperatorConfig(takeover_prob=0.05, takeover_steps=5), seed=0)
+    sometimes = ScriptedOperator(env, ScriptedOperatorConfig(takeover_prob=0.05, takeover_steps=5),
+                                 seed=0)
     active = [sometimes.read().active for _ in range(400)]
     assert 0.05 < np.mean(active) < 0.5
     # Take-overs come in runs of takeover_steps, so control does not flicker step to step.

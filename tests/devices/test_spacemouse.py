@@ -1,13 +1,14 @@
-"""The SpaceMouse device with pyspacemouse's real decoding: raw HID reports go in through a fake HID backend (the
-layer where pyspacemouse opens and reads easyhid devices), our DeviceState comes out.
+"""The SpaceMouse device with pyspacemouse's real decoding: raw HID reports go in through a fake HID
+backend (the layer where pyspacemouse opens and reads easyhid devices), our DeviceState comes out.
 
 Provenance of the reports: each is built from pyspacemouse's own device specification table
-(`pyspacemouse.get_device_specs()`, its `devices.toml`), normalised to raw HID axes with pyspacemouse's
-`apply_axis_convention(..., AxisConvention.HID)`: for each axis the report id (channel), the two little-endian
-bytes of its signed 16-bit value and the scale, and for each button its report id, byte and bit. The SpaceMouse
-Compact sends translation (report 1) and rotation (report 2) separately; the SpaceMouse Wireless sends all six
-axes in report 1. Physical meaning follows the USB HID usage tables: +x right, +y toward the user, +z down, and
-rotations about those axes (+Rz clockwise seen from above).
+(`pyspacemouse.get_device_specs()`, its `devices.toml`), normalised to raw HID axes with
+pyspacemouse's `apply_axis_convention(..., AxisConvention.HID)`: for each axis the report id
+(channel), the two little-endian bytes of its signed 16-bit value and the scale, and for each button
+its report id, byte and bit. The SpaceMouse Compact sends translation (report 1) and rotation
+(report 2) separately; the SpaceMouse Wireless sends all six axes in report 1. Physical meaning
+follows the USB HID usage tables: +x right, +y toward the user, +z down, and rotations about those
+axes (+Rz clockwise seen from above).
 """
 
 from __future__ import annotations
@@ -34,9 +35,10 @@ def hid_spec(model):
     return pyspacemouse.apply_axis_convention(raw, pyspacemouse.AxisConvention.HID)
 
 
-def reports(model, hid_axes: dict[str, float] = (), buttons: tuple[str, ...] | None = None) -> list[bytes]:
-    """The HID reports a `model` sends for deflections `hid_axes` (raw HID axes, in units of full scale) and, if
-    given, the set of buttons down."""
+def reports(model, hid_axes: dict[str, float] = (),
+            buttons: tuple[str, ...] | None = None) -> list[bytes]:
+    """The HID reports a `model` sends for deflections `hid_axes` (raw HID axes, in units of full
+    scale) and, if given, the set of buttons down."""
     spec, out = hid_spec(model), {}
     for axis, value in dict(hid_axes).items():
         m = spec.mappings[axis]
@@ -54,14 +56,18 @@ def reports(model, hid_axes: dict[str, float] = (), buttons: tuple[str, ...] | N
 
 
 class FakeHID:
-    """A HID device as easyhid presents it to pyspacemouse: ids and strings, open/close, non-blocking reads of
-    queued reports. Once unplugged, reads and opens fail as easyhid's do for a removed device."""
+    """A HID device as easyhid presents it to pyspacemouse: ids and strings, open/close,
+    non-blocking reads of queued reports. Once unplugged, reads and opens fail as easyhid's do for
+    a removed device."""
 
-    def __init__(self, model=None, vendor_id=0, product_id=0, product="SpaceMouse", path="/dev/hidraw0"):
+    def __init__(self, model=None, vendor_id=0, product_id=0, product="SpaceMouse",
+                 path="/dev/hidraw0"):
         if model is not None:
             vendor_id, product_id = hid_spec(model).vendor_id, hid_spec(model).product_id
-        self.vendor_id, self.product_id, self.product_string, self.path = vendor_id, product_id, product, path
-        self.manufacturer_string, self.release_number, self.serial_number = "3Dconnexion", 0x0100, "S1"
+        self.vendor_id, self.product_id = vendor_id, product_id
+        self.product_string, self.path = product, path
+        self.manufacturer_string, self.release_number = "3Dconnexion", 0x0100
+        self.serial_number = "S1"
         self.queue: list[bytes] = []
         self.unplugged = self.opened = False
         self.idle_reads = 0  # reads that found nothing waiting
@@ -122,7 +128,8 @@ def opened():
 
 
 def settle(mouse, hid):
-    """The device's state once the reader has decoded every queued report (it reads on only when done)."""
+    """The device's state once the reader has decoded every queued report
+    (it reads on only when done)."""
     assert wait_for(lambda: not hid.queue)
     idle = hid.idle_reads
     assert wait_for(lambda: hid.idle_reads > idle)
@@ -133,14 +140,17 @@ def settle(mouse, hid):
 @pytest.mark.parametrize("model", MODELS)
 def test_decoding_per_model_maps_to_the_base_frame(opened, model):
     mouse, hid = opened(model)
-    # Default rig mapping: operator behind the robot looking along base x. Pushing the puck away (HID -y) moves
-    # the TCP forward (+x), right (HID +x) moves it to the robot's right (-y), lifting (HID -z) moves it up.
-    hid.queue += reports(model, {"x": 0.55, "y": -0.55, "z": -1.0, "roll": 0.0, "pitch": 0.0, "yaw": -0.55})
+    # Default rig mapping: operator behind the robot looking along base x. Pushing the puck away
+    # (HID -y) moves the TCP forward (+x), right (HID +x) moves it to the robot's right (-y),
+    # lifting (HID -z) moves it up.
+    hid.queue += reports(model, {"x": 0.55, "y": -0.55, "z": -1.0,
+                                 "roll": 0.0, "pitch": 0.0, "yaw": -0.55})
     state = settle(mouse, hid)
     moved = (0.55 - 0.1) / 0.9
     np.testing.assert_allclose(state.action, [moved, -moved, 1.0, 0, 0, moved, 0], atol=0.01)
     assert state.active and state.buttons == () and state.extra["connected"]
-    # Tilting about the HID x axis (toward the user's right) is a rotation about base -y; about HID y is about -x.
+    # Tilting about the HID x axis (toward the user's right) is a rotation about base -y;
+    # about HID y is about -x.
     hid.queue += reports(model, {"x": 0, "y": 0, "z": 0, "roll": 0.55, "pitch": 0.0, "yaw": 0})
     np.testing.assert_allclose(settle(mouse, hid).action, [0, 0, 0, 0, -moved, 0, 0], atol=0.01)
     hid.queue += reports(model, {"x": 0, "y": 0, "z": 0, "roll": 0.0, "pitch": 0.55, "yaw": 0})
@@ -151,15 +161,18 @@ def test_decoding_per_model_maps_to_the_base_frame(opened, model):
 @pytest.mark.parametrize("model", MODELS)
 def test_dead_zone_and_gripper_buttons(opened, model):
     mouse, hid = opened(model)
-    hid.queue += reports(model, {"x": 0.08, "y": -0.05, "z": 0.09, "roll": 0.05, "pitch": -0.08, "yaw": 0.02})
+    hid.queue += reports(model, {"x": 0.08, "y": -0.05, "z": 0.09,
+                                 "roll": 0.05, "pitch": -0.08, "yaw": 0.02})
     state = settle(mouse, hid)
     assert not state.active and not np.any(state.action)  # a puck at rest is not a take-over
     hid.queue += reports(model, buttons=("LEFT",))
     state = settle(mouse, hid)
-    assert state.active and state.action[6] == -1.0  # LEFT closes the gripper, and takes over while held
+    # LEFT closes the gripper, and takes over while held
+    assert state.active and state.action[6] == -1.0
     hid.queue += reports(model, buttons=())
     settle(mouse, hid)
-    hid.queue += reports(model, buttons=("RIGHT",)) + reports(model, buttons=())  # a click between two reads
+    # a click between two reads
+    hid.queue += reports(model, buttons=("RIGHT",)) + reports(model, buttons=())
     state = settle(mouse, hid)
     assert state.active and state.action[6] == 1.0  # not lost
     state = mouse.read()
@@ -174,8 +187,10 @@ def test_control_buttons_show_while_held_and_once_after_a_click(opened):
     assert settle(mouse, hid).buttons == ("mark_success",)
     assert mouse.read().buttons == ("mark_success",)  # still held: on every read
     assert not mouse.read().active  # controls alone do not take over
-    hid.queue += reports("SpaceMouseWireless", buttons=("RIGHT",)) + reports("SpaceMouseWireless", buttons=())
-    assert settle(mouse, hid).buttons == ("pause",)  # the click; mark_success was released (and reported)
+    hid.queue += (reports("SpaceMouseWireless", buttons=("RIGHT",))
+                  + reports("SpaceMouseWireless", buttons=()))
+    # the click; mark_success was released (and reported)
+    assert settle(mouse, hid).buttons == ("pause",)
     assert mouse.read().buttons == ()
 
 
@@ -196,7 +211,8 @@ def test_unplug_reads_idle_and_replug_reconnects(opened):
 
 @pytest.mark.timeout(20)
 def test_no_matching_device_lists_the_hid_devices_found():
-    keyboard = FakeHID(vendor_id=0x046D, product_id=0xC31C, product="USB Keyboard", path="/dev/hidraw3")
+    keyboard = FakeHID(vendor_id=0x046D, product_id=0xC31C, product="USB Keyboard",
+                       path="/dev/hidraw3")
     with pytest.raises(SpaceMouseNotFound, match=r"USB Keyboard.*046d:c31c.*/dev/hidraw3"):
         SpaceMouse(SpaceMouseConfig(), FakeBus(keyboard))
     compact = FakeHID("SpaceMouseCompact")
@@ -210,4 +226,5 @@ def test_no_matching_device_lists_the_hid_devices_found():
 
 def test_dead_zone_is_continuous():
     values = np.array([-1.0, -0.1, -0.05, 0.0, 0.1, 0.1001, 0.55, 1.0])
-    np.testing.assert_allclose(apply_dead_zone(values, 0.1), [-1, 0, 0, 0, 0, 0.0001 / 0.9, 0.5, 1], atol=1e-9)
+    np.testing.assert_allclose(apply_dead_zone(values, 0.1), [-1, 0, 0, 0, 0, 0.0001 / 0.9, 0.5, 1],
+                               atol=1e-9)

@@ -1,7 +1,8 @@
-"""`FrankaEnv` through the whole robot path, built exactly as `serl train sim_pick_cube_ros` builds it
-(`runtime.build_env`): the env launches the simulated driver (ROS 2 node, MuJoCo Panda) and the real robot server
-as processes on a private ROS domain, reads ROS image cameras, and the scripted operator sits at the intervention
-device. One env (one launch) serves the module; closing it stops the processes."""
+"""`FrankaEnv` through the whole robot path, built exactly as `serl train sim_pick_cube_ros` builds
+it (`runtime.build_env`): the env launches the simulated driver (ROS 2 node, MuJoCo Panda) and the
+real robot server as processes on a private ROS domain, reads ROS image cameras, and the scripted
+operator sits at the intervention device. One env (one launch) serves the module; closing it stops
+the processes."""
 
 import dataclasses
 import math
@@ -15,11 +16,13 @@ from pathlib import Path
 import gymnasium as gym
 import numpy as np
 import pytest
+from contract_check import Checked
 
 import experiments
 import serl  # noqa: F401  (registers the envs)
 from serl.commands.runtime import build_env
 from serl.devices.base import IDLE, DeviceState
+from serl.envs.contract import check_info
 from serl.envs.franka_config import device_confirmation
 from serl.envs.franka_env import FrankaEnv, RigUnavailable
 from serl.robot.client import RobotFault, RobotTimeout
@@ -28,13 +31,15 @@ from serl.robot.safety import cone_coordinates, inside
 
 @pytest.fixture(scope="module")
 def policy_env():
-    env = build_env(experiments.load("sim_pick_cube_ros"))
+    # Every info the stack and the env emit is checked against the env contract.
+    env = Checked(build_env(experiments.load("sim_pick_cube_ros")))
     yield env
-    launched = env.unwrapped._sim_rig
+    launched = env.unwrapped.sim_rig
     env.close()
     if launched is not None:  # the launcher and the driver and server it started are gone
         assert launched.proc.poll() is not None
-        assert subprocess.run(["pgrep", "-g", str(launched.proc.pid)], capture_output=True).returncode == 1
+        group = subprocess.run(["pgrep", "-g", str(launched.proc.pid)], capture_output=True)
+        assert group.returncode == 1
 
 
 @pytest.fixture()
@@ -52,11 +57,14 @@ class ConfirmAfter:
 
     def read(self) -> DeviceState:
         self.reads += 1
-        return DeviceState(np.zeros(7, np.float32), ("confirm_reset",)) if self.reads >= self.presses else IDLE
+        if self.reads >= self.presses:
+            return DeviceState(np.zeros(7, np.float32), ("confirm_reset",))
+        return IDLE
 
 
 def call_trigger(domain_id: int, service: str) -> str:
-    """Call one of the simulated driver's std_srvs/Trigger services, from a node on the rig's domain."""
+    """Call one of the simulated driver's std_srvs/Trigger services, from a node on the
+    rig's domain."""
     import rclpy
     from rclpy.context import Context
     from rclpy.signals import SignalHandlerOptions
@@ -88,8 +96,10 @@ def test_contract_pacing_and_safety_box(raw):
     sim = gym.make("serl/PandaPickCube-v0").unwrapped
     assert raw.observation_space == sim.observation_space and raw.action_space == sim.action_space
     obs, info = raw.reset(seed=0)
+    check_info(info)
     assert raw.observation_space.contains(obs)
-    assert set(info) == {"succeed", "timestamps"} and set(info["timestamps"]) == {"state", "front", "wrist"}
+    assert set(info) == {"succeed", "timestamps"}
+    assert set(info["timestamps"]) == {"state", "front", "wrist"}
     for name in ("front", "wrist"):
         assert obs["images"][name].std() > 5  # a rendered scene, not a blank frame
         assert time.monotonic() - info["timestamps"][name] < raw.rig.control.max_frame_age_s + 0.5
@@ -99,14 +109,20 @@ def test_contract_pacing_and_safety_box(raw):
     up = np.array([0, 0, 1, 0, 0, 0, 1], np.float32)  # straight up, past the top of the box
     for _ in range(12):
         obs, reward, terminated, truncated, info = raw.step(up)
+        check_info(info)
         pos, quat = raw.last_target[:3], raw.last_target[3:]
-        assert inside(pos, quat, raw.limits), raw.last_target  # clipped in the env, before the server
+        # clipped in the env, before the server
+        assert inside(pos, quat, raw.limits), raw.last_target
     elapsed = time.monotonic() - start
-    assert set(info) >= {"succeed", "gripper_changed", "safety_hold", "timestamps"} and info["gripper_changed"] is False
+    assert set(info) >= {"succeed", "gripper_changed", "safety_hold", "timestamps"}
+    assert info["gripper_changed"] is False
     assert raw.observation_space.contains(obs) and reward == 0.0 and not terminated
-    assert 12 * raw.period - 0.02 < elapsed < 12 * raw.period + 1.0  # paced to the control period (loaded CPU)
-    assert obs["state"]["tcp_pose"][2] == pytest.approx(raw.limits.xyz_high[2], abs=0.02)  # stopped at the box top
-    assert math.isfinite(raw.loop["rtt_s"]) and raw.loop["rtt_s"] < 0.5 and raw.loop["obs_age_s"] >= 0
+    # paced to the control period (loaded CPU)
+    assert 12 * raw.period - 0.02 < elapsed < 12 * raw.period + 1.0
+    # stopped at the box top
+    assert obs["state"]["tcp_pose"][2] == pytest.approx(raw.limits.xyz_high[2], abs=0.02)
+    assert math.isfinite(raw.loop["rtt_s"]) and raw.loop["rtt_s"] < 0.5
+    assert raw.loop["obs_age_s"] >= 0
     assert raw.render().shape == (128, 256, 3)
 
 
@@ -119,7 +135,8 @@ def test_scripted_operator_lifts_the_cube_through_the_whole_stack(policy_env, ra
         steps = 0
         while not (terminated or truncated):
             obs, reward, terminated, truncated, info = policy_env.step(np.zeros(7, np.float32))
-            assert info["intervened"] and obs["front"].shape == (128, 128, 3) and obs["state"].shape == (19,)
+            assert info["intervened"] and obs["front"].shape == (128, 128, 3)
+            assert obs["state"].shape == (19,)
             steps += 1
         successes += bool(info["succeed"] and terminated and reward == 1.0)
         lengths.append(steps)
@@ -130,15 +147,17 @@ def test_scripted_operator_lifts_the_cube_through_the_whole_stack(policy_env, ra
 def test_reflex_truncates_the_episode_and_recovery_needs_confirmation(raw):
     asked = []
     scripted_yes = raw.confirm_recovery
-    assert scripted_yes("test") is True  # build_env gave the scripted operator's env an immediate confirmation
+    # build_env gave the scripted operator's env an immediate confirmation
+    assert scripted_yes("test") is True
     try:
         raw.reset(seed=0)
         for _ in range(3):
             _, _, _, truncated, info = raw.step(np.array([0.5, 0, 0, 0, 0, 0, 0], np.float32))
             assert not truncated and "fault" not in info
-        call_trigger(raw._domain_id, f"{raw.rig.ros.sim_namespace}/inject_reflex")
+        call_trigger(raw.domain_id, f"{raw.rig.ros.sim_namespace}/inject_reflex")
         for _ in range(20):  # the fault reaches the server through the driver's mode topic
-            obs, reward, terminated, truncated, info = raw.step(np.array([0.5, 0, 0, 0, 0, 0, 0], np.float32))
+            obs, reward, terminated, truncated, info = raw.step(
+                np.array([0.5, 0, 0, 0, 0, 0, 0], np.float32))
             if truncated:
                 break
         assert truncated and not terminated and reward == 0.0 and "reflex" in info["fault"]
@@ -155,7 +174,8 @@ def test_reflex_truncates_the_episode_and_recovery_needs_confirmation(raw):
         obs, info = raw.reset(seed=1)
         assert device.reads == 3 and len(asked) == 1 and "reflex" in asked[0]
         state = raw.client.get_state()
-        assert state["mode"] in ("ok", "hold") and not state["fault"]  # hold: the watchdog, no command yet
+        # hold: the watchdog, no command yet
+        assert state["mode"] in ("ok", "hold") and not state["fault"]
         _, _, _, truncated, info = raw.step(np.zeros(7, np.float32))
         assert not truncated and "fault" not in info
     finally:
@@ -176,8 +196,10 @@ def test_rig_camera_size_must_match_the_observation(tmp_path):
     raw_rig = yaml.safe_load(open("hardware_configs/sim_panda.yaml"))
     raw_rig["cameras"]["wrist"]["size"] = [64, 64]
     (tmp_path / "rig.yaml").write_text(yaml.safe_dump(raw_rig))
-    cfg = dataclasses.replace(experiments.load("sim_pick_cube_ros").env, hardware_config=str(tmp_path / "rig.yaml"))
-    with pytest.raises(ValueError, match=r"cameras.wrist.size \(64, 64\) in .* must be \[128, 128\]"):
+    cfg = dataclasses.replace(experiments.load("sim_pick_cube_ros").env,
+                              hardware_config=str(tmp_path / "rig.yaml"))
+    with pytest.raises(ValueError,
+                       match=r"cameras.wrist.size \(64, 64\) in .* must be \[128, 128\]"):
         FrankaEnv(cfg)
     with pytest.raises(ValueError, match="camera 'side' is not in"):
         FrankaEnv(dataclasses.replace(cfg, cameras=("front", "side")))
@@ -185,7 +207,8 @@ def test_rig_camera_size_must_match_the_observation(tmp_path):
 
 def server_pid(raw: FrankaEnv) -> int:
     """The robot server process the env's launcher started."""
-    children = subprocess.run(["pgrep", "-P", str(raw._sim_rig.proc.pid)], capture_output=True, text=True).stdout
+    children = subprocess.run(["pgrep", "-P", str(raw.sim_rig.proc.pid)], capture_output=True,
+                              text=True).stdout
     for pid in children.split():
         if b"robot_servers.franka_server" in Path(f"/proc/{pid}/cmdline").read_bytes():
             return int(pid)
@@ -198,18 +221,22 @@ def test_transient_errors_truncate_and_reset_retries_a_bounded_number_of_times(r
     raw.reset(seed=0)
     server, timeout = server_pid(raw), raw.client.timeout_s
     try:
-        raw.client.timeout_s = 0.3  # short server stalls (under the rig's 1 s state timeout) are enough
+        # short server stalls (under the rig's 1 s state timeout) are enough
+        raw.client.timeout_s = 0.3
         os.kill(server, signal.SIGSTOP)
         try:
             obs, reward, terminated, truncated, info = raw.step(np.zeros(7, np.float32))
         finally:
             os.kill(server, signal.SIGCONT)
-        assert truncated and not terminated and reward == 0.0 and raw.observation_space.contains(obs)
-        assert info["error"].startswith("RobotTimeout: ") and "did not answer 'set_pose'" in info["error"]
+        assert truncated and not terminated and reward == 0.0
+        assert raw.observation_space.contains(obs)
+        assert info["error"].startswith("RobotTimeout: ")
+        assert "did not answer 'set_pose'" in info["error"]
         raw.cfg = dataclasses.replace(cfg, reset_retries=1, reset_retry_wait_s=0.05)
         os.kill(server, signal.SIGSTOP)
         try:
-            with pytest.raises(RigUnavailable, match="reset failed 2 times in a row; last error: robot server"):
+            with pytest.raises(RigUnavailable,
+                               match="reset failed 2 times in a row; last error: robot server"):
                 raw.reset()
         finally:
             os.kill(server, signal.SIGCONT)
@@ -244,7 +271,8 @@ def test_transient_errors_truncate_and_reset_retries_a_bounded_number_of_times(r
 def test_a_reset_that_outlived_its_request_is_waited_for_not_raised(raw):
     cfg = raw.cfg
     raw.reset(seed=0)
-    far = raw.rig.reset.tcp_xyz[0] + 0.15  # a long move, so the first reset is still running at the retry
+    # a long move, so the first reset is still running at the retry
+    far = raw.rig.reset.tcp_xyz[0] + 0.15
     pose = np.array([far, 0.0, 0.3, *raw.rig.reset.tcp_quat])
     with pytest.raises(RobotTimeout):  # our request gives up, the server's reset goes on
         raw.client.reset(pose=pose, timeout_s=0.05)
@@ -260,11 +288,13 @@ def test_a_reset_that_outlived_its_request_is_waited_for_not_raised(raw):
 def test_reset_pose_is_clipped_into_the_box_and_cone(raw):
     rig = raw.rig
     # near the box's corner, randomised past its walls and past the yaw range
-    wide = rig.reset.model_copy(update={"tcp_xyz": (0.65, 0.2, 0.2), "xy_range": 0.2, "yaw_range": 3.0})
+    wide = rig.reset.model_copy(update={"tcp_xyz": (0.65, 0.2, 0.2), "xy_range": 0.2,
+                                        "yaw_range": 3.0})
     draws = [wide.draw_pose(np.random.default_rng(seed), raw.limits) for seed in range(50)]
     assert all(inside(p[:3], p[3:], raw.limits) for p in draws)
     assert max(p[0] for p in draws) == pytest.approx(raw.limits.xyz_high[0])  # some were clipped
-    assert max(abs(cone_coordinates(p[3:], raw.limits)[1]) for p in draws) == pytest.approx(math.pi / 2)
+    tilts = [abs(cone_coordinates(p[3:], raw.limits)[1]) for p in draws]
+    assert max(tilts) == pytest.approx(math.pi / 2)
     sent = []
     reset = raw.client.reset
     raw.rig = rig.model_copy(update={"reset": wide})
@@ -283,11 +313,13 @@ def test_a_pause_between_steps_restarts_the_period_clock(raw):
     raw.reset(seed=0)
     raw.step(np.zeros(7, np.float32))
     overruns = raw.overruns
-    time.sleep(8 * raw.period)  # the operator paused (intervention wrapper), longer than pause_periods
+    # the operator paused (intervention wrapper), longer than pause_periods
+    time.sleep(8 * raw.period)
     start = time.monotonic()
     raw.step(np.zeros(7, np.float32))
     assert raw.overruns == overruns and raw.loop["overrun_s"] == 0.0
-    assert time.monotonic() - start >= raw.period - 0.01  # a full period from the step after the pause
+    # a full period from the step after the pause
+    assert time.monotonic() - start >= raw.period - 0.01
     raw.step(np.zeros(7, np.float32))
     assert raw.overruns == overruns
 

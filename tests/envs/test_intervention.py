@@ -1,5 +1,5 @@
-"""Intervention behaviour on the real simulated arm: the hold that stops control flickering, and the operator
-controls (abort, marks, pause, reset confirmation) as episode outcomes."""
+"""Intervention behaviour on the real simulated arm: the hold that stops control flickering, and the
+operator controls (abort, marks, pause, reset confirmation) as episode outcomes."""
 
 from __future__ import annotations
 
@@ -12,13 +12,16 @@ import pytest
 
 import serl  # noqa: F401  (registers the env ids)
 from serl.devices.base import DeviceState
-from serl.envs.wrappers import InterventionWrapper, PolicyEnvConfig, make_policy_env
+from serl.envs.contract import check_info
+from serl.envs.intervention import InterventionWrapper
+from serl.envs.stack import PolicyEnvConfig, make_policy_env
 
 UP = np.array([0, 0, 1, 0, 0, 0, 0], np.float32)  # base +z
 
 
 class ScriptDevice:
-    """One scripted state per read (then idle): lists of buttons and whether the operator is active."""
+    """One scripted state per read (then idle): lists of buttons and whether the
+    operator is active."""
 
     def __init__(self, buttons=(), active=(), action=UP):
         self.buttons, self.active, self.action, self.reads = list(buttons), list(active), action, 0
@@ -32,12 +35,17 @@ class ScriptDevice:
 
 def sim_env(device, **cfg):
     raw = gym.make("serl/PandaPickCube-v0", image_obs=False, max_episode_steps=50)
-    return make_policy_env(raw, PolicyEnvConfig(relative_frame=False, operator_poll_s=0.001, **cfg), device=device)
+    return make_policy_env(raw, PolicyEnvConfig(relative_frame=False, operator_poll_s=0.001, **cfg),
+                           device=device)
 
 
 def run(env, steps):
-    env.reset(seed=0)
-    return [env.step(np.zeros(7, np.float32)) for _ in range(steps)]
+    """`steps` steps from a reset; every info is checked against the env contract."""
+    check_info(env.reset(seed=0)[1])
+    out = [env.step(np.zeros(7, np.float32)) for _ in range(steps)]
+    for *_, info in out:
+        check_info(info)
+    return out
 
 
 @pytest.mark.timeout(30)
@@ -48,14 +56,16 @@ def test_hold_keeps_control_for_n_steps_after_the_device_goes_idle():
     # Active at 1 and 5, each followed by two held steps: one continuous take-over, no flicker.
     assert intervened == [False, True, True, True, False, True, True, True, False, False]
     # Held steps execute (and record) the device's action, not the policy's zero action.
-    assert all(np.array_equal(info["intervene_action"], UP) for *_, info in out if info["intervened"])
+    assert all(np.array_equal(info["intervene_action"], UP)
+               for *_, info in out if info["intervened"])
     no_hold = run(sim_env(ScriptDevice(active=active)), len(active))
     assert [info["intervened"] for *_, info in no_hold] == [bool(a) for a in active]
 
 
 @pytest.mark.timeout(30)
 def test_abort_truncates_once_per_press():
-    # "abort" held over reads 2..4: one press, one truncation; still held after the reset, it does nothing more.
+    # "abort" held over reads 2..4: one press, one truncation;
+    # still held after the reset, it does nothing more.
     env = sim_env(ScriptDevice(buttons=[(), (), ("abort",), ("abort",), ("abort",)]))
     out = run(env, 3)
     _, _, terminated, truncated, info = out[2]
@@ -69,20 +79,24 @@ def test_abort_truncates_once_per_press():
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("mark, succeed", [("mark_success", True), ("mark_failure", False)])
 def test_marks_end_the_episode_with_that_outcome(mark, succeed):
-    *_, (_, reward, terminated, truncated, info) = run(sim_env(ScriptDevice(buttons=[(), (mark,)])), 2)
+    env = sim_env(ScriptDevice(buttons=[(), (mark,)]))
+    *_, (_, reward, terminated, truncated, info) = run(env, 2)
     assert info["succeed"] is succeed and info["marked"] == mark.split("_")[1]
-    assert (terminated, truncated, reward) == ((True, False, 1.0) if succeed else (False, True, 0.0))
+    expected = (True, False, 1.0) if succeed else (False, True, 0.0)
+    assert (terminated, truncated, reward) == expected
 
 
 @pytest.mark.timeout(30)
 def test_abort_wins_over_a_success_mark():
-    *_, (_, _, terminated, truncated, info) = run(sim_env(ScriptDevice(buttons=[("mark_success", "abort")])), 1)
+    env = sim_env(ScriptDevice(buttons=[("mark_success", "abort")]))
+    *_, (_, _, terminated, truncated, info) = run(env, 1)
     assert truncated and not terminated and info["aborted"] and "marked" not in info
 
 
 @pytest.mark.timeout(30)
 def test_pause_holds_the_arm_until_pressed_again():
-    # Read 1 presses pause; reads 2..40 wait (released, nothing); read 41 presses pause again and resumes.
+    # Read 1 presses pause; reads 2..40 wait (released, nothing);
+    # read 41 presses pause again and resumes.
     buttons = [(), ("pause",)] + [()] * 39 + [("pause",)]
     device = ScriptDevice(buttons=buttons, active=[1] * 100)
     env = sim_env(device)
@@ -93,7 +107,8 @@ def test_pause_holds_the_arm_until_pressed_again():
     _, _, _, _, info = env.step(np.zeros(7, np.float32))
     assert device.reads == 42  # the step waited through the pause, polling the device
     assert 0 < info["paused_s"] <= time.monotonic() - start
-    # Nothing was sent to the arm while paused: the paused step advanced the simulation by one step only.
+    # Nothing was sent to the arm while paused:
+    # the paused step advanced the simulation by one step only.
     assert env.unwrapped.sim.data.time - t1 == pytest.approx(t1 - t0)
     _, _, _, _, info = env.step(np.zeros(7, np.float32))
     assert info["paused_s"] == 0.0 and info["intervened"]
@@ -106,7 +121,7 @@ def test_a_pause_ends_on_abort_or_shutdown():
     assert truncated and info["aborted"] and info["paused_s"] > 0
     env = sim_env(ScriptDevice(buttons=[("pause",)]))  # never resumed by the operator
     stop = threading.Event()
-    env.set_wrapper_attr("operator_stop", stop, force=False)
+    assert env.controls.set_operator_stop(stop)
     threading.Timer(0.2, stop.set).start()
     _, _, _, truncated, info = run(env, 1)[0]
     assert info["paused_s"] >= 0.15 and not truncated
@@ -125,7 +140,7 @@ def test_reset_waits_for_the_operators_confirmation_when_asked():
 @pytest.mark.timeout(30)
 def test_evaluation_ignores_motion_but_honours_controls():
     env = sim_env(ScriptDevice(buttons=[(), ("abort",)], active=[1, 1]))
-    env.set_wrapper_attr("interventions_enabled", False)
+    assert env.controls.set_interventions(False)
     out = run(env, 2)
     assert not any(info["intervened"] for *_, info in out)
     assert out[1][3] and out[1][4]["aborted"]
@@ -151,9 +166,11 @@ def test_abort_sends_nothing_to_the_arm():
     env.reset(seed=0)
     obs, *_ = env.step(np.zeros(7, np.float32))
     t = env.unwrapped.sim.data.time
-    aborted, reward, terminated, truncated, info = env.step(np.array([0, 0, 1, 0, 0, 0, 1], np.float32))
+    aborted, reward, terminated, truncated, info = env.step(
+        np.array([0, 0, 1, 0, 0, 0, 1], np.float32))
     assert env.unwrapped.sim.data.time == t  # the policy's action was not executed
-    assert truncated and not terminated and reward == 0.0 and info["aborted"] and not info["executed"]
+    assert truncated and not terminated and reward == 0.0
+    assert info["aborted"] and not info["executed"]
     assert not info["succeed"] and not info["intervened"]
     assert all(np.array_equal(aborted[k], obs[k]) for k in obs)  # where the episode stood
     env.reset(seed=1)
@@ -163,12 +180,13 @@ def test_abort_sends_nothing_to_the_arm():
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("operator", [False, True])
 def test_the_policys_action_from_before_a_pause_is_never_sent(operator):
-    # Pause at the first step's read, pressed again at the third read: the step resumes with a hold, or with the
-    # operator's action when they act at that moment.
+    # Pause at the first step's read, pressed again at the third read: the step resumes with a hold,
+    # or with the operator's action when they act at that moment.
     device = ScriptDevice(buttons=[("pause",), (), ("pause",)], active=[0, 0, int(operator)])
     env = sim_env(device)
     obs, _ = env.reset(seed=0)
-    stale = np.array([0, 0, -1, 0, 0, 0, -1], np.float32)  # down and close: what the policy chose before the pause
+    # down and close: what the policy chose before the pause
+    stale = np.array([0, 0, -1, 0, 0, 0, -1], np.float32)
     after, _, _, _, info = env.step(stale)
     assert info["paused_s"] > 0 and info["executed"]
     dz = after["state"][2] - obs["state"][2]  # tcp z (base frame: relative_frame is off)
@@ -204,11 +222,13 @@ class ListStats:
 
 @pytest.mark.timeout(60)
 def test_the_actor_records_no_transition_for_an_aborted_step(tmp_path):
-    from serl.actor import Actor, ActorConfig
-    from serl.agents.sac import SACConfig
+    from serl.actor.config import ActorConfig
+    from serl.actor.loop import Actor
+    from serl.agents.config import SACConfig
     from serl.transport.inprocess import InProcessTransport
 
-    # Read 0 (the first step's) starts a pause and read 2 ends it (a hold); reads 3, 4 are the policy's; 5 aborts.
+    # Read 0 (the first step's) starts a pause and read 2 ends it (a hold);
+    # reads 3, 4 are the policy's; 5 aborts.
     env = sim_env(ScriptDevice(buttons=[("pause",), (), ("pause",), (), (), ("abort",)]))
     adder, stats = ListAdder(), ListStats()
     actor = Actor(env, SACConfig(hidden_dims=(8,)), ActorConfig(actor_id="a"), adder,
@@ -216,8 +236,10 @@ def test_the_actor_records_no_transition_for_an_aborted_step(tmp_path):
     policy = np.array([0.5, 0, 0, 0, 0, 0, 0], np.float32)
     actor.act = lambda obs: policy  # the policy's choice; no network needed to see what is recorded
     summary = actor.run_episode(threading.Event())
-    assert len(adder.added) == 3 and actor.counters.env_steps == 3  # steps 0..2; the aborted one moved nothing
-    assert np.array_equal(adder.added[0]["actions"], np.zeros(7, np.float32))  # the hold after the pause
+    # steps 0..2; the aborted one moved nothing
+    assert len(adder.added) == 3 and actor.counters.env_steps == 3
+    # the hold after the pause
+    assert np.array_equal(adder.added[0]["actions"], np.zeros(7, np.float32))
     assert np.allclose(adder.added[1]["actions"], policy) and not adder.added[-1]["dones"]
     assert summary["aborted"] == 1.0 and summary["length"] == 3 and summary["paused_s"] > 0
 
@@ -240,12 +262,15 @@ def test_in_label_mode_a_held_success_mark_labels_steps_and_ends_nothing():
     # mark_success held over reads 2..4 (a person holding the button), then mark_failure at read 7.
     buttons = [(), (), MS, MS, MS, (), (), ("mark_failure",)]
     out = run(sim_env(ScriptDevice(buttons=buttons), marks_end_episode=False), len(buttons))
-    assert ["mark_success" in info["held"] for *_, info in out] == [False, False, True, True, True, False, False,
-                                                                     False]
-    assert not any(terminated or truncated for _, _, terminated, truncated, _ in out[:-1])  # the mark ends nothing
-    assert all(reward == 0.0 and not info["succeed"] and "marked" not in info for _, reward, *_, info in out[:-1])
+    assert ["mark_success" in info["held"] for *_, info in out] == [False, False, True, True, True,
+                                                                     False, False, False]
+    # the mark ends nothing
+    assert not any(terminated or truncated for _, _, terminated, truncated, _ in out[:-1])
+    assert all(reward == 0.0 and not info["succeed"] and "marked" not in info
+               for _, reward, *_, info in out[:-1])
     _, _, terminated, truncated, info = out[-1]
-    assert truncated and not terminated and info["marked"] == "failure"  # mark_failure still ends the episode
+    # mark_failure still ends the episode
+    assert truncated and not terminated and info["marked"] == "failure"
     # Outside label mode the same hold ends the episode at its first step, as a success.
     out = run(sim_env(ScriptDevice(buttons=buttons)), 3)
     assert out[2][2] and out[2][4]["marked"] == "success"
@@ -253,15 +278,16 @@ def test_in_label_mode_a_held_success_mark_labels_steps_and_ends_nothing():
 
 @pytest.mark.timeout(30)
 def test_a_mark_held_through_the_reset_counts_again_only_after_a_release():
-    # Episode 1: reads 0..3, the mark pressed at 2 and held; episode 2: still held at reads 4, 5, released at 6,
-    # pressed again at 7.
+    # Episode 1: reads 0..3, the mark pressed at 2 and held; episode 2: still held at reads 4, 5,
+    # released at 6, pressed again at 7.
     device = ScriptDevice(buttons=[(), (), MS, MS, MS, MS, (), MS])
     env = sim_env(device, marks_end_episode=False)
     first = run(env, 4)
     assert ["mark_success" in info["held"] for *_, info in first] == [False, False, True, True]
     second = run(env, 4)
     assert ["mark_success" in info["held"] for *_, info in second] == [False, False, False, True]
-    assert "mark_success" in second[0][4]["buttons"]  # the device's own state still shows the held button
+    # the device's own state still shows the held button
+    assert "mark_success" in second[0][4]["buttons"]
 
 
 @pytest.mark.timeout(30)

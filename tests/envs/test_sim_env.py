@@ -12,6 +12,7 @@ from hypothesis import strategies as st
 
 import serl  # noqa: F401  (registers the envs)
 from serl import geometry as g
+from serl.envs.contract import check_info
 from serl.envs.registration import make
 from serl.envs.sim.model import TCP_OFFSET
 from serl.robot.safety import inside
@@ -24,7 +25,8 @@ def state_env(env_id=IDS[0], **kw):
 
 
 class _WithoutCaptureTimes(gym.Wrapper, gym.utils.RecordConstructorArgs):
-    """check_env compares infos across identical seeds; capture times are wall-clock and rightly differ."""
+    """check_env compares infos across identical seeds; capture times are wall-clock and
+    rightly differ."""
 
     def __init__(self, env):
         gym.utils.RecordConstructorArgs.__init__(self)
@@ -49,16 +51,19 @@ def test_spaces_are_the_contract(env_id):
     f32 = lambda n, lo=-np.inf, hi=np.inf: spaces.Box(lo, hi, (n,), np.float32)  # noqa: E731
     image = spaces.Box(0, 255, (128, 128, 3), np.uint8)
     assert env.observation_space == spaces.Dict({
-        "state": spaces.Dict({"tcp_pose": f32(7), "tcp_vel": f32(6), "gripper_pose": f32(1, 0.0, 1.0),
-                              "tcp_force": f32(3), "tcp_torque": f32(3)}),
+        "state": spaces.Dict({"tcp_pose": f32(7), "tcp_vel": f32(6),
+                              "gripper_pose": f32(1, 0.0, 1.0), "tcp_force": f32(3),
+                              "tcp_torque": f32(3)}),
         "images": spaces.Dict({"front": image, "wrist": image}),
     })
     obs, info = env.reset(seed=0)
-    assert env.observation_space.contains(obs)
+    assert env.observation_space.contains(obs) and check_info(info)
     assert set(info["timestamps"]) == {"state", "front", "wrist"}
     obs, _, _, _, info = env.step(env.action_space.sample())
     assert env.observation_space.contains(obs) and isinstance(info["succeed"], bool)
-    assert info["safety_hold"] is None  # the same info keys as FrankaEnv (which gives a hold's reason)
+    check_info(info)
+    # the same info keys as FrankaEnv (which gives a hold's reason)
+    assert info["safety_hold"] is None
     check_env(_WithoutCaptureTimes(env), skip_render_check=True)
     assert set(state_env(env_id).observation_space) == {"state"}
 
@@ -72,11 +77,13 @@ def test_tcp_conventions():
     assert np.linalg.norm(sim.tcp_pose()[0] - flange) == pytest.approx(TCP_OFFSET, abs=1e-9)
     # At reset the gripper points down: xyzw quaternion (1, 0, 0, 0) up to sign, i.e. roll = pi.
     assert abs(obs["state"]["tcp_pose"][3]) == pytest.approx(1.0, abs=1e-4)
-    # A full +x action moves the target by the action scale (metres per step) from the measured pose, in the
-    # base frame; the arm follows through the impedance controller, with some lag in steady motion.
+    # A full +x action moves the target by the action scale (metres per step) from the
+    # measured pose, in the base frame; the arm follows through the impedance controller,
+    # with some lag in steady motion.
     start = sim.tcp_pose()[0]
     env.step(np.array([1, 0, 0, 0, 0, 0, 0], np.float32))
-    np.testing.assert_allclose(env.commanded_pose[0] - start, [env.cfg.action_scale_xyz, 0, 0], atol=1e-9)
+    np.testing.assert_allclose(env.commanded_pose[0] - start, [env.cfg.action_scale_xyz, 0, 0],
+                               atol=1e-9)
     xs = [sim.tcp_pose()[0]]
     for _ in range(6):
         env.step(np.array([1, 0, 0, 0, 0, 0, 0], np.float32))
@@ -142,7 +149,8 @@ def test_gripper_semantics():
     locked.reset(seed=0)
     before = locked.sim.gripper_opening()
     _, _, _, _, info = locked.step(np.array([0, 0, 0, 0, 0, 0, 1.0], np.float32))
-    assert not info["gripper_changed"] and locked.sim.gripper_opening() == pytest.approx(before, abs=0.01)
+    assert not info["gripper_changed"]
+    assert locked.sim.gripper_opening() == pytest.approx(before, abs=0.01)
 
 
 @pytest.mark.timeout(60)
@@ -258,17 +266,20 @@ def test_missing_gl_backend_names_the_variable_and_packages():
     import sys
 
     if ctypes.util.find_library("OSMesa"):
-        pytest.fail("this check needs a GL backend whose libraries are absent; OSMesa is installed here")
+        pytest.fail("this check needs a GL backend whose libraries are absent; "
+                    "OSMesa is installed here")
     code = "import gymnasium as gym, serl; gym.make('serl/PandaPickCube-v0')"
-    out = subprocess.run([sys.executable, "-c", code], env={**__import__("os").environ, "MUJOCO_GL": "osmesa"},
+    out = subprocess.run([sys.executable, "-c", code],
+                         env={**__import__("os").environ, "MUJOCO_GL": "osmesa"},
                          capture_output=True, text=True, timeout=50)
     assert out.returncode != 0
-    assert "MUJOCO_GL='osmesa'" in out.stderr and "libosmesa6" in out.stderr and "libegl1" in out.stderr
+    assert "MUJOCO_GL='osmesa'" in out.stderr
+    assert "libosmesa6" in out.stderr and "libegl1" in out.stderr
 
 
 @pytest.mark.timeout(30)
 def test_privileged_object_pose_for_state_only_training():
-    from serl.envs.wrappers import make_policy_env
+    from serl.envs.stack import make_policy_env
 
     env = state_env(object_pose=True)
     obs, _ = env.reset(seed=2)

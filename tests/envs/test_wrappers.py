@@ -1,5 +1,5 @@
-"""The policy's wrapper stack on the real simulated env: frame maths, who acts, the recorded-action rule, the
-flattened observation, penalty, classifier slot and video."""
+"""The policy's wrapper stack on the real simulated env: frame maths, who acts, the recorded-action
+rule, the flattened observation, penalty, classifier slot and video."""
 
 from __future__ import annotations
 
@@ -10,6 +10,7 @@ import gymnasium as gym
 import imageio
 import numpy as np
 import pytest
+from contract_check import Checked
 from gymnasium.utils.env_checker import check_env
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -17,22 +18,22 @@ from hypothesis import strategies as st
 import serl  # noqa: F401  (registers the env ids)
 from serl import geometry as g
 from serl.devices.base import IDLE, DeviceState
-from serl.envs.wrappers import (
-    InterventionWrapper,
-    PolicyEnvConfig,
+from serl.envs.frames import (
     from_policy_frame,
-    make_policy_env,
     operator_roundtrip,
     quat_pose_to_euler,
     tcp_rotation,
     to_policy_frame,
 )
+from serl.envs.intervention import InterventionWrapper
+from serl.envs.stack import PolicyEnvConfig, make_policy_env
 
 PICK = "serl/PandaPickCube-v0"
 
 
 class FakeDevice:
-    """Stands in for the SpaceMouse: a scripted base-frame action per step, active on the given steps."""
+    """Stands in for the SpaceMouse: a scripted base-frame action per step, active on the
+    given steps."""
 
     def __init__(self, actions, active=lambda step: True):
         self.actions = [np.asarray(a, np.float32) for a in actions]
@@ -43,7 +44,8 @@ class FakeDevice:
         i, self.step = self.step, self.step + 1
         if i >= len(self.actions):
             return IDLE
-        return DeviceState(action=self.actions[i], buttons=("confirm_reset",) if i == 0 else (), active=self.active(i))
+        return DeviceState(action=self.actions[i], buttons=("confirm_reset",) if i == 0 else (),
+                           active=self.active(i))
 
 
 def raw_env(**overrides):
@@ -55,8 +57,8 @@ def tcp(env) -> tuple[np.ndarray, np.ndarray]:
 
 
 class WithoutTimestamps(gym.Wrapper):
-    """Drops info["timestamps"] (monotonic clock readings, different on every run) so check_env's determinism
-    check compares what the stack controls."""
+    """Drops info["timestamps"] (monotonic clock readings, different on every run) so check_env's
+    determinism check compares what the stack controls."""
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)
@@ -75,8 +77,10 @@ def raw_obs_with(R: np.ndarray) -> dict:
 unit = st.floats(-1.0, 1.0, allow_nan=False)
 small = st.floats(-0.3, 0.3, allow_nan=False)
 # Any rotation, plus orientations about the gripper-down pose (roll = pi), where euler angles wrap.
-any_rotation = st.tuples(unit, unit, unit, unit).filter(lambda q: np.linalg.norm(q) > 0.1).map(g.quat_to_mat)
-near_down = st.tuples(small, small, small).map(lambda d: g.quat_to_mat(g.euler_to_quat([math.pi + d[0], d[1], d[2]])))
+any_rotation = (st.tuples(unit, unit, unit, unit).filter(lambda q: np.linalg.norm(q) > 0.1)
+                .map(g.quat_to_mat))
+near_down = st.tuples(small, small, small).map(
+    lambda d: g.quat_to_mat(g.euler_to_quat([math.pi + d[0], d[1], d[2]])))
 rotations = st.one_of(any_rotation, near_down, st.just(g.quat_to_mat(g.GRIPPER_DOWN_XYZW)))
 actions = st.lists(unit, min_size=7, max_size=7).map(np.array)
 
@@ -129,7 +133,8 @@ def test_flattened_observation_and_check_env():
     # At reset the relative pose is the identity: zero position and zero euler angles.
     np.testing.assert_allclose(obs["state"][:6], 0.0, atol=1e-6)
     with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # check_env prefers unwrapped envs; the stack is what we check here
+        # check_env prefers unwrapped envs; the stack is what we check here
+        warnings.simplefilter("ignore")
         # (its close check rebuilds the env from its spec, which a hand-built stack has not)
         check_env(WithoutTimestamps(env), skip_render_check=True, skip_close_check=True)
 
@@ -156,7 +161,8 @@ def test_relative_frame_observation_follows_tcp_frame():
     R_now = g.quat_to_mat(tcp(env)[1])
     twist = env.unwrapped.sim.tcp_twist()
     np.testing.assert_allclose(obs["state"][6:9], R_now.T @ twist[:3], atol=1e-5)
-    assert not np.allclose(R, np.diag([1.0, -1.0, -1.0]), atol=1e-2)  # the yaw makes the frames differ
+    # the yaw makes the frames differ
+    assert not np.allclose(R, np.diag([1.0, -1.0, -1.0]), atol=1e-2)
 
 
 @pytest.mark.timeout(30)
@@ -187,13 +193,14 @@ def test_recorded_action_is_in_policy_frame():
     env.reset(seed=0)
     R = g.quat_to_mat(tcp(env)[1])
     _, _, _, _, info = env.step(np.zeros(7, np.float32))
-    np.testing.assert_allclose(info["intervene_action"], to_policy_frame([0, 1, 0, 0, 0, 0, 0], R), atol=1e-5)
+    np.testing.assert_allclose(info["intervene_action"], to_policy_frame([0, 1, 0, 0, 0, 0, 0], R),
+                               atol=1e-5)
     assert info["intervened"] and env.action_space.contains(info["intervene_action"])
 
 
 def operator_script(n: int) -> list[np.ndarray]:
-    """Base-frame device actions: tilt and twist the gripper away from straight down, then random moves that
-    often leave [-1, 1] once mapped into the tilted TCP frame, with gripper commands."""
+    """Base-frame device actions: tilt and twist the gripper away from straight down, then random
+    moves that often leave [-1, 1] once mapped into the tilted TCP frame, with gripper commands."""
     rng = np.random.default_rng(5)
     script = [np.array([0.5, -0.3, 0.2, 1.0, -0.8, 1.0, 0.0])] * 6
     script += [np.append(rng.uniform(-1, 1, 6), rng.choice([-1.0, 0.0, 1.0])) for _ in range(n - 6)]
@@ -211,12 +218,14 @@ def test_recorded_intervention_replays_same_motion(relative_frame):
     rng = np.random.default_rng(0)
     recorded, poses = [], []
     for _ in script:
-        _, _, terminated, truncated, info = operated.step(rng.uniform(-1, 1, 7).astype(np.float32))  # overridden
+        overridden = rng.uniform(-1, 1, 7).astype(np.float32)
+        _, _, terminated, truncated, info = operated.step(overridden)
         assert info["intervened"] and not (terminated or truncated)
         recorded.append(info["intervene_action"])
         poses.append(tcp(env))
     assert all(operated.action_space.contains(a) for a in recorded)
-    assert max(g.quat_angle(q, g.GRIPPER_DOWN_XYZW) for _, q in poses) > 0.3  # R was far from trivial
+    # R was far from trivial
+    assert max(g.quat_angle(q, g.GRIPPER_DOWN_XYZW) for _, q in poses) > 0.3
     if relative_frame:  # some recorded actions were scaled into [-1, 1]
         assert any(np.isclose(np.abs(a[:6]).max(), 1.0) and not np.isclose(np.abs(s[:6]).max(), 1.0)
                    for a, s in zip(recorded, script, strict=True))
@@ -233,23 +242,24 @@ def test_recorded_intervention_replays_same_motion(relative_frame):
 
 @pytest.mark.timeout(30)
 def test_grasp_penalty_only_when_gripper_changes():
-    env = make_policy_env(raw_env(), PolicyEnvConfig(grasp_penalty=0.1))
+    env = Checked(make_policy_env(raw_env(), PolicyEnvConfig(grasp_penalty=0.1)))
     env.reset(seed=0)  # pick-cube starts open
     commands = [-1.0, -1.0, 0.0, 1.0, 1.0, -0.2, -1.0]
     expected = [-0.1, 0.0, 0.0, -0.1, 0.0, 0.0, -0.1]
     for command, penalty in zip(commands, expected, strict=True):
         _, _, _, _, info = env.step(np.array([0, 0, 0, 0, 0, 0, command], np.float32))
-        assert isinstance(info["grasp_penalty"], float) and info["grasp_penalty"] == pytest.approx(penalty)
+        assert isinstance(info["grasp_penalty"], float)
+        assert info["grasp_penalty"] == pytest.approx(penalty)
 
 
 @pytest.mark.timeout(30)
 def test_reward_classifier_slot():
-    env = make_policy_env(raw_env(), classifier=lambda obs: 0.9)
+    env = Checked(make_policy_env(raw_env(), classifier=lambda obs: 0.9))
     env.reset(seed=0)
     _, reward, terminated, _, info = env.step(np.zeros(7, np.float32))
     assert reward == 1.0 and terminated and info["classifier_prob"] == pytest.approx(0.9)
 
-    env = make_policy_env(raw_env(), classifier=lambda obs: 0.1)
+    env = Checked(make_policy_env(raw_env(), classifier=lambda obs: 0.1))
     env.reset(seed=0)
     for _ in range(3):
         _, reward, terminated, _, info = env.step(np.zeros(7, np.float32))
@@ -263,20 +273,21 @@ def frame_count(path) -> int:
 
 @pytest.mark.timeout(30)
 def test_video_written_per_episode(tmp_path):
-    env = make_policy_env(raw_env(image_obs=True, max_episode_steps=4), video_path=tmp_path / "videos")
+    env = make_policy_env(raw_env(image_obs=True, max_episode_steps=4),
+                          video_path=tmp_path / "videos")
     env.reset(seed=0)
     done = False
     while not done:
         _, _, terminated, truncated, _ = env.step(np.zeros(7, np.float32))
         done = terminated or truncated
-    (path,) = env.written
+    (path,) = written = env.get_wrapper_attr("written")
     assert path.stat().st_size > 0 and frame_count(path) == 5  # the reset frame and 4 steps
     with imageio.v2.get_reader(path) as reader:
         assert reader.get_data(0).shape == (128, 256, 3)  # front and wrist side by side
     env.reset(seed=1)
     env.step(np.zeros(7, np.float32))
     env.close()  # an unfinished episode is written on close
-    assert len(env.written) == 2 and frame_count(env.written[1]) == 2
+    assert len(written) == 2 and frame_count(written[1]) == 2
 
 
 @pytest.mark.timeout(30)
@@ -285,14 +296,14 @@ def test_video_writes_nothing_without_frames(tmp_path):
     env.reset(seed=0)
     env.step(np.zeros(7, np.float32))
     env.close()
-    assert env.written == [] and not (tmp_path / "videos").exists()
+    assert env.get_wrapper_attr("written") == [] and not (tmp_path / "videos").exists()
 
 
 @pytest.mark.timeout(30)
 def test_a_failing_classifier_never_crashes_the_actor():
     import gymnasium as gym
 
-    from serl.envs.wrappers import RewardClassifierWrapper
+    from serl.envs.reward_wrappers import RewardClassifierWrapper
 
     calls = iter([RuntimeError("model file vanished"), float("nan"), 0.9])
 

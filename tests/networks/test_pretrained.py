@@ -1,7 +1,9 @@
-"""Pretrained trunk weights: the shared pickle converted through the real `serl import-encoder` entry point, the
-msgpack format validated on load, and the rule that nothing but the converter unpickles."""
+"""Pretrained trunk weights: the shared pickle converted through the real
+`serl import-encoder` entry point, the msgpack format validated on load, and the rule that
+nothing but the converter unpickles."""
 
-import pickle  # plays the role of whoever wrote the upstream file; the project itself never unpickles outside it
+# plays the role of whoever wrote the upstream file; the project itself never unpickles outside it
+import pickle
 import re
 import subprocess
 import sys
@@ -13,10 +15,11 @@ import numpy as np
 import pytest
 from flax.traverse_util import flatten_dict
 
+from serl.networks.config import EncoderConfig
 from serl.networks.encoders import ResNet10Trunk
-from serl.networks.observation_encoder import EncoderConfig, init_encoder
-from serl.networks.pretrained import (
-    convert_shared_pickle,
+from serl.networks.observation_encoder import init_encoder
+from serl.networks.pretrained import convert_shared_pickle
+from serl.networks.trunk_weights import (
     expected_trunk_shapes,
     frozen_params_for,
     load_trunk_params,
@@ -34,21 +37,23 @@ UPSTREAM_NORMS = [
 
 
 def serl(*args, timeout=60):
-    return subprocess.run([sys.executable, "-m", "serl.cli", *args], capture_output=True, text=True, timeout=timeout,
-                          cwd=ROOT)
+    return subprocess.run([sys.executable, "-m", "serl.cli", *args], capture_output=True, text=True,
+                          timeout=timeout, cwd=ROOT)
 
 
 @pytest.fixture(scope="module")
 def ours():
-    """Random trunk parameters, flat, in the trunk's exact shapes (numpy draws: flax's init would run and compile
-    the whole forward pass just to produce them). Norm scales and biases are random too, so a swap would show."""
+    """Random trunk parameters, flat, in the trunk's exact shapes (numpy draws: flax's init would
+    run and compile the whole forward pass just to produce them). Norm scales and biases are random
+    too, so a swap would show."""
     rng = np.random.default_rng(1)
-    return {path: rng.normal(0, 0.05, shape).astype(np.float32) for path, shape in expected_trunk_shapes().items()}
+    return {path: rng.normal(0, 0.05, shape).astype(np.float32)
+            for path, shape in expected_trunk_shapes().items()}
 
 
 def upstream(ours: dict, *, numpy_only=False) -> dict:
-    """Our flat params -> a tree with the shared file's names, under "params", with a pooling head beside the trunk;
-    blocks 0 and 2 hold jax arrays (pickles made on a GPU machine do)."""
+    """Our flat params -> a tree with the shared file's names, under "params", with a pooling head
+    beside the trunk; blocks 0 and 2 hold jax arrays (pickles made on a GPU machine do)."""
     tree: dict = {}
     for (top, *rest), value in ours.items():
         if top.startswith("ResNetBlock_"):
@@ -68,7 +73,8 @@ def assert_same_bits(params: dict, ours: dict) -> None:
     assert sorted(flat) == sorted(ours)
     for path, value in flat.items():
         assert value.dtype == np.float32
-        np.testing.assert_array_equal(value.view(np.uint32), ours[path].view(np.uint32), err_msg="/".join(path))
+        np.testing.assert_array_equal(value.view(np.uint32), ours[path].view(np.uint32),
+                                      err_msg="/".join(path))
 
 
 @pytest.mark.timeout(60)
@@ -81,16 +87,20 @@ def test_cli_converts_the_shared_pickle_bit_for_bit(tmp_path, ours):
     assert run.returncode == 0, run.stderr
     assert "arbitrary code" in run.stderr and "trust" in run.stderr
     assert "SpatialLearnedEmbeddings_0" in run.stderr  # the ignored head is noted
-    assert str(out) in run.stdout and "pretrained-path" in run.stdout and "frozen-trunk" in run.stdout
-    assert [p.name for p in out.parent.iterdir()] == ["trunk.msgpack"]  # no temporary file left behind
+    assert str(out) in run.stdout and "pretrained-path" in run.stdout
+    assert "frozen-trunk" in run.stdout
+    # no temporary file left behind
+    assert [p.name for p in out.parent.iterdir()] == ["trunk.msgpack"]
 
     params = load_trunk_params(out)
     assert_same_bits(params, ours)
     image = jax.random.randint(jax.random.PRNGKey(3), (2, 128, 128, 3), 0, 256).astype(jnp.uint8)
     apply = jax.jit(ResNet10Trunk().apply)
     converted = np.asarray(apply({"params": params}, image))
-    np.testing.assert_array_equal(converted, np.asarray(apply({"params": flatten_dict_inverse(ours)}, image)))
-    assert converted.shape == (2, 4, 4, 512) and np.isfinite(converted).all() and converted.std() > 0
+    np.testing.assert_array_equal(converted,
+                                  np.asarray(apply({"params": flatten_dict_inverse(ours)}, image)))
+    assert converted.shape == (2, 4, 4, 512)
+    assert np.isfinite(converted).all() and converted.std() > 0
 
     # Overwriting is refused without --force (before anything is unpickled), and allowed with it.
     again = serl("import-encoder", str(src), "--out", str(out))
@@ -110,7 +120,8 @@ def flatten_dict_inverse(flat: dict) -> dict:
 @pytest.mark.timeout(30)
 def test_default_output_is_beside_the_input(tmp_path, ours):
     src = tmp_path / "resnet10_params.pkl"
-    src.write_bytes(pickle.dumps(upstream(ours, numpy_only=True)["params"]))  # also without the "params" level
+    # also without the "params" level
+    src.write_bytes(pickle.dumps(upstream(ours, numpy_only=True)["params"]))
     (tmp_path / "resnet10_params.msgpack").write_bytes(b"keep me")
     refused = serl("import-encoder", str(src))
     assert refused.returncode == 1 and "resnet10_params.msgpack exists" in refused.stderr
@@ -126,29 +137,36 @@ def test_default_output_is_beside_the_input(tmp_path, ours):
 def test_wrong_shape_in_the_shared_file_is_named(tmp_path, ours):
     bad = dict(ours)
     bad["ResNetBlock_2", "Conv_1", "kernel"] = np.zeros((3, 3, 128, 256), np.float32)
-    with pytest.raises(ValueError, match=re.escape("ResNetBlock_2/Conv_1/kernel: expected (3, 3, 256, 256), got "
-                                                   "(3, 3, 128, 256)")):
+    with pytest.raises(ValueError, match=re.escape("ResNetBlock_2/Conv_1/kernel: expected "
+                                                   "(3, 3, 256, 256), got (3, 3, 128, 256)")):
         convert_shared_pickle(upstream(bad), note=lambda _: None)
     bad = dict(ours)
     bad["ResNetBlock_1", "norm_proj", "scale"] = np.zeros((64,), np.float32)
-    with pytest.raises(ValueError, match=r"ResNetBlock_1/norm_proj/scale: expected \(128,\), got \(64,\) \(named "
+    with pytest.raises(ValueError, match=r"ResNetBlock_1/norm_proj/scale: expected \(128,\), "
+                                         r"got \(64,\) \(named "
                                          r"ResNetBlock_1/MyGroupNorm_2/scale in the source\)"):
         convert_shared_pickle(upstream(bad), note=lambda _: None)
 
     src = tmp_path / "bad.pkl"
-    src.write_bytes(pickle.dumps(upstream({**ours, ("conv_init", "kernel"): np.zeros((7, 7, 3, 32))})))
+    src.write_bytes(pickle.dumps(upstream({**ours,
+                                           ("conv_init", "kernel"): np.zeros((7, 7, 3, 32))})))
     run = serl("import-encoder", str(src), "--out", str(tmp_path / "bad.msgpack"))
-    assert run.returncode == 1 and "conv_init/kernel: expected (7, 7, 3, 64), got (7, 7, 3, 32)" in run.stderr
+    assert run.returncode == 1
+    assert "conv_init/kernel: expected (7, 7, 3, 64), got (7, 7, 3, 32)" in run.stderr
     assert not (tmp_path / "bad.msgpack").exists()
 
 
 @pytest.mark.timeout(30)
 @pytest.mark.parametrize("change, message", [
-    (lambda p: p.pop(("ResNetBlock_3", "conv_proj", "kernel")), "ResNetBlock_3/conv_proj/kernel: missing"),
-    (lambda p: p.update({("ResNetBlock_0", "conv_proj", "kernel"): np.zeros((1, 1, 64, 64), np.float32)}),
+    (lambda p: p.pop(("ResNetBlock_3", "conv_proj", "kernel")),
+     "ResNetBlock_3/conv_proj/kernel: missing"),
+    (lambda p: p.update({("ResNetBlock_0", "conv_proj", "kernel"):
+                         np.zeros((1, 1, 64, 64), np.float32)}),
      "ResNetBlock_0/conv_proj/kernel: unexpected parameter"),
-    (lambda p: p.update({("norm_init", "scale"): np.ones(64, np.int32)}), "norm_init/scale: expected a float array"),
-    (lambda p: p.update({("ResNetBlock_2", "Conv_1", "kernel"): np.zeros((3, 3, 128, 256), np.float32)}),
+    (lambda p: p.update({("norm_init", "scale"): np.ones(64, np.int32)}),
+     "norm_init/scale: expected a float array"),
+    (lambda p: p.update({("ResNetBlock_2", "Conv_1", "kernel"):
+                         np.zeros((3, 3, 128, 256), np.float32)}),
      "ResNetBlock_2/Conv_1/kernel: expected (3, 3, 256, 256), got (3, 3, 128, 256)"),
 ], ids=["missing", "unexpected", "dtype", "shape"])
 def test_load_names_the_first_mismatch(tmp_path, ours, change, message):
@@ -164,8 +182,8 @@ def test_load_refuses_a_file_that_is_not_msgpack_weights(tmp_path, ours):
     good = tmp_path / "good.msgpack"
     save_trunk_params(good, flatten_dict_inverse(ours))
     data = good.read_bytes()
-    for name, content in [("truncated.msgpack", data[: len(data) // 2]), ("garbage.msgpack", b"\x00\xc1garbage"),
-                          ("number.msgpack", b"\x07")]:
+    for name, content in [("truncated.msgpack", data[:len(data) // 2]),
+                          ("garbage.msgpack", b"\x00\xc1garbage"), ("number.msgpack", b"\x07")]:
         (tmp_path / name).write_bytes(content)
         with pytest.raises(ValueError, match=re.escape(name)):
             load_trunk_params(tmp_path / name)
@@ -178,21 +196,24 @@ def test_load_refuses_a_file_that_is_not_msgpack_weights(tmp_path, ours):
 def test_frozen_params_plug_into_the_encoder(tmp_path, ours):
     path = tmp_path / "w.msgpack"
     save_trunk_params(path, flatten_dict_inverse(ours))
-    cfg = EncoderConfig(image_keys=("front",), trunk="resnet10", frozen_trunk=True, pretrained_path=str(path))
+    cfg = EncoderConfig(image_keys=("front",), trunk="resnet10", frozen_trunk=True,
+                        pretrained_path=str(path))
     frozen = frozen_params_for(cfg)
     obs = {"front": jnp.zeros((1, 128, 128, 3), jnp.uint8), "state": jnp.zeros((1, 5))}
     _, init_frozen = jax.eval_shape(lambda: init_encoder(jax.random.PRNGKey(0), obs, cfg))
     assert jax.tree.structure(frozen) == jax.tree.structure(init_frozen)
-    assert jax.tree.map(lambda a: (a.shape, a.dtype), frozen) == jax.tree.map(lambda a: (a.shape, a.dtype),
-                                                                               init_frozen)
-    assert frozen_params_for(EncoderConfig(image_keys=("front",), trunk="resnet10", frozen_trunk=True)) is None
+    spec = lambda a: (a.shape, a.dtype)
+    assert jax.tree.map(spec, frozen) == jax.tree.map(spec, init_frozen)
+    no_file = EncoderConfig(image_keys=("front",), trunk="resnet10", frozen_trunk=True)
+    assert frozen_params_for(no_file) is None
     assert frozen_params_for(EncoderConfig(image_keys=("front",))) is None
     with pytest.raises(ValueError, match="not supported yet"):
-        frozen_params_for(EncoderConfig(image_keys=("front",), trunk="resnet10", pretrained_path=str(path)))
+        frozen_params_for(EncoderConfig(image_keys=("front",), trunk="resnet10",
+                                        pretrained_path=str(path)))
 
 
-UNPICKLING = re.compile(r"\bpickle\.loads?\(|\bpickle\.Unpickler\b|\bfrom\s+pickle\s+import\b|\bread_pickle\(|"
-                        r"\b(?:np|numpy)\.load\([^)]*allow_pickle\s*=\s*True")
+UNPICKLING = re.compile(r"\bpickle\.loads?\(|\bpickle\.Unpickler\b|\bfrom\s+pickle\s+import\b|"
+                        r"\bread_pickle\(|\b(?:np|numpy)\.load\([^)]*allow_pickle\s*=\s*True")
 
 
 @pytest.mark.timeout(10)

@@ -1,5 +1,6 @@
-"""The labelling workflow from the command line, in simulation: record sim-labelled frames, train a classifier
-version, review the frames a classifier called success in a run, and train again with those hard negatives."""
+"""The labelling workflow from the command line, in simulation: record sim-labelled frames, train
+a classifier version, review the frames a classifier called success in a run, and train again with
+those hard negatives."""
 
 import json
 import os
@@ -14,7 +15,7 @@ import pytest
 from reward_helpers import ALWAYS, CFG, SMALL, raw_env, save_fixed, zero_action
 
 from serl.cli import main as serl
-from serl.envs.wrappers import PolicyEnvConfig, make_policy_env
+from serl.envs.stack import PolicyEnvConfig, make_policy_env
 from serl.reward.labels import load_label_file, load_label_folder
 from serl.reward.positives import REVIEWED, load_positives
 from serl.reward.store import ClassifierFolder, load_version
@@ -45,15 +46,19 @@ def test_sim_labels_are_the_simulators_success_flags():
     from serl.reward.recording import LabelRecordingConfig, record_labels
 
     config = experiments.load("sim_pick_cube")
-    cfg = LabelRecordingConfig(positives=8, negatives=200, positives_per_episode=4, negative_stride=4,
-                               near_miss=NearMissConfig(success_share=1.0))
-    config = replace(config, env=replace(config.env, image_size=32), reward=replace(config.reward, labels=cfg))
+    cfg = LabelRecordingConfig(positives=8, negatives=200, positives_per_episode=4,
+                               negative_stride=4, near_miss=NearMissConfig(success_share=1.0))
+    config = replace(config, env=replace(config.env, image_size=32),
+                     reward=replace(config.reward, labels=cfg))
     env, near_miss = sim_env(config, seed=0)
     log = SuccessLog(env)
-    labels = record_labels(log, ("front",), "sim", cfg, seed=3, near_miss=near_miss, max_episodes=2, progress=None)
+    labels = record_labels(log, ("front",), "sim", cfg, seed=3, near_miss=near_miss, max_episodes=2,
+                           progress=None)
     env.close()
-    assert labels.positives == 8 and len(np.unique(labels.episodes)) == 2  # at most 4 success frames per episode
-    assert 10 <= len(labels) - labels.positives <= 40  # every 4th failure frame, and the 5 before success
+    # at most 4 success frames per episode
+    assert labels.positives == 8 and len(np.unique(labels.episodes)) == 2
+    # every 4th failure frame, and the 5 before success
+    assert 10 <= len(labels) - labels.positives <= 40
     for frame, label in zip(labels.images["front"], labels.labels, strict=True):
         assert log.seen[frame.tobytes()] == label
     # The failure frames just before each success are all kept: they are the hardest to tell apart.
@@ -67,8 +72,9 @@ def test_record_train_review_and_retrain_from_the_command_line(tmp_path, capsys)
     labels_dir, classifiers = tmp_path / "labels", tmp_path / "classifiers"
     env = {**os.environ, "PYTHONPATH": str(ROOT)}
     out = subprocess.run(
-        [sys.executable, "-m", "serl.cli", "record-labels", "sim_pick_cube", "--out", str(labels_dir), *SMALL,
-         "--reward.labels.positives", "6", "--reward.labels.negatives", "12",
+        [sys.executable, "-m", "serl.cli", "record-labels", "sim_pick_cube", "--out",
+         str(labels_dir), *SMALL, "--reward.labels.positives", "6",
+         "--reward.labels.negatives", "12",
          "--reward.labels.positives-per-episode", "3", "--reward.labels.negative-stride", "10"],
         capture_output=True, text=True, timeout=180, cwd=tmp_path, env=env)
     assert out.returncode == 0, out.stderr
@@ -76,16 +82,18 @@ def test_record_train_review_and_retrain_from_the_command_line(tmp_path, capsys)
     (recorded,) = labels_dir.glob("*.npz")
     assert load_label_file(recorded).images["front"].shape == (18, 32, 32, 3)
 
-    assert serl(["train-reward", "sim_pick_cube", "--labels", str(labels_dir), "--out", str(classifiers),
-                 *SMALL]) == 0
+    assert serl(["train-reward", "sim_pick_cube", "--labels", str(labels_dir), "--out",
+                 str(classifiers), *SMALL]) == 0
     assert "saved " + str(classifiers / "v0001") in capsys.readouterr().out
 
-    # A run in which a classifier called success on frames where the simulator says the task is not done.
+    # A run in which a classifier called success on frames
+    # where the simulator says the task is not done.
     run = tmp_path / "runs" / "lab1"
     always = tmp_path / "always"
     save_fixed(always, ALWAYS)
-    policy_env = make_policy_env(raw_env(steps=3), PolicyEnvConfig(), classifier=ClassifierFolder(always))
-    policy_env.set_wrapper_attr("positives_dir", run / "classifier_positives", force=False)
+    policy_env = make_policy_env(raw_env(steps=3), PolicyEnvConfig(),
+                                 classifier=ClassifierFolder(always))
+    assert policy_env.controls.set_positives_dir(run / "classifier_positives")
     for seed in range(3):
         policy_env.reset(seed=seed)
         policy_env.step(zero_action())  # called success at once: kept for review
@@ -100,8 +108,8 @@ def test_record_train_review_and_retrain_from_the_command_line(tmp_path, capsys)
     (hard,) = [p for p in labels_dir.glob("*.npz") if "hard_negatives" in p.name]
     assert not load_label_file(hard).labels.any()
 
-    assert serl(["train-reward", "sim_pick_cube", "--labels", str(labels_dir), "--out", str(classifiers),
-                 *SMALL]) == 0
+    assert serl(["train-reward", "sim_pick_cube", "--labels", str(labels_dir), "--out",
+                 str(classifiers), *SMALL]) == 0
     printed = capsys.readouterr().out
     assert "21 frames (6 success) from 2 label file(s)" in printed
     _, meta = load_version(classifiers)
@@ -117,14 +125,15 @@ def test_review_by_the_simulators_flag_or_by_asking(tmp_path, monkeypatch, capsy
     frame = {"state": np.zeros(19, np.float32), "front": np.full((32, 32, 3), 7, np.uint8)}
     for sim in (0, 1, 0):
         save_positive(folder, frame, version=4, prob=0.97, sim_succeed=sim)
-    assert serl(["record-labels", "sim_pick_cube", "--from-run", str(tmp_path / "run"), "--mark", "sim",
-                 "--out", str(tmp_path / "by_sim"), *SMALL]) == 0
+    assert serl(["record-labels", "sim_pick_cube", "--from-run", str(tmp_path / "run"), "--mark",
+                 "sim", "--out", str(tmp_path / "by_sim"), *SMALL]) == 0
     (path,) = (tmp_path / "by_sim").glob("*.npz")
     assert load_label_file(path).labels.tolist() == [False, True, False]
 
     for sim in (0, 0, 0):
         save_positive(folder, frame, version=5, prob=0.9, sim_succeed=sim)
-    answers = iter(["maybe", "y", "n", "q"])  # an unclear answer is asked again; q stops (the third stays)
+    # an unclear answer is asked again; q stops (the third stays)
+    answers = iter(["maybe", "y", "n", "q"])
     monkeypatch.setattr("builtins.input", lambda prompt: next(answers))
     assert serl(["record-labels", "sim_pick_cube", "--from-run", str(tmp_path / "run"), "--out",
                  str(tmp_path / "asked"), *SMALL]) == 0
@@ -142,15 +151,18 @@ def test_train_reward_refuses_one_class_and_wrong_sizes_with_a_message(tmp_path,
     frames = LabelSet({"front": np.zeros((n, 32, 32, 3), np.uint8)}, np.zeros((n, 19), np.float32),
                       np.zeros(n, bool), np.arange(n))
     save_labels(tmp_path / "one_class", frames, "sim")
-    assert serl(["train-reward", "sim_pick_cube", "--labels", str(tmp_path / "one_class"), *SMALL]) == 1
+    assert serl(["train-reward", "sim_pick_cube", "--labels", str(tmp_path / "one_class"),
+                 *SMALL]) == 1
     assert "only failure frames (6 frames, one class)" in capsys.readouterr().err
 
     frames.labels[:3] = True
     save_labels(tmp_path / "big", frames, "sim")
-    assert serl(["train-reward", "sim_pick_cube", "--labels", str(tmp_path / "big"), "--reward.classifier.image-keys",
-                 "front"]) == 1  # configured for the default 128x128
+    # configured for the default 128x128
+    assert serl(["train-reward", "sim_pick_cube", "--labels", str(tmp_path / "big"),
+                 "--reward.classifier.image-keys", "front"]) == 1
     err = capsys.readouterr().err
-    assert "frames are (32, 32, 3), the classifier is configured for (128, 128, 3)" in err and "labels_sim" in err
+    assert "frames are (32, 32, 3), the classifier is configured for (128, 128, 3)" in err
+    assert "labels_sim" in err
 
     (tmp_path / "big" / "labels_broken.npz").write_bytes(b"PK\x03\x04 truncated")
     sets, problems = load_label_folder(tmp_path / "big")

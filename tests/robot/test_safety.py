@@ -38,11 +38,14 @@ def test_clipped_target_is_inside_while_the_arm_is(target, target_q, measured, m
 @pytest.mark.timeout(60)
 @settings(max_examples=300, deadline=None)
 @given(target=vec3, target_q=quats, measured=vec3, measured_q=quats)
-def test_force_bound_always_holds_and_an_outside_arm_is_led_back(target, target_q, measured, measured_q):
+def test_force_bound_always_holds_and_an_outside_arm_is_led_back(
+    target, target_q, measured, measured_q
+):
     pos, quat = clip_target(target, target_q, measured, measured_q, LIMITS)
     assert np.linalg.norm(pos - measured) <= LIMITS.max_position_error + 1e-9
     assert g.quat_angle(quat, measured_q) <= LIMITS.max_rotation_error + 1e-6
-    gap = lambda p: np.linalg.norm(p - clip_position(p, LIMITS))  # noqa: E731  distance from the box
+    # distance from the box
+    gap = lambda p: np.linalg.norm(p - clip_position(p, LIMITS))  # noqa: E731
     assert gap(pos) <= gap(measured) + 1e-9
 
 
@@ -73,10 +76,12 @@ def test_cone_is_about_the_tool_axis_and_never_wraps_at_roll_pi():
     for roll in (math.pi - 0.1, -math.pi + 0.1):
         tilt, yaw = cone_coordinates(g.euler_to_quat([roll, 0.0, 0.0]), LIMITS)
         assert tilt == pytest.approx(0.1, abs=1e-9) and yaw == pytest.approx(0.0, abs=1e-9)
-    far = g.euler_to_quat([math.pi - 1.2, 0.0, 0.0])  # tilted 1.2 rad: clipped back to the cone's edge
+    # tilted 1.2 rad: clipped back to the cone's edge
+    far = g.euler_to_quat([math.pi - 1.2, 0.0, 0.0])
     tilt, _ = cone_coordinates(clip_orientation(far, LIMITS), LIMITS)
     assert tilt == pytest.approx(LIMITS.cone_half_angle)
-    twisted = g.quat_mul(g.GRIPPER_DOWN_XYZW, g.euler_to_quat([0.0, 0.0, 2.0]))  # yaw 2.0 > 1.2 about the tool
+    # yaw 2.0 > 1.2 about the tool
+    twisted = g.quat_mul(g.GRIPPER_DOWN_XYZW, g.euler_to_quat([0.0, 0.0, 2.0]))
     assert cone_coordinates(clip_orientation(twisted, LIMITS), LIMITS)[1] == pytest.approx(1.2)
 
 
@@ -85,8 +90,12 @@ def test_bad_limits_and_non_finite_targets_are_refused():
     with pytest.raises(ValueError, match="xyz_low"):
         SafetyLimits(xyz_low=(0.5, 0, 0), xyz_high=(0.4, 1, 1))
     with pytest.raises(ValueError, match="target pose is not finite"):
-        clip_target(np.array([np.nan, 0, 0]), g.GRIPPER_DOWN_XYZW, np.zeros(3), g.GRIPPER_DOWN_XYZW, LIMITS)
+        clip_target(
+            np.array([np.nan, 0, 0]), g.GRIPPER_DOWN_XYZW, np.zeros(3), g.GRIPPER_DOWN_XYZW, LIMITS
+        )
     with pytest.raises(ValueError, match="measured pose is not finite"):
-        clip_target(np.zeros(3), g.GRIPPER_DOWN_XYZW, np.array([0, np.inf, 0]), g.GRIPPER_DOWN_XYZW, LIMITS)
+        clip_target(
+            np.zeros(3), g.GRIPPER_DOWN_XYZW, np.array([0, np.inf, 0]), g.GRIPPER_DOWN_XYZW, LIMITS
+        )
     with pytest.raises(ValueError, match="zero norm"):
         clip_target(np.zeros(3), np.zeros(4), np.zeros(3), g.GRIPPER_DOWN_XYZW, LIMITS)

@@ -1,5 +1,5 @@
-"""Shared by the robot-server tests: a test rig file, an rclpy probe node on the rig's private domain, and small
-motion helpers on the raw client (no env in between)."""
+"""Shared by the robot-server tests: a test rig file, an rclpy probe node on the rig's private
+domain, and small motion helpers on the raw client (no env in between)."""
 
 from __future__ import annotations
 
@@ -21,16 +21,18 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def rig_config_for_tests() -> dict:
-    """sim_panda.yaml with a box that reaches below the table (so the wrench test can press into it), a lower
-    wrench limit and a short ownership timeout."""
+    """sim_panda.yaml with a box that reaches below the table (so the wrench test can press into
+    it), a lower wrench limit and a short ownership timeout."""
     raw = yaml.safe_load((ROOT / "hardware_configs" / "sim_panda.yaml").read_text())
     raw["safety"].update(box_min=[0.3, -0.25, -0.03], max_external_force=25.0)
-    raw["robot"].update(owner_timeout_s=1.0, state_timeout_s=2.0)  # a loaded CI core can stall the driver
+    # a loaded CI core can stall the driver
+    raw["robot"].update(owner_timeout_s=1.0, state_timeout_s=2.0)
     return raw
 
 
 class RosProbe:
-    """An rclpy node in its own context on the rig's domain: calls the driver's services, subscribes to topics."""
+    """An rclpy node in its own context on the rig's domain: calls the driver's services, subscribes
+    to topics."""
 
     def __init__(self, domain_id: int):
         os.environ["ROS_AUTOMATIC_DISCOVERY_RANGE"] = "LOCALHOST"
@@ -45,7 +47,9 @@ class RosProbe:
     def trigger(self, service: str, timeout_s: float = 5.0) -> Trigger.Response:
         client = self.node.create_client(Trigger, service)
         try:
-            assert client.wait_for_service(timeout_sec=timeout_s), f"service {service} not available"
+            assert client.wait_for_service(timeout_sec=timeout_s), (
+                f"service {service} not available"
+            )
             future = client.call_async(Trigger.Request())
             deadline = time.monotonic() + timeout_s
             while not future.done():
@@ -66,7 +70,9 @@ def pose(client: RobotClient) -> np.ndarray:
     return client.get_state()["tcp_pose"].copy()
 
 
-def command_for(client: RobotClient, target: np.ndarray, seconds: float, rate_hz: float = 20.0) -> dict:
+def command_for(
+    client: RobotClient, target: np.ndarray, seconds: float, rate_hz: float = 20.0
+) -> dict:
     """Send the same raw target repeatedly (as a client that means it), return the last reply."""
     reply = {}
     for _ in range(int(seconds * rate_hz)):
@@ -86,9 +92,10 @@ def wait_until(predicate, timeout_s: float, period_s: float = 0.02) -> bool:
 
 @contextlib.contextmanager
 def owned_client(address: str, curve=None, tries: int = 2):
-    """A client that owns the arm at the reset pose, released on exit even when its set-up fails (an owned arm
-    would refuse every later test). A fault during the move to the reset pose (the driver starved of CPU for a
-    moment reads as a controller error) is recovered from and the reset tried again."""
+    """A client that owns the arm at the reset pose, released on exit even when its set-up fails (an
+    owned arm would refuse every later test). A fault during the move to the reset pose (the driver
+    starved of CPU for a moment reads as a controller error) is recovered from and the reset tried
+    again."""
     client = RobotClient(address, timeout_s=2.0, curve=curve)
     try:
         for attempt in range(tries):

@@ -1,6 +1,7 @@
-"""The robot server against the simulated Franka driver, both real rclpy nodes in subprocesses on a private
-loopback ROS domain, driven by raw client requests (no env in between): whatever the client sends, the arm stays
-inside the rig's limits. One launch for the module; each test starts from a reset."""
+"""The robot server against the simulated Franka driver, both real rclpy nodes in subprocesses on a
+private loopback ROS domain, driven by raw client requests (no env in between): whatever the client
+sends, the arm stays inside the rig's limits. One launch for the module; each test starts from a
+reset."""
 
 from __future__ import annotations
 
@@ -24,7 +25,8 @@ from serl.robot.safety import cone_coordinates
 def rig():
     with launch_sim_rig(rig_config_for_tests(), timeout_s=60) as rig:
         yield rig
-    assert rig.driver.poll() is not None and rig.server.poll() is not None  # both processes are gone
+    # both processes are gone
+    assert rig.driver.poll() is not None and rig.server.poll() is not None
 
 
 @pytest.fixture(scope="module")
@@ -50,7 +52,8 @@ def test_targets_outside_the_box_are_clipped_by_the_server(client, rig):
     assert reply["clipped"] and np.all(reply["target"][:3] <= box_max + 1e-9)
     measured = pose(client)
     assert np.all(measured[:3] <= box_max + 0.005), measured  # the arm stayed in the box ...
-    assert measured[0] > box_max[0] - 0.01 and measured[2] > box_max[2] - 0.01  # ... having reached its wall
+    # ... having reached its wall
+    assert measured[0] > box_max[0] - 0.01 and measured[2] > box_max[2] - 0.01
 
 
 @pytest.mark.timeout(60)
@@ -106,8 +109,12 @@ def test_reflex_faults_and_recovery_never_lunges_to_the_stale_target(client, pro
     assert probe.trigger(f"{rig.config.ros.sim_namespace}/inject_reflex").success
     assert wait_until(lambda: client.get_state()["mode"] == "fault", 2.0)
     assert client.get_state()["fault"] == "reflex"
-    for call in (lambda: client.set_pose(stale), lambda: client.gripper("close"), lambda: client.reset(),
-                 lambda: client.set_impedance({"translational_stiffness": 1000.0})):
+    for call in (
+        lambda: client.set_pose(stale),
+        lambda: client.gripper("close"),
+        lambda: client.reset(),
+        lambda: client.set_impedance({"translational_stiffness": 1000.0}),
+    ):
         with pytest.raises(RobotFault, match="reflex"):
             call()
     time.sleep(0.3)
@@ -116,8 +123,12 @@ def test_reflex_faults_and_recovery_never_lunges_to_the_stale_target(client, pro
     time.sleep(1.0)
     after = pose(client)
     assert np.linalg.norm(after[:3] - at_recovery[:3]) < 0.003, (after, at_recovery)
-    assert np.linalg.norm(after[:3] - stale_sent[:3]) > np.linalg.norm(at_recovery[:3] - stale_sent[:3]) - 0.003
-    assert client.get_state()["mode"] == "hold" and client.set_pose(after)["hold"] is None  # serving again
+    assert (
+        np.linalg.norm(after[:3] - stale_sent[:3])
+        > np.linalg.norm(at_recovery[:3] - stale_sent[:3]) - 0.003
+    )
+    # serving again
+    assert client.get_state()["mode"] == "hold" and client.set_pose(after)["hold"] is None
 
 
 @pytest.mark.timeout(60)
@@ -152,17 +163,24 @@ def test_bad_requests_get_error_replies_and_the_server_keeps_serving(client, rig
         msgpack.packb([1, 2, 3]): "must be a map",
         msgpack.packb({"op": "get_state"}): "integer 'id'",
         msgpack.packb({"id": 5, "op": "fly"}): "unknown op 'fly'",
-        msgpack.packb({"id": 6, "op": "set_pose", "args": {"pose": [0.5, 0.0]}}): "pose must have 7 numbers",
+        msgpack.packb(
+            {"id": 6, "op": "set_pose", "args": {"pose": [0.5, 0.0]}}
+        ): "pose must have 7 numbers",
         msgpack.packb({"id": 7, "op": "set_pose", "args": {"pose": "up"}}): "pose must be a list",
         msgpack.packb({"id": 8, "op": "set_pose", "args": {"speed": 1}}): "unknown argument",
-        msgpack.packb({"id": 9, "op": "gripper", "args": {"command": "squeeze"}}): "'open' or 'close'",
+        msgpack.packb(
+            {"id": 9, "op": "gripper", "args": {"command": "squeeze"}}
+        ): "'open' or 'close'",
         msgpack.packb({"id": 10, "op": "get_state", "args": 3}): "'args' must be a map",
         b"x" * (rig.config.robot.max_request_bytes + 1): "size",
     }
     for payload, expected in cases.items():
         reply = _raw_request(rig, payload)
         assert reply["ok"] is False and expected in reply["error"], (expected, reply)
-    assert "expected 1 frame" in _raw_request(rig, msgpack.packb({"id": 1, "op": "health"}), frames=2)["error"]
+    assert (
+        "expected 1 frame"
+        in _raw_request(rig, msgpack.packb({"id": 1, "op": "health"}), frames=2)["error"]
+    )
     assert _raw_request(rig, protocol.encode_request(11, "release"))["ok"]
     nan_pose = pose(client)
     nan_pose[2] = math.nan
@@ -196,7 +214,9 @@ def test_a_second_client_is_refused_until_the_owner_is_silent_or_releases(client
 
 @pytest.mark.timeout(60)
 def test_impedance_is_validated_against_the_rig_ranges(client):
-    with pytest.raises(RobotError, match=r"translational_stiffness = 50000.0 is outside the rig's range"):
+    with pytest.raises(
+        RobotError, match=r"translational_stiffness = 50000.0 is outside the rig's range"
+    ):
         client.set_impedance({"translational_stiffness": 50000.0})
     with pytest.raises(RobotError, match="unknown impedance parameter 'nullspace'"):
         client.set_impedance({"nullspace": 1.0})
@@ -204,7 +224,12 @@ def test_impedance_is_validated_against_the_rig_ranges(client):
         client.request("set_impedance", {"params": {"rotational_stiffness": math.inf}})
     params = client.set_impedance({"translational_stiffness": 1500.0})["params"]
     assert params["translational_stiffness"] == 1500.0
-    assert client.set_impedance({"translational_stiffness": 2000.0})["params"]["translational_stiffness"] == 2000.0
+    assert (
+        client.set_impedance({"translational_stiffness": 2000.0})["params"][
+            "translational_stiffness"
+        ]
+        == 2000.0
+    )
 
 
 @pytest.mark.timeout(90)
@@ -221,7 +246,9 @@ def test_external_wrench_over_the_limit_holds_and_reports(client, rig):
             held = reply["hold"]
             break
         time.sleep(0.05)
-    assert held is not None and "external force" in held, "pressing into the table never tripped the limit"
+    assert held is not None and "external force" in held, (
+        "pressing into the table never tripped the limit"
+    )
     state = client.get_state()
     assert state["mode"] == "hold" and "over the limit 25.0 N" in state["hold"]
     assert client.health()["counters"]["wrench_holds"] >= 1
@@ -254,7 +281,8 @@ def test_reset_moves_to_the_reset_pose_and_places_the_task(client, probe, rig):
     state = client.get_state()
     assert state["succeed"] is False and state["mode"] == "hold"
 
-    # The driver's joint reset on its own (the server called it first): the joints go to the configured posture.
+    # The driver's joint reset on its own (the server called it first): the joints go to the
+    # configured posture.
     assert probe.trigger(f"{rig.config.ros.sim_namespace}/joint_reset", timeout_s=20).success
     time.sleep(0.1)
     assert np.allclose(client.get_state()["q"], rig.config.reset.joint_reset, atol=0.01)
@@ -268,13 +296,25 @@ def test_state_and_camera_topics_meet_their_rates(rig, probe):
     from robot_servers import ros_msgs as rm
 
     seen: dict[str, list] = {"pose": [], "front": [], "wrist": []}
-    subs = [probe.node.create_subscription(PoseStamped, rig.config.ros.current_pose,
-                                           lambda m: seen["pose"].append(time.time()), rm.STATE_QOS)]
+    subs = [
+        probe.node.create_subscription(
+            PoseStamped,
+            rig.config.ros.current_pose,
+            lambda m: seen["pose"].append(time.time()),
+            rm.STATE_QOS,
+        )
+    ]
     for name in ("front", "wrist"):
-        subs.append(probe.node.create_subscription(
-            Image, rig.config.cameras[name].topic,
-            lambda m, n=name: seen[n].append((time.time(), rm.from_stamp(m.header.stamp), m.encoding,
-                                              m.height, m.width)), rm.IMAGE_QOS))
+        subs.append(
+            probe.node.create_subscription(
+                Image,
+                rig.config.cameras[name].topic,
+                lambda m, n=name: seen[n].append(
+                    (time.time(), rm.from_stamp(m.header.stamp), m.encoding, m.height, m.width)
+                ),
+                rm.IMAGE_QOS,
+            )
+        )
     try:
         assert wait_until(lambda: all(seen.values()), 5.0)
         for values in seen.values():

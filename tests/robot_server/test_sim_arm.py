@@ -1,4 +1,5 @@
-"""The simulated arm behind the ROS driver, without ROS: seeded task resets, faults that stop tracking, live gains."""
+"""The simulated arm behind the ROS driver, without ROS: seeded task resets, faults that stop
+tracking, live gains."""
 
 from pathlib import Path
 
@@ -8,7 +9,9 @@ import pytest
 from robot_servers.sim_arm import SimArm
 from serl.robot.hardware_config import load_hardware_config
 
-CFG = load_hardware_config(Path(__file__).resolve().parents[2] / "hardware_configs" / "sim_panda.yaml")
+CFG = load_hardware_config(
+    Path(__file__).resolve().parents[2] / "hardware_configs" / "sim_panda.yaml"
+)
 
 
 @pytest.mark.timeout(60)
@@ -31,7 +34,8 @@ def test_a_fault_stops_tracking_until_errors_are_cleared():
         arm.advance(0.01, 0.0)
     assert arm.read().fault == "reflex" and np.linalg.norm(arm.read().pos - start.pos) < 0.002
     arm.clear_errors()
-    for _ in range(50):  # tracking restarts at the measured pose, not at the target sent during the fault
+    # tracking restarts at the measured pose, not at the target sent during the fault
+    for _ in range(50):
         arm.advance(0.01, 0.0)
     assert arm.read().fault is None and np.linalg.norm(arm.read().pos - start.pos) < 0.002
     assert arm.set_equilibrium(away, start.quat)
@@ -45,4 +49,6 @@ def test_gains_change_while_running():
     arm = SimArm(CFG)
     arm.set_gains(translational_stiffness=500.0, rotational_damping_ratio=1.5)
     assert arm.sim.gains.translational_stiffness == 500.0
-    assert np.allclose(arm.sim._stiffness[:3], 500.0) and np.isclose(arm.sim._damping[0], 2 * 2.0 * np.sqrt(500.0))
+    assert np.allclose(arm.sim._stiffness[:3], 500.0) and np.isclose(
+        arm.sim._damping[0], 2 * 2.0 * np.sqrt(500.0)
+    )

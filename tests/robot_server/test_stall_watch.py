@@ -1,5 +1,5 @@
-"""The stall watchdog of the driver and server loops: silent for longer than its threshold, it reports once with
-every thread's stack; beating again, it reports the resume."""
+"""The stall watchdog of the driver and server loops: silent for longer than its threshold, it
+reports once with every thread's stack; beating again, it reports the resume."""
 
 from __future__ import annotations
 
@@ -25,4 +25,5 @@ def test_a_silent_loop_is_reported_once_with_stacks_then_its_resume(tmp_path):
         watch.stop()
     text = path.read_text()
     assert text.count("test loop silent for") == 1 and text.count("test loop resumed") == 1
-    assert "in test_a_silent_loop_is_reported_once_with_stacks_then_its_resume" in text  # the stalled thread's stack
+    # the stalled thread's stack
+    assert "in test_a_silent_loop_is_reported_once_with_stacks_then_its_resume" in text

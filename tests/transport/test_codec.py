@@ -1,4 +1,5 @@
-"""The wire codec: round trips, determinism of JPEG frames, and validated decoding that only ever raises BadMessage."""
+"""The wire codec: round trips, determinism of JPEG frames, and validated decoding that only ever
+raises BadMessage."""
 
 import msgpack
 import numpy as np
@@ -6,18 +7,11 @@ import pytest
 from transport_helpers import INFO, SPEC, transition
 
 from serl.transport import messages as m
-from serl.transport.codec import (
-    ALLOWED_DTYPES,
-    JPEG_EXT,
-    BadMessage,
-    FrameCodec,
-    TransitionCodec,
-    decode_array,
-    encode_array,
-    jpeg_roundtrip,
-)
+from serl.transport.codec import TransitionCodec
+from serl.transport.frames import FrameCodec, jpeg_roundtrip
 from serl.transport.interfaces import WeightsVersion
 from serl.transport.params_codec import ParamsDecoder, encode_params
+from serl.transport.wire import ALLOWED_DTYPES, JPEG_EXT, BadMessage, decode_array, encode_array
 
 
 def _assert_trees_equal(a, b):
@@ -26,7 +20,10 @@ def _assert_trees_equal(a, b):
         for k in a:
             _assert_trees_equal(a[k], b[k])
     else:
-        assert np.asarray(a).dtype == np.asarray(b).dtype and np.asarray(a).shape == np.asarray(b).shape
+        assert (
+            np.asarray(a).dtype == np.asarray(b).dtype
+            and np.asarray(a).shape == np.asarray(b).shape
+        )
         np.testing.assert_array_equal(a, b)
 
 
@@ -59,11 +56,15 @@ def test_jpeg_frames_decode_to_what_the_policy_was_shown_and_shared_frames_stay_
     assert codec.encode(t0) == codec.encode(transition(4))  # deterministic: same frames, same bytes
     d0, d1 = codec.decode(codec.encode(t0)), codec.decode(codec.encode(t1))
     for key in SPEC.camera_keys:
-        np.testing.assert_array_equal(d0["observations"][key], jpeg_roundtrip(t0["observations"][key], 80))
-        assert d0["next_observations"][key].tobytes() == d1["observations"][key].tobytes()  # stored once
+        np.testing.assert_array_equal(
+            d0["observations"][key], jpeg_roundtrip(t0["observations"][key], 80)
+        )
+        # stored once
+        assert d0["next_observations"][key].tobytes() == d1["observations"][key].tobytes()
         seen = FrameCodec(80).roundtrip_observation(t0["observations"], SPEC.camera_keys)[key]
         np.testing.assert_array_equal(seen, d0["observations"][key])
-    np.testing.assert_array_equal(d0["observations"]["state"], t0["observations"]["state"])  # state is exact
+    # state is exact
+    np.testing.assert_array_equal(d0["observations"]["state"], t0["observations"]["state"])
     lossy = np.abs(d0["observations"]["front"].astype(int) - t0["observations"]["front"]).max()
     assert 0 < lossy < 40
     assert len(codec.encode(t0)) < len(TransitionCodec(SPEC, FrameCodec(None)).encode(t0))
@@ -99,27 +100,42 @@ def _forged_jpeg(height, width):
     """A JPEG whose frame header claims height x width (the scan data is for 16 x 16)."""
     data = bytearray(FrameCodec(90).encode(np.zeros((16, 16, 3), np.uint8)).data)
     i = data.index(b"\xff\xc0")
-    data[i + 5:i + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    data[i + 5 : i + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
     return msgpack.ExtType(JPEG_EXT, bytes(data))
 
 
 @pytest.mark.timeout(10)
-@pytest.mark.parametrize("mutate, category", [
-    (lambda t: t.pop("rewards"), "transition"),
-    (lambda t: t.update(extra=encode_array(np.float32(1))), "transition"),
-    (lambda t: t.update(rewards=1.5), "transition"),
-    (lambda t: t.update(rewards=encode_array(np.float64(1.5))), "transition"),
-    (lambda t: t.update(actions=encode_array(np.zeros(4, np.float32))), "transition"),
-    (lambda t: t.update(actions=msgpack.ExtType(1, b"\x05<f4:3" + b"\0" * 11)), "transition"),
-    (lambda t: t.update(actions=msgpack.ExtType(1, b"\x09|O:3" + b"\0" * 24)), "transition"),
-    (lambda t: t.update(actions=msgpack.ExtType(9, b"")), "transition"),
-    (lambda t: t["observations"].update(front=encode_array(np.zeros((8, 16, 3), np.uint8))), "transition"),
-    (lambda t: t["observations"].update(front=_forged_jpeg(60000, 60000)), "jpeg"),
-    (lambda t: t["observations"].update(front=msgpack.ExtType(JPEG_EXT, b"\xff\xd8garbage\xff\xd9")), "jpeg"),
-    (lambda t: t["observations"].update(front=msgpack.ExtType(JPEG_EXT, t["observations"]["front"].data[:-9])),
-     "jpeg"),
-    (lambda t: t.update(observations=[1, 2]), "transition"),
-])
+@pytest.mark.parametrize(
+    "mutate, category",
+    [
+        (lambda t: t.pop("rewards"), "transition"),
+        (lambda t: t.update(extra=encode_array(np.float32(1))), "transition"),
+        (lambda t: t.update(rewards=1.5), "transition"),
+        (lambda t: t.update(rewards=encode_array(np.float64(1.5))), "transition"),
+        (lambda t: t.update(actions=encode_array(np.zeros(4, np.float32))), "transition"),
+        (lambda t: t.update(actions=msgpack.ExtType(1, b"\x05<f4:3" + b"\0" * 11)), "transition"),
+        (lambda t: t.update(actions=msgpack.ExtType(1, b"\x09|O:3" + b"\0" * 24)), "transition"),
+        (lambda t: t.update(actions=msgpack.ExtType(9, b"")), "transition"),
+        (
+            lambda t: t["observations"].update(front=encode_array(np.zeros((8, 16, 3), np.uint8))),
+            "transition",
+        ),
+        (lambda t: t["observations"].update(front=_forged_jpeg(60000, 60000)), "jpeg"),
+        (
+            lambda t: t["observations"].update(
+                front=msgpack.ExtType(JPEG_EXT, b"\xff\xd8garbage\xff\xd9")
+            ),
+            "jpeg",
+        ),
+        (
+            lambda t: t["observations"].update(
+                front=msgpack.ExtType(JPEG_EXT, t["observations"]["front"].data[:-9])
+            ),
+            "jpeg",
+        ),
+        (lambda t: t.update(observations=[1, 2]), "transition"),
+    ],
+)
 def test_decode_rejects_each_kind_of_damage(mutate, category):
     codec = TransitionCodec(SPEC, FrameCodec(90))
     tree = _tree(codec, transition(1))
@@ -165,8 +181,10 @@ def test_random_byte_flips_only_ever_raise_bad_message():
 @pytest.mark.timeout(10)
 def test_messages_parse_and_every_field_is_checked():
     hello = m.pack("hello", protocol=1, actor_id="a", resume_from=0, info=INFO)
-    assert m.parse(hello, m.ACTOR_MESSAGES, 1 << 20) == ("hello", {"protocol": 1, "actor_id": "a",
-                                                                     "resume_from": 0, "info": INFO})
+    assert m.parse(hello, m.ACTOR_MESSAGES, 1 << 20) == (
+        "hello",
+        {"protocol": 1, "actor_id": "a", "resume_from": 0, "info": INFO},
+    )
     bad = [
         m.pack("hello", protocol=1, actor_id="a", resume_from=-1, info=INFO),
         m.pack("hello", protocol=1, actor_id="", resume_from=0, info=INFO),
@@ -190,18 +208,38 @@ def test_messages_parse_and_every_field_is_checked():
 
 @pytest.mark.timeout(10)
 def test_handshake_differences_name_the_field():
-    other = m.spec_info(SPEC.__class__({"state": ((5,), np.float32), "front": ((32, 32, 3), np.uint8),
-                                         "wrist": ((16, 16, 3), np.uint8)}, 3), agent_config="cfg-hash-1")
+    other = m.spec_info(
+        SPEC.__class__(
+            {
+                "state": ((5,), np.float32),
+                "front": ((32, 32, 3), np.uint8),
+                "wrist": ((16, 16, 3), np.uint8),
+            },
+            3,
+        ),
+        agent_config="cfg-hash-1",
+    )
     diffs = m.differences(INFO, other, "learner", "actor")
-    assert any(d.startswith("spec.observations.front: actor 'uint8[32, 32, 3]', learner 'uint8[16, 16, 3]'")
-               for d in diffs)
+    assert any(
+        d.startswith(
+            "spec.observations.front: actor 'uint8[32, 32, 3]', learner 'uint8[16, 16, 3]'"
+        )
+        for d in diffs
+    )
     assert m.differences(INFO, dict(INFO), "learner", "actor") == []
-    assert m.differences(INFO, {**INFO, "agent_config": "x"}, "l", "a") == ["agent_config: a 'x', l 'cfg-hash-1'"]
+    assert m.differences(INFO, {**INFO, "agent_config": "x"}, "l", "a") == [
+        "agent_config: a 'x', l 'cfg-hash-1'"
+    ]
 
 
 def _params():
-    return {"encoder": {"kernel": np.arange(12, dtype=np.float32).reshape(3, 4), "bias": np.zeros(4, np.float32)},
-            "head": [np.ones((4, 2), np.float32), np.int32(3) * np.ones((), np.int32)]}
+    return {
+        "encoder": {
+            "kernel": np.arange(12, dtype=np.float32).reshape(3, 4),
+            "bias": np.zeros(4, np.float32),
+        },
+        "head": [np.ones((4, 2), np.float32), np.int32(3) * np.ones((), np.int32)],
+    }
 
 
 @pytest.mark.timeout(10)

@@ -20,7 +20,8 @@ from serl.transport.fakes import RecordingAdder, RecordingStatsSink, ScriptedVar
 
 
 def _transition(i: int) -> dict:
-    return {"observations": {"state": np.full(3, i, np.float32)}, "rewards": np.float32(i), "step": i}
+    return {"observations": {"state": np.full(3, i, np.float32)}, "rewards": np.float32(i),
+            "step": i}
 
 
 def _drain(source, max_items=1000) -> list:
@@ -28,7 +29,8 @@ def _drain(source, max_items=1000) -> list:
 
 
 def _sequences(batches, actor_id) -> list[int]:
-    return [b.first_sequence + k for b in batches if b.actor_id == actor_id for k in range(len(b.transitions))]
+    return [b.first_sequence + k for b in batches if b.actor_id == actor_id
+            for k in range(len(b.transitions))]
 
 
 @pytest.mark.timeout(5)
@@ -68,7 +70,8 @@ def test_poll_returns_only_strictly_newer_and_never_blocks():
     assert client.poll() is None
     with pytest.raises(ValueError):
         publisher.publish(WeightsVersion(0, 1), {"w": np.zeros(2)})
-    publisher.publish(WeightsVersion(1, 0), {"w": np.zeros(2)})  # restored learner: new incarnation wins
+    # restored learner: new incarnation wins
+    publisher.publish(WeightsVersion(1, 0), {"w": np.zeros(2)})
     assert client.poll()[0] == WeightsVersion(1, 0)
     assert transport.variable_source().latest()[0] == WeightsVersion(1, 0)
 
@@ -110,7 +113,8 @@ def test_wait_times_out_then_returns_a_publish_from_another_thread():
     assert client.wait(0.2) is None
     assert 0.2 <= time.monotonic() - start < 1.0
 
-    timer = threading.Timer(0.1, transport.publisher().publish, (WeightsVersion(0, 3), {"w": np.zeros(1)}))
+    timer = threading.Timer(0.1, transport.publisher().publish, (WeightsVersion(0, 3),
+                                                                 {"w": np.zeros(1)}))
     timer.start()
     start = time.monotonic()
     got = client.wait(3.0)
@@ -218,7 +222,8 @@ def test_two_actors_and_a_learner_lose_and_duplicate_nothing():
     transport = InProcessTransport(max_batch=16)
     per_actor, actor_ids = 1000, ("left", "right")
     stored: dict[str, list] = {a: [] for a in actor_ids}
-    watermark = {a: -1 for a in actor_ids}  # what the learner's storage records beside each appended batch
+    # what the learner's storage records beside each appended batch
+    watermark = {a: -1 for a in actor_ids}
     done, flushed, errors, dropped = threading.Event(), {}, [], [0]
 
     def actor(actor_id):
@@ -229,7 +234,8 @@ def test_two_actors_and_a_learner_lose_and_duplicate_nothing():
         flushed[actor_id] = adder.flush(5.0)
 
     def store(batch) -> None:
-        """The learner's durable append: drop what an earlier delivery already stored, never skip a sequence."""
+        """The learner's durable append: drop what an earlier delivery already stored, never skip a
+        sequence."""
         skip = watermark[batch.actor_id] + 1 - batch.first_sequence
         assert skip >= 0, f"gap before {batch.first_sequence} for {batch.actor_id}"
         dropped[0] += min(skip, len(batch.transitions))
@@ -243,7 +249,8 @@ def test_two_actors_and_a_learner_lose_and_duplicate_nothing():
                 for batch in source.receive(8, timeout=0.01):
                     store(batch)
                     n += 1
-                    if n == 20:  # crash after storing this batch, before acknowledging it or storing the rest
+                    # crash after storing this batch, before acknowledging it or storing the rest
+                    if n == 20:
                         source.redeliver()
                         break
                     source.acknowledge(batch.actor_id, batch.last_sequence)
@@ -262,7 +269,8 @@ def test_two_actors_and_a_learner_lose_and_duplicate_nothing():
     done.set()
     learner_thread.join()
     assert errors == []
-    assert dropped[0] > 0  # the restart made the learner see some transitions twice, and it kept them once
+    # the restart made the learner see some transitions twice, and it kept them once
+    assert dropped[0] > 0
     assert flushed == {a: True for a in actor_ids}
     for a in actor_ids:
         assert [t["step"] for t in stored[a]] == list(range(per_actor))
@@ -273,9 +281,11 @@ def test_two_actors_and_a_learner_lose_and_duplicate_nothing():
 def test_episode_stats_flow_to_the_learner():
     transport = InProcessTransport()
     source = transport.transition_source()
-    transport.stats_sink("a").episode({"return": 1.5, "length": 40, "success": True, "intervention_rate": 0.25})
+    transport.stats_sink("a").episode({"return": 1.5, "length": 40, "success": True,
+                                       "intervention_rate": 0.25})
     transport.stats_sink("b").episode({"return": 0.0, "length": 100, "success": False})
     stats = source.stats()
-    assert [(s["actor_id"], s["return"], s["success"]) for s in stats] == [("a", 1.5, True), ("b", 0.0, False)]
+    assert [(s["actor_id"], s["return"],
+             s["success"]) for s in stats] == [("a", 1.5, True), ("b", 0.0, False)]
     assert stats[0]["intervention_rate"] == 0.25
     assert source.stats() == []

@@ -1,5 +1,5 @@
-"""The actor's spool: sequences that never go backwards, acknowledgements and trimming, crash recovery, the audit
-log, and the capacity limit."""
+"""The actor's spool: sequences that never go backwards, acknowledgements and trimming, crash
+recovery, the audit log, and the capacity limit."""
 
 import os
 import signal
@@ -72,11 +72,13 @@ def test_a_torn_last_record_is_cut_on_open(tmp_path):
     spool.close()
     segment = sorted((tmp_path / "segments").iterdir())[-1]
     size = segment.stat().st_size
-    with open(segment, "r+b") as f:  # a record whose write was cut short: header and half its payload
+    # a record whose write was cut short: header and half its payload
+    with open(segment, "r+b") as f:
         f.truncate(size - 5)
     spool = Spool(tmp_path)
     assert [s for s, _ in _records(spool)] == list(range(9))
-    assert spool.next_sequence == 10  # produced.log still knows 9 was produced: never reuse its number
+    # produced.log still knows 9 was produced: never reuse its number
+    assert spool.next_sequence == 10
     spool.close()
     cut = segment.stat().st_size
     with open(segment, "ab") as f:
@@ -116,8 +118,8 @@ def test_produced_log_has_one_line_per_session_and_flush_with_intervention_count
     spool.add(b"z")
     spool.close()
     ranges = read_produced_log(tmp_path / "produced.log")
-    assert [(r.first, r.last, r.count, r.interventions) for r in ranges] == [(0, 9, 10, 3), (10, 14, 5, 5),
-                                                                             (15, 15, 1, 0)]
+    assert [(r.first, r.last, r.count,
+             r.interventions) for r in ranges] == [(0, 9, 10, 3), (10, 14, 5, 5), (15, 15, 1, 0)]
     lines = (tmp_path / "produced.log").read_bytes().splitlines(keepends=True)
     assert all(len(line) == LINE_BYTES for line in lines[1:])
 
@@ -130,7 +132,8 @@ def test_produced_log_is_repaired_from_the_spool(tmp_path):
     spool.close()
     log = tmp_path / "produced.log"
     data = log.read_bytes()
-    log.write_bytes(data[:len(data) - LINE_BYTES] + data[-LINE_BYTES:-20])  # a torn line (as after a power cut)
+    # a torn line (as after a power cut)
+    log.write_bytes(data[:len(data) - LINE_BYTES] + data[-LINE_BYTES:-20])
     spool = Spool(tmp_path)
     assert spool.next_sequence == 6
     spool.close()
@@ -158,7 +161,8 @@ def test_one_process_per_spool(tmp_path):
 
 @pytest.mark.timeout(30)
 def test_everything_added_survives_sigkill(tmp_path):
-    """add() returns only after write(2): the OS keeps the data and the audit line when the process is killed."""
+    """add() returns only after write(2): the OS keeps the data and the audit line when the process
+    is killed."""
     script = textwrap.dedent(f"""
         import os, signal, sys
         from serl.transport.spool import Spool
@@ -170,7 +174,8 @@ def test_everything_added_survives_sigkill(tmp_path):
         sys.stdout.write("added\\n"); sys.stdout.flush()
         os.kill(os.getpid(), signal.SIGKILL)
     """)
-    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=20)
+    result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                            timeout=20)
     assert result.returncode == -signal.SIGKILL and result.stdout == "added\n", result.stderr
     spool = Spool(tmp_path)
     assert spool.acked == 149 and spool.next_sequence == 500

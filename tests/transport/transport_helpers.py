@@ -1,5 +1,6 @@
-"""Shared pieces of the ZeroMQ transport tests: a small spec, deterministic transitions, fast link settings, and a
-learner-side stand-in that "stores" into a dict with per-actor watermarks (as the replay storage does) and acks."""
+"""Shared pieces of the ZeroMQ transport tests: a small spec, deterministic transitions, fast link
+settings, and a learner-side stand-in that "stores" into a dict with per-actor watermarks (as the
+replay storage does) and acks."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ import numpy as np
 
 from serl.data import TransitionSpec
 from serl.transport.actor_link import LinkSettings
-from serl.transport.codec import FrameCodec
+from serl.transport.frames import FrameCodec
 from serl.transport.messages import spec_info
 from serl.transport.zmq_actor import ZmqActorTransport
 from serl.transport.zmq_learner import ZmqLearnerTransport
@@ -20,7 +21,8 @@ from serl.transport.zmq_learner import ZmqLearnerTransport
 SPEC = TransitionSpec({"state": ((5,), np.float32), "front": ((16, 16, 3), np.uint8),
                        "wrist": ((16, 16, 3), np.uint8)}, 3)
 INFO = spec_info(SPEC, agent_config="cfg-hash-1")
-FAST = LinkSettings(heartbeat_interval=0.1, dead_after=0.6, backoff_initial=0.05, backoff_max=0.3, max_batch=16)
+FAST = LinkSettings(heartbeat_interval=0.1, dead_after=0.6, backoff_initial=0.05, backoff_max=0.3,
+                    max_batch=16)
 
 
 def observation(i: int) -> dict:
@@ -31,31 +33,36 @@ def observation(i: int) -> dict:
 
 
 def transition(i: int, episode: int = 0) -> dict:
-    """Transition i: observation i -> observation i + 1 (the very arrays the next transition starts from)."""
+    """Transition i: observation i -> observation i + 1 (the very arrays the next transition starts
+    from)."""
     return {"observations": observation(i), "next_observations": observation(i + 1),
-            "actions": np.full(3, i % 7 / 7, np.float32), "rewards": np.float32(i), "masks": np.float32(1),
-            "dones": np.bool_(False), "intervened": np.bool_(i % 5 == 0), "grasp_penalty": np.float32(0),
-            "episode_id": np.int64(episode), "step": np.int32(i), "policy_version": np.array([0, i], np.int64),
-            "classifier_version": np.int32(0), "timestamp": np.float64(i)}
+            "actions": np.full(3, i % 7 / 7, np.float32), "rewards": np.float32(i),
+            "masks": np.float32(1), "dones": np.bool_(False), "intervened": np.bool_(i % 5 == 0),
+            "grasp_penalty": np.float32(0), "episode_id": np.int64(episode), "step": np.int32(i),
+            "policy_version": np.array([0, i], np.int64), "classifier_version": np.int32(0),
+            "timestamp": np.float64(i)}
 
 
-def make_learner(data_port: int = 0, weights_port: int = 0, info: dict = INFO, bind_host: str = "127.0.0.1",
-                 **kw) -> ZmqLearnerTransport:
+def make_learner(data_port: int = 0, weights_port: int = 0, info: dict = INFO,
+                 bind_host: str = "127.0.0.1", **kw) -> ZmqLearnerTransport:
     kw.setdefault("actor_timeout", 1.5)
     return ZmqLearnerTransport(SPEC, info, bind_host, data_port, weights_port, **kw)
 
 
-def make_actor(learner_or_ports, actor_id: str, spool: Path, info: dict = INFO, **kw) -> ZmqActorTransport:
-    ports = learner_or_ports if isinstance(learner_or_ports, tuple) else (learner_or_ports.data_port,
-                                                                          learner_or_ports.weights_port)
+def make_actor(learner_or_ports, actor_id: str, spool: Path, info: dict = INFO,
+               **kw) -> ZmqActorTransport:
+    ports = learner_or_ports if isinstance(learner_or_ports,
+                                           tuple) else (learner_or_ports.data_port,
+                                                        learner_or_ports.weights_port)
     kw.setdefault("frames", FrameCodec(None))
     kw.setdefault("settings", FAST)
     return ZmqActorTransport("127.0.0.1", *ports, actor_id, SPEC, info, spool, **kw)
 
 
 class StandIn:
-    """The learner loop's stand-in: receives, stores new transitions by (actor, sequence) behind per-actor
-    watermarks (so redeliveries are dropped, as by the storage), acknowledges. Survives learner restarts."""
+    """The learner loop's stand-in: receives, stores new transitions by (actor, sequence) behind
+    per-actor watermarks (so redeliveries are dropped, as by the storage), acknowledges. Survives
+    learner restarts."""
 
     def __init__(self):
         self.store: dict[tuple[str, int], dict] = {}

@@ -1,6 +1,7 @@
-"""The simulated Panda as the real one is driven: a Cartesian impedance controller at the physics rate tracks an
-equilibrium pose, the hand moves its fingers at a limited speed, and the state is read back in the conventions
-of DESIGN.md (base frame, xyzw quaternions, wrench at the TCP with the hand's own load excluded).
+"""The simulated Panda as the real one is driven: a Cartesian impedance controller at the physics
+rate tracks an equilibrium pose, the hand moves its fingers at a limited speed, and the state is
+read back in the conventions of DESIGN.md (base frame, xyzw quaternions, wrench at the TCP with the
+hand's own load excluded).
 
 Used by the in-process simulated envs and by the ROS 2 simulated driver alike.
 """
@@ -8,29 +9,18 @@ Used by the in-process simulated envs and by the ROS 2 simulated driver alike.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
 
-import mujoco
 import numpy as np
 
 from serl import geometry as g
 from serl.envs.sim import model as panda
-
-
-@dataclass(frozen=True)
-class ImpedanceGains:
-    translational_stiffness: float = 2000.0  # N/m
-    rotational_stiffness: float = 200.0  # N m/rad
-    translational_damping_ratio: float = 2.0  # times 2*sqrt(stiffness): critical for ~4 kg of effective mass
-    rotational_damping_ratio: float = 1.0  # times 2*sqrt(stiffness)
-    nullspace_stiffness: float = 10.0  # N m/rad, pulls the elbow toward the IK seed posture
-    max_position_error: float = 0.05  # m, error the controller acts on at most (bounds force)
-    max_rotation_error: float = 0.5  # rad
-    gripper_speed: float = 0.1  # m/s of opening width (the Franka Hand moves at up to 0.1 m/s)
+from serl.envs.sim.config import ImpedanceGains
+from serl.envs.sim.gl import mujoco
 
 
 class PandaSim:
-    """One MuJoCo Panda scene; methods read or drive it, `advance` runs physics for a control period."""
+    """One MuJoCo Panda scene; methods read or drive it, `advance` runs physics for a control
+    period."""
 
     def __init__(self, objects: panda.SceneObjects, physics_dt: float = 0.002,
                  gains: ImpedanceGains = ImpedanceGains()):
@@ -42,9 +32,15 @@ class PandaSim:
         self.hand_body = m.body("hand").id
         self.arm_dofs = np.array([m.joint(f"joint{i + 1}").dofadr[0] for i in range(7)])
         self.arm_qpos = np.array([m.joint(f"joint{i + 1}").qposadr[0] for i in range(7)])
-        assert np.array_equal(self.arm_dofs, np.arange(7)) and np.array_equal(self.arm_qpos, np.arange(7))
-        self.finger_qpos = np.array([m.joint(n).qposadr[0] for n in ("left_finger_joint", "right_finger_joint")])
-        self.finger_dofs = np.array([m.joint(n).dofadr[0] for n in ("left_finger_joint", "right_finger_joint")])
+        assert np.array_equal(self.arm_dofs, np.arange(7)) and np.array_equal(
+            self.arm_qpos, np.arange(7)
+        )
+        self.finger_qpos = np.array(
+            [m.joint(n).qposadr[0] for n in ("left_finger_joint", "right_finger_joint")]
+        )
+        self.finger_dofs = np.array(
+            [m.joint(n).dofadr[0] for n in ("left_finger_joint", "right_finger_joint")]
+        )
         self.gripper_actuator = m.actuator("gripper").id
         hand_bodies = {self.hand_body, m.body("left_finger").id, m.body("right_finger").id}
         self._hand_geoms = np.array([m.geom_bodyid[i] in hand_bodies for i in range(m.ngeom)])
@@ -78,12 +74,16 @@ class PandaSim:
     def tcp_pose(self) -> tuple[np.ndarray, np.ndarray]:
         """TCP position (m) and orientation (xyzw) in the base frame."""
         mujoco.mju_mat2Quat(self._quat, self.data.site_xmat[self.tcp_site])
-        return self.data.site_xpos[self.tcp_site].copy(), g.same_hemisphere(g.wxyz_to_xyzw(self._quat))
+        return self.data.site_xpos[self.tcp_site].copy(), g.same_hemisphere(
+            g.wxyz_to_xyzw(self._quat)
+        )
 
     def tcp_twist(self) -> np.ndarray:
         """Linear then angular velocity of the TCP in the base frame."""
         res = np.zeros(6)
-        mujoco.mj_objectVelocity(self.model, self.data, mujoco.mjtObj.mjOBJ_SITE, self.tcp_site, res, 0)
+        mujoco.mj_objectVelocity(
+            self.model, self.data, mujoco.mjtObj.mjOBJ_SITE, self.tcp_site, res, 0
+        )
         return np.concatenate([res[3:], res[:3]])
 
     def gripper_opening(self) -> float:
@@ -94,8 +94,9 @@ class PandaSim:
     def tcp_wrench(self) -> tuple[np.ndarray, np.ndarray]:
         """External force (N) and torque (N m) on the hand, about the TCP, in the base frame.
 
-        Summed over the contacts between the hand (palm and fingers) and anything else, so gravity and inertia of
-        the hand itself never appear, as in Franka's compensated estimate; a held object's weight does.
+        Summed over the contacts between the hand (palm and fingers) and anything else, so gravity
+        and inertia of the hand itself never appear, as in Franka's compensated estimate; a held
+        object's weight does.
         """
         d, m = self.data, self.model
         tcp = d.site_xpos[self.tcp_site]
@@ -107,7 +108,8 @@ class PandaSim:
             if on1 == on2:
                 continue
             mujoco.mj_contactForce(m, d, i, local)
-            # The contact-frame force is what geom1 exerts on geom2; the hand feels it if it is geom2.
+            # The contact-frame force is what geom1 exerts on geom2; the hand feels it if it is
+            # geom2.
             f = c.frame.reshape(3, 3).T @ local[:3] * (1.0 if on2 else -1.0)
             force += f
             torque += np.cross(c.pos - tcp, f)
@@ -119,7 +121,8 @@ class PandaSim:
 
     # ---------- driving ----------
     def set_target(self, pos: np.ndarray, quat_xyzw: np.ndarray) -> None:
-        """The equilibrium pose of the impedance controller (already clipped by the caller's safety limits)."""
+        """The equilibrium pose of the impedance controller (already clipped by the caller's safety
+        limits)."""
         self.target_pos[:] = pos
         self.target_quat_wxyz[:] = g.xyzw_to_wxyz(g.canonical_quat(quat_xyzw))
 
@@ -127,7 +130,8 @@ class PandaSim:
         self.gripper_target = min(1.0, max(0.0, float(opening)))
 
     def advance(self, duration: float) -> None:
-        """Run physics and the controller for `duration` seconds (a whole number of physics steps)."""
+        """Run physics and the controller for `duration` seconds (a whole number of physics
+        steps)."""
         n = max(1, round(duration / self.model.opt.timestep))
         self._update_null_projector()
         step = self.gains.gripper_speed / 2 * self.model.opt.timestep
@@ -139,7 +143,8 @@ class PandaSim:
             self._control_step()
 
     def _update_null_projector(self) -> None:
-        # Jacobian changes little over one control period; the projector is refreshed once per period.
+        # Jacobian changes little over one control period; the projector is refreshed once per
+        # period.
         mujoco.mj_jacSite(self.model, self.data, self._jacp, self._jacr, self.tcp_site)
         jac = np.vstack([self._jacp[:, :7], self._jacr[:, :7]])
         self._null_proj = np.eye(7) - jac.T @ np.linalg.pinv(jac.T, rcond=1e-3)
@@ -173,16 +178,29 @@ class PandaSim:
         mujoco.mj_step2(m, d)
 
     # ---------- resetting ----------
-    def solve_ik(self, pos: np.ndarray, quat_xyzw: np.ndarray, seed: np.ndarray | None = None,
-                 iters: int = 200, tol: float = 1e-5) -> np.ndarray:
-        """Joint angles that put the TCP at the given pose (damped least squares, within joint limits)."""
+    def solve_ik(
+        self,
+        pos: np.ndarray,
+        quat_xyzw: np.ndarray,
+        seed: np.ndarray | None = None,
+        iters: int = 200,
+        tol: float = 1e-5,
+    ) -> np.ndarray:
+        """Joint angles that put the TCP at the given pose (damped least squares, within joint
+        limits)."""
         m = self.model
         d = mujoco.MjData(m)
         q = np.array(panda.HOME_QPOS if seed is None else seed, dtype=np.float64)
         lo, hi = np.array(panda.JOINT_LIMITS).T
         target_wxyz = g.xyzw_to_wxyz(g.canonical_quat(quat_xyzw))
-        jacp, jacr, cur, inv, qe, rot = (np.zeros((3, m.nv)), np.zeros((3, m.nv)), np.zeros(4), np.zeros(4),
-                                        np.zeros(4), np.zeros(3))
+        jacp, jacr, cur, inv, qe, rot = (
+            np.zeros((3, m.nv)),
+            np.zeros((3, m.nv)),
+            np.zeros(4),
+            np.zeros(4),
+            np.zeros(4),
+            np.zeros(3),
+        )
         for _ in range(iters):
             d.qpos[:7] = q
             mujoco.mj_kinematics(m, d)
@@ -202,7 +220,10 @@ class PandaSim:
             jac = np.vstack([jacp[:, :7], jacr[:, :7]])
             dq = jac.T @ np.linalg.solve(jac @ jac.T + 1e-4 * np.eye(6), err)
             q = np.clip(q + dq, lo, hi)
-        raise ValueError(f"IK did not converge to pos={pos}, quat={quat_xyzw} (residual {np.linalg.norm(err):.2e})")
+        raise ValueError(
+            f"IK did not converge to pos={pos}, quat={quat_xyzw} (residual "
+            f"{np.linalg.norm(err):.2e})"
+        )
 
     def reset_arm(self, pos: np.ndarray, quat_xyzw: np.ndarray, gripper_opening: float) -> None:
         """Teleport the arm to a TCP pose at rest, with the controller's target there too."""

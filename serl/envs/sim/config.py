@@ -1,5 +1,5 @@
-"""Typed configuration of the simulated Panda tasks. Task geometry (box, reset pose) lives here for simulated
-tasks, as it lives in the rig's YAML for real ones."""
+"""Typed configuration of the simulated Panda tasks. Task geometry (box, reset pose) lives here for
+simulated tasks, as it lives in the rig's YAML for real ones."""
 
 from __future__ import annotations
 
@@ -7,8 +7,20 @@ import math
 from dataclasses import dataclass, field
 from typing import Literal
 
-from serl.envs.sim.arm import ImpedanceGains
 from serl.robot.safety import SafetyLimits
+
+
+@dataclass(frozen=True)
+class ImpedanceGains:
+    translational_stiffness: float = 2000.0  # N/m
+    rotational_stiffness: float = 200.0  # N m/rad
+    # times 2*sqrt(stiffness): critical for ~4 kg of effective mass
+    translational_damping_ratio: float = 2.0
+    rotational_damping_ratio: float = 1.0  # times 2*sqrt(stiffness)
+    nullspace_stiffness: float = 10.0  # N m/rad, pulls the elbow toward the IK seed posture
+    max_position_error: float = 0.05  # m, error the controller acts on at most (bounds force)
+    max_rotation_error: float = 0.5  # rad
+    gripper_speed: float = 0.1  # m/s of opening width (the Franka Hand moves at up to 0.1 m/s)
 
 
 @dataclass(frozen=True)
@@ -21,19 +33,25 @@ class SimEnvConfig:
     control_hz: float = 10.0  # env steps per simulated second
     physics_dt: float = 0.002  # s per physics step; the impedance controller runs at this rate
     realtime: bool = False  # pace steps to the control period, as a real robot does
-    reward: Literal["sparse", "dense"] = "sparse"  # sparse: 1 and terminate on success; dense: shaped, for debugging
+    # sparse: 1 and terminate on success; dense: shaped, for debugging
+    reward: Literal["sparse", "dense"] = "sparse"
     action_scale_xyz: float = 0.02  # m per step at |a| = 1
     action_scale_rot: float = 0.1  # rad per step at |a| = 1
     reset_tcp_xyz: tuple[float, float, float] = (0.5, 0.0, 0.2)  # m, nominal TCP position at reset
     reset_tcp_xy_range: float = 0.03  # m, reset TCP drawn uniformly within +-range in x and y
     reset_tcp_yaw_range: float = 0.0  # rad, reset TCP yaw drawn within +-range
-    object_xy_low: tuple[float, float] = (0.42, -0.12)  # m, where the cube or hole is placed at reset
+    # m, where the cube or hole is placed at reset
+    object_xy_low: tuple[float, float] = (0.42, -0.12)
     object_xy_high: tuple[float, float] = (0.58, 0.12)  # m
     object_yaw_range: float = math.pi / 4  # rad, object yaw drawn within +-range
-    lift_height: float = 0.05  # m, pick_cube succeeds when the cube is this far above its resting height
-    insert_tolerance: float = 0.004  # m, peg_insert succeeds when the peg tip is this close to the hole's bottom
-    gripper_locked: bool = False  # hold the gripper closed and ignore its command (the peg task's peg stays held)
-    object_pose: bool = False  # add the object's pose (cube, or hole) to the state: privileged, for state-only runs
+    # m, pick_cube succeeds when the cube is this far above its resting height
+    lift_height: float = 0.05
+    # m, peg_insert succeeds when the peg tip is this close to the hole's bottom
+    insert_tolerance: float = 0.004
+    # hold the gripper closed and ignore its command (the peg task's peg stays held)
+    gripper_locked: bool = False
+    # add the object's pose (cube, or hole) to the state: privileged, for state-only runs
+    object_pose: bool = False
     safety: SafetyLimits = field(
         default_factory=lambda: SafetyLimits(xyz_low=(0.3, -0.25, 0.01), xyz_high=(0.7, 0.25, 0.35))
     )
@@ -42,9 +60,13 @@ class SimEnvConfig:
     def __post_init__(self) -> None:
         unknown = set(self.cameras) - {"front", "wrist"}
         if unknown:
-            raise ValueError(f"unknown camera(s) {sorted(unknown)}; the simulated scene has 'front' and 'wrist'")
+            raise ValueError(
+                f"unknown camera(s) {sorted(unknown)}; the simulated scene has 'front' and 'wrist'"
+            )
         if self.physics_dt <= 0 or self.control_hz <= 0 or self.physics_dt > 1 / self.control_hz:
-            raise ValueError(f"physics_dt {self.physics_dt} must be positive and at most 1/control_hz")
+            raise ValueError(
+                f"physics_dt {self.physics_dt} must be positive and at most 1/control_hz"
+            )
 
 
 def task_defaults(task: str) -> SimEnvConfig:

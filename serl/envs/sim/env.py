@@ -1,4 +1,5 @@
-"""`PandaSimEnv`: the environment contract of DESIGN.md on the MuJoCo Panda."""
+"""`PandaSimEnv`: the environment contract of DESIGN.md (`serl.envs.contract`) on the MuJoCo Panda;
+also the scripted operator's `Scene` (`serl.envs.sim.scene`)."""
 
 from __future__ import annotations
 
@@ -7,53 +8,24 @@ import time
 
 import gymnasium as gym
 import numpy as np
-from gymnasium import spaces
 
 from serl import geometry as g
+from serl.envs.contract import (
+    ACTION_SPACE,
+    StepInfo,
+    gripper_command,
+    observation_space,
+    validate_action,
+)
 from serl.envs.sim.arm import PandaSim
 from serl.envs.sim.config import SimEnvConfig, task_defaults
 from serl.envs.sim.render import CameraRenderer
+from serl.envs.sim.scene import SimScene
 from serl.envs.sim.tasks import TASKS
 from serl.robot.safety import clip_target
 
-GRIPPER_CLOSE, GRIPPER_OPEN = -0.5, 0.5  # command thresholds: <= close, >= open, else hold
 
-
-def state_space() -> spaces.Dict:
-    def vec(n: int, low=-np.inf, high=np.inf) -> spaces.Box:
-        return spaces.Box(low, high, (n,), np.float32)
-
-    return spaces.Dict({
-        "tcp_pose": vec(7), "tcp_vel": vec(6), "gripper_pose": vec(1, 0.0, 1.0), "tcp_force": vec(3),
-        "tcp_torque": vec(3),
-    })
-
-
-def observation_space(cameras: tuple[str, ...], size: int, image_obs: bool, object_pose: bool = False) -> spaces.Dict:
-    state = state_space()
-    if object_pose:
-        state = spaces.Dict({**state.spaces, "object_pose": spaces.Box(-np.inf, np.inf, (7,), np.float32)})
-    obs = {"state": state}
-    if image_obs:
-        obs["images"] = spaces.Dict({c: spaces.Box(0, 255, (size, size, 3), np.uint8) for c in cameras})
-    return spaces.Dict(obs)
-
-
-ACTION_SPACE = spaces.Box(-1.0, 1.0, (7,), np.float32)
-
-
-def validate_action(action) -> np.ndarray:
-    """The action as float64 (7,), or a ValueError that says what is wrong with it."""
-    a = np.asarray(action, dtype=np.float64)
-    if a.shape != (7,):
-        raise ValueError(f"action must have shape (7,) (xyz, rpy, gripper), got shape {a.shape}")
-    bad = ~np.isfinite(a)
-    if bad.any():
-        raise ValueError(f"action contains NaN or infinity at index {np.flatnonzero(bad).tolist()}: {a}")
-    return np.clip(a, -1.0, 1.0)
-
-
-class PandaSimEnv(gym.Env):
+class PandaSimEnv(SimScene, gym.Env):
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
 
     def __init__(self, cfg: SimEnvConfig, render_mode: str | None = None):
@@ -62,9 +34,11 @@ class PandaSimEnv(gym.Env):
         self.sim = PandaSim(self.task.objects, cfg.physics_dt, cfg.gains)
         self.period = 1.0 / cfg.control_hz
         self.render_mode = render_mode
-        self.observation_space = observation_space(cfg.cameras, cfg.image_size, cfg.image_obs, cfg.object_pose)
+        self.observation_space = observation_space(cfg)
         self.action_space = ACTION_SPACE
-        self._renderer = CameraRenderer(self.sim.model, cfg.cameras, cfg.image_size) if cfg.image_obs else None
+        self._renderer = (
+            CameraRenderer(self.sim.model, cfg.cameras, cfg.image_size) if cfg.image_obs else None
+        )
         self._steps = 0
         self._gripper_closed = False
         self._next_deadline = 0.0
@@ -86,7 +60,8 @@ class PandaSimEnv(gym.Env):
         self._steps = 0
         self._next_deadline = time.monotonic() + self.period
         obs, stamps = self._observe()
-        return obs, {"succeed": self.task.success(self.sim), "timestamps": stamps}
+        info: StepInfo = {"succeed": self.task.success(self.sim), "timestamps": stamps}
+        return obs, info
 
     def step(self, action):
         a = validate_action(action)
@@ -108,12 +83,19 @@ class PandaSimEnv(gym.Env):
         else:
             reward, terminated = self.task.dense_reward(self.sim), False
         truncated = self._steps >= cfg.max_episode_steps and not terminated
-        # No safety hold here (the robot server's wrench hold); the key keeps the info contract of FrankaEnv.
-        info = {"succeed": success, "gripper_changed": changed, "safety_hold": None, "timestamps": stamps}
+        # No safety hold here (the robot server's wrench hold); the key keeps the info contract of
+        # FrankaEnv.
+        info: StepInfo = {
+            "succeed": success,
+            "gripper_changed": changed,
+            "safety_hold": None,
+            "timestamps": stamps,
+        }
         return obs, reward, terminated, truncated, info
 
     def render(self):
-        """The cameras side by side (uint8); a state-only env sets its renderer up on the first call (videos)."""
+        """The cameras side by side (uint8); a state-only env sets its renderer up on the first call
+        (videos)."""
         if self._renderer is None:
             self._renderer = CameraRenderer(self.sim.model, self.cfg.cameras, self.cfg.image_size)
         frames = self._renderer.render(self.sim.data)
@@ -129,11 +111,8 @@ class PandaSimEnv(gym.Env):
         """Apply the gripper semantics; returns whether the command changed the gripper's state."""
         if self.cfg.gripper_locked:
             return False
-        if command <= GRIPPER_CLOSE:
-            close = True
-        elif command >= GRIPPER_OPEN:
-            close = False
-        else:
+        close = gripper_command(command)
+        if close is None:
             return False
         changed = close != self._gripper_closed
         self._gripper_closed = close
@@ -159,8 +138,9 @@ class PandaSimEnv(gym.Env):
         }
         if self.cfg.object_pose:
             pos, quat = sim.object_pose(self.task.object_body)
-            state["object_pose"] = np.concatenate([pos, g.same_hemisphere(quat, np.array([0, 0, 0, 1.0]))]).astype(
-                np.float32)
+            state["object_pose"] = np.concatenate(
+                [pos, g.same_hemisphere(quat, np.array([0, 0, 0, 1.0]))]
+            ).astype(np.float32)
         stamps = {"state": time.monotonic()}
         obs = {"state": state}
         if self.cfg.image_obs:
@@ -170,9 +150,11 @@ class PandaSimEnv(gym.Env):
         return obs, stamps
 
 
-def make_sim_env(task: str, config: SimEnvConfig | None = None, render_mode: str | None = None,
-                 **overrides) -> PandaSimEnv:
-    """gymnasium entry point: a task's defaults (or the given config) with field overrides, e.g. image_obs=False."""
+def make_sim_env(
+    task: str, config: SimEnvConfig | None = None, render_mode: str | None = None, **overrides
+) -> PandaSimEnv:
+    """gymnasium entry point: a task's defaults (or the given config) with field overrides, e.g.
+    image_obs=False."""
     cfg = config if config is not None else task_defaults(task)
     if cfg.task != task:
         raise ValueError(f"config is for task {cfg.task!r} but the env id is for {task!r}")

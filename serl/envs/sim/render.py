@@ -1,13 +1,13 @@
-"""Offscreen rendering of the scene's cameras, with an error that says how to fix a missing OpenGL backend."""
+"""Offscreen rendering of the scene's cameras, with an error that says how to fix a missing OpenGL
+backend."""
 
 from __future__ import annotations
 
 import os
 
-import mujoco
 import numpy as np
 
-from serl.envs.sim import GL_HELP
+from serl.envs.sim.gl import GL_HELP, mujoco
 
 
 class CameraRenderer:
@@ -16,7 +16,8 @@ class CameraRenderer:
     def __init__(self, model: mujoco.MjModel, cameras: tuple[str, ...], size: int):
         try:
             self._renderer = mujoco.Renderer(model, height=size, width=size)
-        except Exception as err:  # the backends raise ImportError, RuntimeError or their own GL errors
+        # the backends raise ImportError, RuntimeError or their own GL errors
+        except Exception as err:
             raise RuntimeError(GL_HELP.format(value=os.environ.get("MUJOCO_GL"), err=err)) from err
         for name in cameras:
             if mujoco.mj_name2id(model, mujoco.mjtObj.mjOBJ_CAMERA, name) < 0:

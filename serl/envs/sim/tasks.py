@@ -1,16 +1,16 @@
-"""What differs between the simulated tasks: the objects in the scene, how a reset places them, and the success
-test. Each task reads and writes only the object state; the arm is the env's."""
+"""What differs between the simulated tasks: the objects in the scene, how a reset places them, and
+the success test. Each task reads and writes only the object state; the arm is the env's."""
 
 from __future__ import annotations
 
 import math
 
-import mujoco
 import numpy as np
 
 from serl import geometry as g
 from serl.envs.sim.arm import PandaSim
 from serl.envs.sim.config import SimEnvConfig
+from serl.envs.sim.gl import mujoco
 from serl.envs.sim.model import FINGER_TRAVEL, SceneObjects
 
 
@@ -70,7 +70,8 @@ class PegInsert:
         # The peg hangs along the tool axis, squeezed between the closed fingers.
         tcp_pos, tcp_quat = sim.tcp_pose()
         axis = g.quat_to_mat(tcp_quat)[:, 2]
-        peg_quat = g.quat_mul(tcp_quat, np.array([1.0, 0.0, 0.0, 0.0]))  # peg z along -tool z (up when down)
+        # peg z along -tool z (up when down)
+        peg_quat = g.quat_mul(tcp_quat, np.array([1.0, 0.0, 0.0, 0.0]))
         _place_free_body(sim, "peg", tcp_pos + axis * self.grip_below_tcp, g.xyzw_to_wxyz(peg_quat))
         half_gap = self.objects.peg_radius + 0.002  # finger travel at which the pads touch the peg
         sim.data.qpos[sim.finger_qpos] = half_gap - 1e-4

@@ -1,0 +1,25 @@
+"""`PolicyEnvConfig`: how the policy's wrapper stack (`serl.envs.stack.make_policy_env`) is built.
+Plain data, importable without gymnasium wrappers, jax or mujoco (task configs import it)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class PolicyEnvConfig:
+    # the policy acts and sees its pose in the TCP frame (False: base frame, absolute pose)
+    relative_frame: bool = True
+    # magnitude of info["grasp_penalty"] on steps where the gripper changes state
+    grasp_penalty: float = 0.1
+    # success probability at which the reward classifier ends the episode
+    classifier_threshold: float = 0.5
+    video_fps: int = 10  # frame rate of recorded videos
+    # steps the operator keeps control after the device goes idle (real rigs: ~3)
+    intervention_hold_steps: int = 0
+    # after each reset, wait for the operator's "confirm_reset" (real rigs; not in sim)
+    confirm_reset: bool = False
+    # device polling period while paused or waiting for the reset confirmation
+    operator_poll_s: float = 0.05
+    # "mark_success" ends the episode; False: it only labels the steps it is held
+    marks_end_episode: bool = True

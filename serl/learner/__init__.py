@@ -1,0 +1,13 @@
+"""The learner, in parts (import from the submodules; this package imports nothing heavy):
+
+- `config`: `LearnerConfig`, `DiskWriteError`, `ListenError` (no jax, flax or orbax).
+- `intake`: receive, validate and store batches durably, acknowledge, retry failed writes, and the
+  disk-error policy.
+- `training`: the agent on its device mesh, sampling half online / half demo, prefetch, the update.
+- `publishing`: weights out under versioned, incarnation-stamped names.
+- `bookkeeping`: checkpoints, resume and incarnation records, the progress file.
+- `reporting`: the run monitor, TensorBoard scalars, the live progress line.
+- `loop`: the `Learner` that composes them.
+- `build`: `build_learner`, the one way `serl learner` and `serl train --single-process` wire a
+  learner to its transport (spaces from the env contract: no env is built).
+"""

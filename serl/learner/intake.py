@@ -1,0 +1,126 @@
+"""Intake: batches from the transport are validated by the replay storage, appended durably (the
+online buffer; intervention steps also to the demo buffer) and only then acknowledged. A batch whose
+write fails (disk full) stays unacknowledged and is retried in order; `DiskErrors` is the policy for
+every failed write of the learner."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import deque
+from collections.abc import Callable
+from pathlib import Path
+
+import numpy as np
+
+from serl.data import ReplayStorage, TransitionSpec
+from serl.data.demos import load_demos
+from serl.faults import fault_point
+from serl.learner.config import DiskWriteError, LearnerConfig
+from serl.transport.interfaces import TransitionSource
+
+log = logging.getLogger("serl.learner")
+DISK_POLICIES = ("continue", "stop")
+
+
+class DiskErrors:
+    """Counts failed writes (buffers, checkpoints, logs); with policy "stop" raises DiskWriteError,
+    with "continue" logs and lets the caller retry later."""
+
+    def __init__(self, policy: str, latest_checkpoint: Callable[[], int | None]):
+        if policy not in DISK_POLICIES:
+            raise ValueError(f"learner.on_disk_error must be 'continue' or 'stop', got {policy!r}")
+        self.policy, self.count, self._latest = policy, 0, latest_checkpoint
+
+    def report(self, what: str, err: OSError) -> None:
+        """Count and report a failed write; with `on_disk_error="stop"` raise DiskWriteError."""
+        self.count += 1
+        message = (f"{what} failed: {err} (errno {err.errno}). Buffers hold everything up to the "
+                   f"last stored batch; the latest good checkpoint is update {self._latest()}.")
+        if self.policy == "stop":
+            raise DiskWriteError(message + " Stopping (learner.on_disk_error=stop): free disk "
+                                 "space, then --resume.")
+        log.error("%s Training continues and retries the write (learner.on_disk_error=continue).",
+                  message)
+
+
+def intervened(transition) -> bool:
+    """The transition's `intervened` flag (False when malformed: validation drops it later)."""
+    try:
+        return bool(np.asarray(transition["intervened"]).reshape(()))
+    except (KeyError, TypeError, ValueError):
+        return False
+
+
+class Intake:
+    """The online and demo buffers under `run_dir/buffers` and everything that fills them."""
+
+    def __init__(self, source: TransitionSource, spec: TransitionSpec, cfg: LearnerConfig,
+                 run_dir: Path, disk: DiskErrors, storage_options: dict):
+        self.source, self.spec, self.cfg, self.disk = source, spec, cfg, disk
+        # Actions are in the policy's [-1, 1] scale (DESIGN): anything beyond is rejected at
+        # insertion.
+        buffers = Path(run_dir) / "buffers"
+        self.online = ReplayStorage(buffers / "online", spec, cfg.buffer_capacity,
+                                    cfg.buffer_chunk_size, action_limit=1.0, **storage_options)
+        self.demo = ReplayStorage(buffers / "demo", spec, cfg.buffer_capacity,
+                                  cfg.buffer_chunk_size, action_limit=1.0, **storage_options)
+        self.invalid_transitions = 0
+        # batches whose append failed, in arrival order, retried before new ones
+        self._unstored: deque = deque()
+        self._retry_at = 0.0
+
+    def load_demos(self, folder: Path) -> int:
+        """Append every demo file to the demo buffer, each as its own source: reloading (on resume)
+        adds nothing twice. A corrupt or foreign file is reported by name and skipped."""
+        episodes, problems = load_demos(folder, self.spec)
+        for problem in problems:
+            log.warning("skipped a demo file: %s", problem)
+        added = sum(self.demo.append(batch, f"demo:{name}", 0).appended
+                    for name, batch in episodes.items())
+        log.info("demo buffer: %d transitions from %d files in %s (%d new)", len(self.demo),
+                 len(episodes), folder, added)
+        return added
+
+    def ingest(self, timeout: float) -> int:
+        """Receive, store durably, acknowledge. Returns the number of batches received.
+
+        A batch whose write fails (disk full) is not acknowledged: it and every later batch are
+        kept, in order, and retried every `disk_retry_s` (the actors hold them in their spools
+        meanwhile), or the run stops."""
+        if self._unstored and time.monotonic() < self._retry_at:
+            # the disk is still failing: train on what is stored, take nothing new
+            return 0
+        batches = [*self._unstored, *self.source.receive(self.cfg.receive_batches, timeout)]
+        self._unstored.clear()
+        for i, batch in enumerate(batches):
+            try:
+                self._store(batch)
+            except OSError as err:
+                self._unstored.extend(batches[i:])
+                self.disk.report(f"storing {batch.actor_id}'s transitions "
+                                 f"{batch.first_sequence}..{batch.last_sequence}", err)
+                self._retry_at = time.monotonic() + self.cfg.disk_retry_s
+                break
+            fault_point("after_append")
+            self.source.acknowledge(batch.actor_id, batch.last_sequence)
+        return len(batches)
+
+    def _store(self, batch) -> None:
+        # A list, not a stacked batch: the storage validates each transition and drops only the
+        # bad ones.
+        result = self.online.append(batch.transitions, batch.actor_id, batch.first_sequence,
+                                    on_invalid="drop")
+        if result.invalid:
+            self.invalid_transitions += result.invalid
+            log.warning("dropped %d invalid transitions from %s: %s", result.invalid,
+                        batch.actor_id, result.first_error)
+        steps = np.array([intervened(t) for t in batch.transitions], bool)
+        # intervention steps go to the demo buffer too; its watermark covers the batch
+        if steps.any():
+            self.demo.append(batch.transitions, batch.actor_id, batch.first_sequence,
+                             on_invalid="drop", keep=steps)
+
+    def close(self) -> None:
+        self.online.close()
+        self.demo.close()

@@ -1,0 +1,174 @@
+"""The learner loop: take transitions from the transport, append them durably (online buffer;
+intervention steps also to the demo buffer), acknowledge, sample half online / half demo, update,
+publish weights, checkpoint.
+
+The loop does not know which transport it has; it only sees `TransitionSource` and
+`WeightsPublisher`. Each part lives in its own module (see `serl.learner`); `Learner` composes them.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+
+from serl.agents.config import SACConfig
+from serl.checkpoints import LearnerCounters
+from serl.data import TransitionSpec
+from serl.learner.bookkeeping import Bookkeeping
+from serl.learner.config import DiskWriteError, LearnerConfig
+from serl.learner.intake import DiskErrors, Intake
+from serl.learner.publishing import WeightsOut, version_label
+from serl.learner.reporting import Reporting
+from serl.learner.training import Training
+from serl.transport.interfaces import TransitionSource, WeightsPublisher
+
+log = logging.getLogger("serl.learner")
+
+
+class Learner:
+    """Owns the run's buffers, agent, checkpoints and logs under `run_dir`."""
+
+    def __init__(self, agent_cfg: SACConfig, cfg: LearnerConfig, observation_space, action_space,
+                 run_dir: Path, source: TransitionSource, publisher: WeightsPublisher,
+                 seed: int = 0, resume: bool = False, demos_dir: str | Path | None = None):
+        self.disk = DiskErrors(cfg.on_disk_error, lambda: self.records.latest_step())
+        self.cfg, self.agent_cfg, self.run_dir = cfg, agent_cfg, Path(run_dir)
+        self.source = source
+        self.spec = TransitionSpec.from_spaces(observation_space, action_space)
+        self.training = Training(agent_cfg, cfg, observation_space, self.spec.action_dim, seed)
+        self.intake = Intake(source, self.spec, cfg, self.run_dir, self.disk,
+                             self.training.storage_options)
+        self.records = Bookkeeping(self.run_dir, cfg)
+        self.weights = WeightsOut(publisher)
+        self.counters = LearnerCounters()
+        # updates done after the restored checkpoint, lost in the crash and redone
+        self.redone_updates = 0
+        if resume:
+            agent, self.counters, self.redone_updates = self.records.restore(self.agent)
+            if agent is not None:
+                self.training.restored(agent)
+        if demos_dir is not None:
+            self.load_demos(Path(demos_dir))
+        self.reporting = Reporting(self.run_dir, cfg, self.disk.report)
+        self.rng = np.random.default_rng(seed + 7919 * self.counters.incarnation)
+        self._deadline: float | None = None
+
+    # ---------- the parts' state, by its old names ----------
+    @property
+    def agent(self):
+        return self.training.agent
+
+    @property
+    def online(self):
+        return self.intake.online
+
+    @property
+    def demo(self):
+        return self.intake.demo
+
+    @property
+    def monitor(self):
+        return self.reporting.monitor
+
+    @property
+    def invalid_transitions(self) -> int:
+        return self.intake.invalid_transitions
+
+    @property
+    def disk_errors(self) -> int:
+        """Failed buffer, checkpoint or log writes."""
+        return self.disk.count
+
+    # ---------- what callers use ----------
+    def load_demos(self, folder: Path) -> int:
+        """Append every demo file to the demo buffer (see `Intake.load_demos`)."""
+        return self.intake.load_demos(Path(folder))
+
+    def ingest(self, timeout: float) -> int:
+        """Receive, store durably, acknowledge; the number of batches received (`Intake.ingest`)."""
+        return self.intake.ingest(timeout)
+
+    def ready(self) -> bool:
+        return self.online.size >= self.cfg.min_online
+
+    def publish(self) -> None:
+        """Publish the policy weights, unless this version was already published."""
+        c = self.counters
+        if self.weights.publish(c.incarnation, c.updates, self.training.policy_params):
+            # a crash after this loses at most publish_every updates uncounted
+            self.records.write_progress(c)
+
+    def checkpoint(self, final: bool = True) -> None:
+        """Save a checkpoint; a failed write leaves the previous one loadable (see
+        `on_disk_error`). A periodic (not `final`) one is skipped for `disk_retry_s` after a
+        failure."""
+        self.records.checkpoint(self.agent, self.counters, self.online.watermarks,
+                                self.disk.report, final)
+
+    def observe_actors(self) -> None:
+        """Take the actors' reports into the monitor and TensorBoard; print progress when due."""
+        version = version_label(self.counters.incarnation, self.counters.updates)
+        self.reporting.observe_actors(self.source.stats(), version)
+
+    def run(self, stop: threading.Event) -> LearnerCounters:
+        """Train until `stop` is set or a budget is spent; always ends with a checkpoint."""
+        cfg = self.cfg
+        self.publish()  # actors start acting with the current weights at once
+        start, start_updates = time.monotonic(), self.counters.updates
+        self._deadline = None if cfg.max_minutes is None else start + 60.0 * cfg.max_minutes
+        failed = True
+        try:
+            while not stop.is_set() and not self._budget_spent():
+                self.ingest(timeout=0.0 if self.ready() else 0.05)
+                self.observe_actors()
+                if not self.ready():
+                    continue
+                info = self.training.update(self.online, self.demo, self.rng)
+                self.counters.updates += 1
+                u = self.counters.updates
+                if u % cfg.publish_every == 0:
+                    self.publish()
+                if u % cfg.log_every == 0:
+                    elapsed = max(1e-9, time.monotonic() - start)
+                    self.reporting.updates_per_s = (u - start_updates) / elapsed
+                    self._log(info)
+                if u % cfg.checkpoint_every == 0:
+                    self.checkpoint(final=False)
+            failed = False
+        finally:
+            self.training.stop()
+            try:
+                self.checkpoint()
+            except DiskWriteError as err:
+                if not failed:
+                    raise
+                # the first error is the one raised
+                log.error("the final checkpoint failed too: %s", err)
+            self.publish()
+        return self.counters
+
+    def _budget_spent(self) -> bool:
+        if self.monitor.target_reached():
+            log.warning("evaluation success reached the target %.2f over the last %d evaluations: "
+                        "stopping", self.cfg.target_eval_success, self.monitor.target_window)
+            return True
+        if self._deadline is not None and time.monotonic() >= self._deadline:
+            log.warning("the %.1f-minute budget is spent: stopping", self.cfg.max_minutes)
+            return True
+        return self.cfg.max_updates is not None and self.counters.updates >= self.cfg.max_updates
+
+    def _log(self, info: dict) -> None:
+        extra = {"buffer/online": self.online.size, "buffer/demo": self.demo.size,
+                 "learner/skipped_updates": self.training.skipped_updates,
+                 "learner/invalid_transitions": self.invalid_transitions}
+        self.reporting.log_update(self.counters.updates, info, extra)
+        self.records.write_progress(self.counters)
+
+    def close(self) -> None:
+        self.reporting.close()
+        self.records.close()
+        self.intake.close()

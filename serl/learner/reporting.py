@@ -1,0 +1,70 @@
+"""Reporting: what the actors say (episodes, evaluations) into the run monitor and TensorBoard,
+the learner's own scalars, and the live progress line. A failed write here (full disk) is a disk
+error like any other: reported, never fatal unless the policy says stop."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from pathlib import Path
+
+import jax
+
+from serl.learner.config import LearnerConfig
+from serl.monitor import RunMonitor
+from serl.scalar_log import ScalarWriter
+
+log = logging.getLogger("serl.learner")
+
+
+def actor_scalars(report: dict) -> dict[str, float]:
+    """An actor's report as TensorBoard scalars, under `eval/` or `actor/`."""
+    prefix = "eval" if "eval_success" in report else "actor"
+    return {f"{prefix}/{k}": float(v) for k, v in report.items()
+            if isinstance(v, (int, float, bool))}
+
+
+class Reporting:
+    """`run_dir/tensorboard/learner`, the monitor's history and curve, the progress line."""
+
+    def __init__(self, run_dir: Path, cfg: LearnerConfig,
+                 on_error: Callable[[str, OSError], None]):
+        self.directory = Path(run_dir) / "tensorboard" / "learner"
+        self.on_error = on_error
+        self.writer = ScalarWriter(self.directory)
+        self.monitor = RunMonitor(run_dir, cfg.target_eval_success, cfg.progress_every_s)
+        self.updates_per_s = 0.0
+
+    def observe_actors(self, reports: list[dict], version: str) -> None:
+        """Record the actors' reports, then print the progress line when it is due."""
+        try:
+            self.monitor.observe(reports)
+        except OSError as err:
+            # its history file on a full disk
+            self.on_error("recording evaluation history", err)
+        for r in reports:
+            self.scalars(int(r.get("env_steps", 0)), actor_scalars(r))
+        self.monitor.maybe_print(self.updates_per_s, version)
+
+    def log_update(self, step: int, info: dict, extra: dict[str, float]) -> None:
+        """The update's info (on the device) and `extra` figures as `learner/...` scalars."""
+        scalars = {f"learner/{k}": float(v) for k, v in jax.device_get(info).items()}
+        scalars.update({"learner/updates_per_s": self.updates_per_s, **extra})
+        self.scalars(step, scalars)
+
+    def scalars(self, step: int, scalars: dict) -> None:
+        try:
+            self.writer.write(step, scalars)
+        except OSError as err:
+            # its writer thread died on a full disk: report, then start a new event file
+            self.on_error("writing TensorBoard scalars", err)
+            try:
+                self.writer = ScalarWriter(self.directory)
+            except OSError:
+                pass  # tried again at the next scalars
+
+    def close(self) -> None:
+        try:
+            self.writer.close()
+        except OSError as err:
+            log.error("TensorBoard scalars not flushed: %s", err)

@@ -1,0 +1,95 @@
+"""The training step: the agent replicated over the device mesh, minibatches sampled half online /
+half demo on a prefetch thread, and the jitted update (its non-finite guard lives in the agent)."""
+
+from __future__ import annotations
+
+import jax
+import numpy as np
+
+from serl.agents.config import SACConfig
+from serl.agents.factory import example_observation, make_agent
+from serl.agents.sharding import make_mesh, replicate, shard_batch
+from serl.data import PrefetchIterator, ReplayStorage, sample_mixed
+from serl.learner.config import LearnerConfig
+from serl.networks.observation_encoder import (
+    FEATURES_SUFFIX,
+    trunk_feature_fn,
+    trunk_feature_shape,
+)
+from serl.networks.trunk_weights import frozen_params_for
+
+# what the update reads of a sampled minibatch
+UPDATE_FIELDS = ("observations", "next_observations", "actions", "rewards", "masks",
+                 "grasp_penalty")
+
+
+def feature_cache_options(agent_cfg: SACConfig, agent, observation_space) -> dict:
+    """Storage options for the frozen-trunk feature cache (computed once per frame at insertion)."""
+    enc = agent_cfg.encoder
+    if not enc.feature_cache:
+        return {}
+    frozen = agent.frozen if hasattr(agent, "frozen") else agent.sac.frozen
+    features = {k + FEATURES_SUFFIX: (trunk_feature_shape(enc, observation_space[k].shape),
+                                      np.float16) for k in enc.image_keys}
+    return {"features": features, "feature_fn": trunk_feature_fn(frozen, enc),
+            "drop_images_in_samples": True}
+
+
+def sample_update_batch(online: ReplayStorage, demo: ReplayStorage, agent_cfg: SACConfig,
+                        min_demo: int, rng: np.random.Generator) -> dict:
+    """critic_actor_ratio minibatches stacked on a leading axis, each half online and half demo
+    (all online until the demo buffer holds `min_demo`)."""
+    size = agent_cfg.batch_size
+    if demo.size >= min_demo:
+        draw = lambda: sample_mixed(online, demo, size, rng)  # noqa: E731
+    else:
+        draw = lambda: online.sample(size, rng)  # noqa: E731
+    minibatches = [draw() for _ in range(agent_cfg.critic_actor_ratio)]
+    picked = [{f: mb[f] for f in UPDATE_FIELDS} for mb in minibatches]
+    return jax.tree.map(lambda *xs: np.stack(xs), *picked)
+
+
+class Training:
+    """Owns the agent; `update` runs one update on prefetched, sharded batches."""
+
+    def __init__(self, agent_cfg: SACConfig, cfg: LearnerConfig, observation_space,
+                 action_dim: int, seed: int):
+        self.agent_cfg, self.cfg = agent_cfg, cfg
+        self.mesh = make_mesh()
+        devices = self.mesh.devices.size
+        if agent_cfg.batch_size % devices:
+            raise ValueError(f"agent.batch_size {agent_cfg.batch_size} must be divisible by the "
+                             f"{devices} devices the update is split over")
+        agent = make_agent(agent_cfg, example_observation(observation_space), action_dim, seed,
+                           frozen_params_for(agent_cfg.encoder))
+        self.storage_options = feature_cache_options(agent_cfg, agent, observation_space)
+        self.agent = replicate(agent, self.mesh)
+        self._prefetch: PrefetchIterator | None = None
+
+    def restored(self, agent) -> None:
+        """Take a restored agent (from a checkpoint) in place of the fresh one."""
+        self.agent = replicate(agent, self.mesh)
+
+    def update(self, online: ReplayStorage, demo: ReplayStorage, rng: np.random.Generator) -> dict:
+        """One update; the first call starts the prefetch thread (sampling from these buffers)."""
+        if self._prefetch is None:
+            sample = lambda: sample_update_batch(  # noqa: E731
+                online, demo, self.agent_cfg, self.cfg.min_demo, rng)
+            self._prefetch = PrefetchIterator(sample, lambda b: shard_batch(b, self.mesh),
+                                              depth=self.cfg.prefetch)
+        self.agent, info = self.agent.update(next(self._prefetch))
+        return info
+
+    def policy_params(self) -> dict:
+        """The policy's weights on the host, as published."""
+        return jax.device_get(self.agent.policy_params())
+
+    @property
+    def skipped_updates(self) -> int:
+        return int(self.agent.skipped_updates)
+
+    def stop(self) -> None:
+        """End the prefetch thread (a later `update` starts a new one)."""
+        if self._prefetch is not None:
+            self._prefetch.close()
+            self._prefetch = None
