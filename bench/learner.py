@@ -136,7 +136,8 @@ def run_variant(variant: str, args) -> dict:
 
     device = jax.devices()[0]
     trunk = "small" if variant == "small" else "resnet10"
-    encoder = EncoderConfig(image_keys=CAMERAS, trunk=trunk, frozen_trunk=trunk == "resnet10")
+    encoder = EncoderConfig(image_keys=CAMERAS, trunk=trunk, frozen_trunk=trunk == "resnet10",
+                            random_frozen_trunk=trunk == "resnet10")
     cfg = SACConfig(encoder=encoder, critic_ensemble_size=ENSEMBLE, critic_actor_ratio=RATIO,
                     batch_size=BATCH, grasp_critic=True)
     example = {"state": np.zeros(STATE_DIM, np.float32),

@@ -82,7 +82,8 @@ def run_encoder(trunk: str, args) -> dict:
     from serl.agents.hybrid import HybridAgent
     from serl.networks.config import EncoderConfig
 
-    encoder = EncoderConfig(image_keys=CAMERAS, trunk=trunk, frozen_trunk=trunk == "resnet10")
+    encoder = EncoderConfig(image_keys=CAMERAS, trunk=trunk, frozen_trunk=trunk == "resnet10",
+                            random_frozen_trunk=trunk == "resnet10")
     cfg = sac.SACConfig(encoder=encoder, grasp_critic=True)
     example = {"state": np.zeros(STATE_DIM, np.float32),
                **{cam: np.zeros((CAMERA, CAMERA, 3), np.uint8) for cam in CAMERAS}}

@@ -106,9 +106,10 @@ def on_cpu_from_pixels(config: ExperimentConfig) -> ExperimentConfig:
     """The fastest honest pixel recipe on a CPU (measured in `bench/results/`): a frozen ResNet-10
     whose features are computed once per frame at insertion, so updates skip the trunk; batches of
     128; the scripted operator takes over ~30% of steps at first; at most two env steps per learner
-    update."""
+    update. No pretrained file ships, so the frozen trunk keeps its random initialisation, chosen
+    explicitly (`random_frozen_trunk`: random conv features suffice for this scene)."""
     encoder = replace(config.agent.encoder, trunk="resnet10", frozen_trunk=True,
-                      feature_cache=True)
+                      random_frozen_trunk=True, feature_cache=True)
     return replace(config, agent=replace(config.agent, encoder=encoder, batch_size=128),
                    operator=replace(config.operator, takeover_prob=0.03, takeover_steps=15),
                    actor=replace(config.actor, max_steps_per_update=2.0, free_steps=500),

@@ -4,16 +4,19 @@ around its arm: the pick-cube task's table and cube in the scene and the rig fil
 published as rgb8 sensor_msgs/Image the way the simulated driver does.
 
 franky-sim's 1 kHz loop runs in its own thread (`SimulationServer.run_async`) and only ever copies
-qpos into a snapshot when the render thread asks; rendering (shadows and multisampling off: the
-default 4096^2 shadow map costs 130+ ms a frame on this CPU) runs in this node's thread at
-`sim.image_rate_hz`, never on the loop. The robot server reaches the arm at `libfranka.fci_host`
-(ports 1337/1338) like a real control unit.
+qpos into a snapshot when the status thread asks (TASK_STATUS_HZ); rendering (shadows and
+multisampling off: the default 4096^2 shadow map costs 130+ ms a frame on this CPU) runs in that
+thread at `sim.image_rate_hz`, never on the loop, and only for the rig file's cameras (none: no
+renderer at all). The robot server reaches the arm at `libfranka.fci_host` (ports 1337/1338)
+like a real control unit.
 
 ROS 2 (names under `ros.sim_namespace`): `task_status` (std_msgs/String JSON {"object_pose" xyz +
-xyzw, "stamp"}), `push` (geometry_msgs/WrenchStamped: force on the hand, base frame, held until the
-next message; tests' disturbance), std_srvs/Trigger `reset_task` (cube to a seeded place),
-`stop_server` / `start_server` (the cable pull: close franky-sim's sockets, then a new simulator on
-the same address, the arm back at its initial pose, as after a reboot).
+xyzw, "succeed" (the cube lifted by the task's lift height), "stamp"}), `push`
+(geometry_msgs/WrenchStamped: force on the hand, base frame, held until the next message; tests'
+disturbance), std_srvs/Trigger `reset_task` (cube to a seeded place; the reply's message is the
+placement as JSON {"object", "pos", "quat" xyzw}), `stop_server` / `start_server` (the cable pull:
+close franky-sim's sockets, then a new simulator on the same address, the arm back at its initial
+pose, as after a reboot).
 
     python -m robot_servers.franky_sim_rig hardware_configs/franky_sim.yaml
 """
@@ -37,6 +40,7 @@ from std_msgs.msg import String
 from std_srvs.srv import Trigger
 
 from robot_servers import ros_msgs as rm
+from serl.envs.sim.config import task_defaults
 from serl.envs.sim.model import SceneObjects
 from serl.envs.sim.render import CameraRenderer
 from serl.robot.hardware_config import HardwareConfig, load_hardware_config
@@ -45,6 +49,8 @@ HAND = "robot0_hand"
 CAMERAS = ("front", "wrist")
 CUBE_XY = (0.5, 0.0)  # m, where the cube starts; reset_task draws within +-CUBE_XY_RANGE
 CUBE_XY_RANGE = 0.05
+# Hz of task_status: a 10 Hz policy reads a cube pose at most one 20 ms period old
+TASK_STATUS_HZ = 50.0
 
 
 def extend_scene(sim) -> None:
@@ -136,6 +142,7 @@ class FrankySimRig(Node):
                              f"(it has {CAMERAS})")
         self._lock = threading.Lock()
         self._rng = np.random.default_rng(cfg.sim.seed)
+        self.lift_height = task_defaults(cfg.sim.task).lift_height  # success: lifted this far
         self.franky: FrankySim | None = FrankySim(cfg, self.host)
         ns = cfg.ros.sim_namespace
         self.pub_task = self.create_publisher(String, f"{ns}/task_status", rm.RELIABLE_QOS)
@@ -146,7 +153,7 @@ class FrankySimRig(Node):
                          ("reset_task", self._reset_task)):
             self.create_service(Trigger, f"{ns}/{name}", _trigger(fn))
         self._stop = threading.Event()
-        self._render = threading.Thread(target=self._render_loop, name="render", daemon=True)
+        self._render = threading.Thread(target=self._status_loop, name="status", daemon=True)
         self._render.start()
 
     def _on_push(self, msg: WrenchStamped) -> None:
@@ -180,42 +187,47 @@ class FrankySimRig(Node):
         half = SceneObjects().cube_half_size
         franky.place = np.array([xy[0], xy[1], half, 1.0, 0.0, 0.0, 0.0])
         time.sleep(0.05)  # a few loop steps: the next snapshot has it
-        return json.dumps({"object": "cube", "pos": [float(xy[0]), float(xy[1]), half]})
+        return json.dumps({"object": "cube", "pos": [float(xy[0]), float(xy[1]), half],
+                           "quat": [0.0, 0.0, 0.0, 1.0]})
 
-    # ---------- the render thread (owns the EGL context) ----------
-    def _render_loop(self) -> None:
-        period = 1.0 / self.cfg.sim.image_rate_hz
+    # ---------- the status thread (owns the EGL context) ----------
+    def _status_loop(self) -> None:
+        period, image_period = 1.0 / TASK_STATUS_HZ, 1.0 / self.cfg.sim.image_rate_hz
         size = max((max(c.capture_size or c.size) for c in self.cameras.values()), default=0)
-        renderer, data, model, deadline = None, None, None, time.monotonic()
+        renderer, data, model = None, None, None
+        deadline = next_image = time.monotonic()
         try:
             while not self._stop.is_set():
                 with self._lock:
                     franky = self.franky
                 qpos = franky.snapshot() if franky is not None else None
+                stamp = time.time()
                 if qpos is not None:
+                    self._publish_status(franky, qpos, stamp)
+                if qpos is not None and size and time.monotonic() >= next_image:
                     if franky.sim.model is not model:  # a new incarnation: a new model
                         if renderer is not None:
                             renderer.close()
                         model, data = franky.sim.model, mujoco.MjData(franky.sim.model)
-                        renderer = (CameraRenderer(model, tuple(self.cameras), size)
-                                    if size else None)
-                    self._publish(franky, model, data, qpos, renderer)
+                        renderer = CameraRenderer(model, tuple(self.cameras), size)
+                    self._publish_images(model, data, qpos, renderer, stamp)
+                    next_image = max(next_image + image_period, time.monotonic())
                 deadline = max(deadline + period, time.monotonic())
                 self._stop.wait(max(0.0, deadline - time.monotonic()))
         finally:
             if renderer is not None:
                 renderer.close()
 
-    def _publish(self, franky: FrankySim, model, data, qpos, renderer) -> None:
-        stamp = time.time()
+    def _publish_status(self, franky: FrankySim, qpos: np.ndarray, stamp: float) -> None:
+        cube = qpos[franky.cube_adr:franky.cube_adr + 7]
+        pose = [*map(float, cube[:3]), *map(float, cube[4:7]), float(cube[3])]  # wxyz -> xyzw
+        succeed = pose[2] >= SceneObjects().cube_half_size + self.lift_height
+        self.pub_task.publish(String(data=json.dumps(
+            {"object_pose": pose, "succeed": bool(succeed), "stamp": stamp})))
+
+    def _publish_images(self, model, data, qpos, renderer, stamp: float) -> None:
         data.qpos[:] = qpos
         mujoco.mj_forward(model, data)
-        adr = franky.cube_adr
-        cube = qpos[adr:adr + 7]
-        pose = [*map(float, cube[:3]), *map(float, cube[4:7]), float(cube[3])]  # wxyz -> xyzw
-        self.pub_task.publish(String(data=json.dumps({"object_pose": pose, "stamp": stamp})))
-        if renderer is None:
-            return
         for name, frame in renderer.render(data).items():
             self.pub_images[name].publish(rm.image_msg(frame, stamp, name))
 

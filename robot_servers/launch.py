@@ -183,7 +183,11 @@ def main(argv: list[str] | None = None) -> None:
     )
     parser.add_argument("config", help="rig file, e.g. hardware_configs/sim_panda.yaml")
     parser.add_argument("--domain-id", type=int, default=int(os.environ.get("ROS_DOMAIN_ID", "0")))
+    parser.add_argument("--exit-with-parent", action="store_true",
+                        help="stop the rig when the process that started this one is gone (an env "
+                        "that launched it and was killed: nothing is left spinning)")
     args = parser.parse_args(argv)
+    parent = os.getppid()
     cfg = load_hardware_config(args.config)  # fail early, naming the key
     if cfg.robot.adapter not in DRIVERS or cfg.sim is None:
         sys.exit(
@@ -199,6 +203,9 @@ def main(argv: list[str] | None = None) -> None:
         )
         try:
             while rig.driver.poll() is None and rig.server.poll() is None:
+                if args.exit_with_parent and os.getppid() != parent:
+                    print("the launching process is gone: stopping the rig", flush=True)
+                    break
                 time.sleep(0.5)
         except KeyboardInterrupt:
             pass

@@ -178,7 +178,8 @@ def test_frozen_trunk_feature_cache(tmp_path):
     from serl.networks.observation_encoder import encode, trunk_feature_fn
 
     encoder = EncoderConfig(
-        image_keys=("front", "wrist"), frozen_trunk=True, feature_cache=True, bottleneck_dim=16
+        image_keys=("front", "wrist"), frozen_trunk=True, random_frozen_trunk=True,
+        feature_cache=True, bottleneck_dim=16
     )
     agent_cfg = dataclasses.replace(AGENT, encoder=encoder, batch_size=8)
     transport = InProcessTransport(max_batch=16)

@@ -5,21 +5,23 @@ loop runs in franky's C++; this adapter only updates its reference and reads its
   (thread-safe, used from the next 1 kHz cycle). Its error clips are the rig's target-to-measured
   limits (per axis: `libfranka.error_clip`), joint-limit avoidance on, gains changed at run time.
 - State (`state_rate_hz` thread): tcp_pose = O_T_EE (Desk's end-effector frame is in it: nothing is
-  added), twist J(q) dq, wrench O_F_ext_hat_K; a state whose libfranka time does not advance is
-  not fresh, so a dead link reads as stale state (ArmControl's "no robot state" fault) before its
-  exception arrives.
+  added), twist J(q) dq, wrench O_F_ext_hat_K, stamped with the wall clock when read (the server's
+  convention; libfranka's own time starts at the robot's boot); a state whose libfranka time does
+  not advance is not fresh, so a dead link reads as stale state (ArmControl's "no robot state"
+  fault) before its exception arrives.
 - Gripper: one worker thread runs every command and reads the width meanwhile
   (robot_servers/adapters/franky_gripper.py: overlapping commands hang).
 - Faults: a control exception ends the motion; its text is `fault()`. Recovery (a job thread):
   rebuild Robot and Gripper if the link was lost, automatic error recovery, a new tracking motion
   at the measured pose.
-- Fault-injection seam (`inject_fault`): reflex and user stop, which franky-sim cannot produce;
-  served as std_srvs/Trigger `<ros.sim_namespace>/inject_reflex|inject_user_stop` only when the
-  rig file sets `libfranka.fault_injection` (tests).
+- Fault-injection seam (`inject_fault`): reflex and user stop, which franky-sim cannot produce.
+- robot_servers/adapters/libfranka_sim.py: on a simulated rig the task's success, cube pose and
+  reset; with `libfranka.fault_injection` (tests) the seam's Trigger services.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import threading
 import time
@@ -27,22 +29,15 @@ from concurrent.futures import Future, ThreadPoolExecutor
 
 import numpy as np
 from rclpy.node import Node
-from std_srvs.srv import Trigger
 
 from robot_servers.adapters import franky_link as fl
 from robot_servers.adapters.base import ArmState
 from robot_servers.adapters.franky_gripper import GripperWorker
 from robot_servers.adapters.franky_link import franky
+from robot_servers.adapters.libfranka_sim import INJECTED, RigTask, serve_fault_injection
 from serl.robot.hardware_config import HardwareConfig
 
 log = logging.getLogger("libfranka")
-# What libfranka says for the faults franky-sim cannot produce (robot_impl.h), and the robot mode.
-INJECTED = {
-    "reflex": ("ControlException: libfranka: Move command aborted: motion aborted by reflex! "
-               '["cartesian_reflex"] (injected)', "Reflex"),
-    "user_stop": ("ControlException: libfranka: Move command aborted: User Stop pressed! "
-                  "(injected)", "UserStopped"),
-}
 
 
 class LibfrankaArm:
@@ -69,10 +64,9 @@ class LibfrankaArm:
         self._thread = threading.Thread(target=self._state_loop, name="libfranka-state",
                                         daemon=True)
         self._thread.start()
+        self._task = RigTask(node, cfg) if cfg.sim is not None else None
         if self.section.fault_injection:
-            ns = cfg.ros.sim_namespace
-            for kind in INJECTED:
-                node.create_service(Trigger, f"{ns}/inject_{kind}", self._injector(kind))
+            serve_fault_injection(node, cfg, self.inject_fault)
 
     # ---------- what the server reads ----------
     def latest(self) -> ArmState | None:
@@ -104,10 +98,14 @@ class LibfrankaArm:
                 **self._gripper.info(), "franky": v["franky"], "libfranka": v["libfranka"]}
 
     def task_succeeded(self) -> bool | None:
-        return None
+        return None if self._task is None else self._task.succeeded()
+
+    def object_pose(self) -> np.ndarray | None:
+        """The task object's pose (xyz + xyzw) on a simulated rig; None on a real one."""
+        return None if self._task is None else self._task.object_pose()
 
     def reset_task(self) -> Future | None:
-        return None
+        return None if self._task is None else self._task.reset()
 
     # ---------- commands ----------
     def send_target(self, pos: np.ndarray, quat: np.ndarray) -> None:
@@ -194,6 +192,7 @@ class LibfrankaArm:
             with self._robot_lock:
                 s = link.robot.state
                 state = fl.arm_state(link.robot, s, time.monotonic())
+                robot_time, state = state.stamp, dataclasses.replace(state, stamp=time.time())
                 ended = phase == "tracking" and link.robot.poll_motion()
         except Exception as err:  # noqa: BLE001 -- a control exception ends the motion
             text = fl.explain(err, self.section.fci_host)
@@ -205,8 +204,8 @@ class LibfrankaArm:
             log.warning("motion ended: %s", text)
             return
         with self._lock:
-            if state.stamp != self._last_time:  # libfranka's time advances: fresh
-                self._latest, self._last_time = state, state.stamp
+            if robot_time != self._last_time:  # libfranka's time advances: fresh
+                self._latest, self._last_time = state, robot_time
             self._mode_name = str(s.robot_mode).split(".")[-1]
             self._motion_errors = str(s.last_motion_errors)
             if ended and self._phase == "tracking":
@@ -294,13 +293,6 @@ class LibfrankaArm:
         with self._lock:
             link, phase = self._link, self._phase
         return None if link is None or phase == "down" else link.gripper
-
-    def _injector(self, kind: str):
-        def handle(_request, response):
-            response.message, response.success = self.inject_fault(kind), True
-            return response
-
-        return handle
 
 
 def _done(message: str) -> Future:

@@ -16,17 +16,20 @@ EXIT_DISK = 3
 # refused to serve or connect without the security the config asks for: a network bind without
 # CURVE, or no CURVE key named after this actor id
 EXIT_INSECURE = 4
+# the config cannot train as it stands (a frozen trunk without weights)
+EXIT_CONFIG = 5
 
 
 def known_failures() -> tuple[tuple[type[BaseException], int], ...]:
     """(exception type, exit code) of each failure a command reports without a traceback."""
     from serl.actor.config import LearnerRefused, MissingKey
     from serl.learner.config import DiskWriteError, ListenError
+    from serl.networks.config import MissingTrunkWeights
     from serl.transport.security import InsecureBindError
 
     return ((LearnerRefused, EXIT_REFUSED), (ListenError, EXIT_LISTEN),
             (DiskWriteError, EXIT_DISK), (InsecureBindError, EXIT_INSECURE),
-            (MissingKey, EXIT_INSECURE))
+            (MissingKey, EXIT_INSECURE), (MissingTrunkWeights, EXIT_CONFIG))
 
 
 def known_cause(err: BaseException | None) -> tuple[BaseException, int] | None:
@@ -50,3 +53,14 @@ def run_command(prog: str, body: Callable[[], int]) -> int:
             raise
         print(f"{prog}: {known[0]}", file=sys.stderr)
         return known[1]
+
+
+def refusal(prog: str, *checks: Callable[[], object]) -> int:
+    """Run each check before a command starts anything; the exit code of the first known failure
+    (printed as `prog: message`), else 0."""
+    def run_checks() -> int:
+        for check in checks:
+            check()
+        return 0
+
+    return run_command(prog, run_checks)

@@ -19,16 +19,16 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--resume", action="store_true",
                         help="continue an existing run from its checkpoint")
     args, config = parse_task_config(parser, argv)
-    from serl.commands.errors import run_command
+    from serl.commands.errors import refusal, run_command
+    from serl.networks.config import check_trunk_weights
     from serl.run_dir import RunDirError, prepare_run_dir
     from serl.transport.security import check_bind
 
-    def refuse_insecure_bind() -> int:  # before anything is written or bound
-        t = config.transport
-        check_bind(t.bind_host, bool(t.curve_keys), t.allow_unauthenticated_network)
-        return 0
-
-    if code := run_command("serl learner", refuse_insecure_bind):
+    t = config.transport  # refused before anything is written or bound
+    if code := refusal("serl learner",
+                       lambda: check_bind(t.bind_host, bool(t.curve_keys),
+                                          t.allow_unauthenticated_network),
+                       lambda: check_trunk_weights(config.agent.encoder)):
         return code
     run_dir = Path(config.runs_dir) / (args.run or args.task)
     try:

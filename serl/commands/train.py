@@ -106,6 +106,11 @@ def main(argv: list[str]) -> int:
     parser.add_argument("--single-process", action="store_true",
                         help="learner and actor in this process")
     args, config = parse_task_config(parser, argv)
+    from serl.commands.errors import refusal
+    from serl.networks.config import check_trunk_weights
+
+    if code := refusal("serl train", lambda: check_trunk_weights(config.agent.encoder)):
+        return code  # before demos are recorded or a process started
     if config.demo_episodes and not any(Path(config.demos_dir).glob("*.npz")):
         from serl.commands.record_demos import record
 

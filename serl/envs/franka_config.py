@@ -26,8 +26,12 @@ class FrankaEnvConfig:
     gripper_locked: bool = False  # never send gripper commands (a task that holds its tool)
     # ROS 2 domain of the ROS cameras; None: the ROS_DOMAIN_ID environment variable
     ros_domain_id: int | None = None
-    # start the simulated driver and robot server for the rig (sim rigs; tests, demos)
+    # start the simulated driver and robot server for the rig (sim rigs; tests, demos); the
+    # launched rig renders only the cameras the observation reads
     launch_sim: bool = False
+    # add the task object's pose to the state (simulated rigs only: privileged, for state-only
+    # runs), as the scripted operator reads it (`FrankaScene.object_pose`)
+    object_pose: bool = False
     # how long reset() waits for the operator to confirm a fault recovery
     recovery_timeout_s: float = 600.0
     # a reset failing with a transient robot or camera error is tried again this many times
@@ -47,6 +51,25 @@ class FrankaEnvConfig:
             raise ValueError(
                 "reset_retries and reset_retry_wait_s must be >= 0 and pause_periods > 1"
             )
+
+
+def check_against_rig(cfg: FrankaEnvConfig, rig) -> None:
+    """`cfg` fits the rig file `rig` (a `HardwareConfig`): each observed camera is in it at the
+    observation's size, and the privileged `object_pose` comes only from a simulated rig."""
+    for name in cfg.cameras if cfg.image_obs else ():
+        if name not in rig.cameras:
+            raise ValueError(
+                f"camera {name!r} is not in {cfg.hardware_config} (cameras: "
+                f"{', '.join(rig.cameras) or 'none'})"
+            )
+        if tuple(rig.cameras[name].size) != (cfg.image_size, cfg.image_size):
+            raise ValueError(
+                f"cameras.{name}.size {rig.cameras[name].size} in {cfg.hardware_config} "
+                f"must be [{cfg.image_size}, {cfg.image_size}] (the observation's image size)"
+            )
+    if cfg.object_pose and rig.sim is None:
+        raise ValueError(f"object_pose is privileged: {cfg.hardware_config} is not simulated (no "
+                         "'sim' section)")
 
 
 Confirm = Callable[[str], bool]  # (why the arm stopped) -> True once the operator confirms recovery

@@ -37,7 +37,7 @@ from serl.envs.contract import (
     observation_space,
     validate_action,
 )
-from serl.envs.franka_config import Confirm, FrankaEnvConfig
+from serl.envs.franka_config import Confirm, FrankaEnvConfig, check_against_rig
 from serl.envs.franka_faults import TRANSIENT, FaultHandling
 from serl.envs.franka_loop import ControlClock
 from serl.envs.franka_scene import FrankaScene
@@ -69,17 +69,7 @@ class FrankaEnv(FaultHandling, FrankaScene, gym.Env):
                  render_mode: str | None = None):
         self.cfg = cfg
         self.rig = load_hardware_config(cfg.hardware_config)
-        for name in cfg.cameras if cfg.image_obs else ():
-            if name not in self.rig.cameras:
-                raise ValueError(
-                    f"camera {name!r} is not in {cfg.hardware_config} (cameras: "
-                    f"{', '.join(self.rig.cameras) or 'none'})"
-                )
-            if tuple(self.rig.cameras[name].size) != (cfg.image_size, cfg.image_size):
-                raise ValueError(
-                    f"cameras.{name}.size {self.rig.cameras[name].size} in {cfg.hardware_config} "
-                    f"must be [{cfg.image_size}, {cfg.image_size}] (the observation's image size)"
-                )
+        check_against_rig(cfg, self.rig)
         self.limits = self.rig.safety.limits()
         self.period = 1.0 / self.rig.control.rate_hz
         # asked before recovering from a fault; None: reset refuses
@@ -246,7 +236,8 @@ class FrankaEnv(FaultHandling, FrankaScene, gym.Env):
         if self.cfg.launch_sim and self._sim_rig is None:
             from serl.envs.franka_launch import SimRigProcess
 
-            self._sim_rig = SimRigProcess(self.cfg.hardware_config)
+            cameras = self.cfg.cameras if self.cfg.image_obs else ()
+            self._sim_rig = SimRigProcess(self.cfg.hardware_config, cameras)
             # the same rig on the launch's own port
             self.rig = load_hardware_config(self._sim_rig.config_path)
             self._domain_id = self._sim_rig.domain_id
@@ -273,6 +264,8 @@ class FrankaEnv(FaultHandling, FrankaScene, gym.Env):
             "tcp_force": s["tcp_force"].astype(np.float32),
             "tcp_torque": s["tcp_torque"].astype(np.float32),
         }
+        if self.cfg.object_pose:
+            state["object_pose"] = self.observed_object_pose()
         stamps = {"state": wall_to_monotonic(float(s["stamp"]))}
         obs = {"state": state}
         if self.cameras is not None:

@@ -1,14 +1,16 @@
 """Start the simulated rig (driver + robot server) for a `FrankaEnv` whose config sets `launch_sim`,
 as one child process: `python -m robot_servers.launch` on a copy of the rig file with a free
-loopback port and a private ROS domain. It runs in its own process group, so closing the env ends
-the launcher and the two processes it started, even if the launcher is stuck. (`serl` never imports
-`robot_servers`; the process boundary is the interface.)"""
+loopback port, a private ROS domain and only the cameras the env reads (the launcher itself puts a
+franky-sim rig on a free loopback FCI address). It runs in its own process group, so closing the
+env ends the launcher and the two processes it started, even if the launcher is stuck; a process
+killed before it could close its env leaves nothing either (the launcher stops the rig within
+0.5 s of its parent's death). (`serl`
+never imports `robot_servers`; the process boundary is the interface.)"""
 
 from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -17,25 +19,24 @@ from pathlib import Path
 
 import yaml
 
+from serl.ports import free_port
 from serl.robot.client import RobotClient, RobotError
 from serl.robot.ros_domain import private_domain_id
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class SimRigProcess:
     """The launcher child. `config_path` is the rig copy it serves (the env reads it), `domain_id`
-    its ROS domain."""
+    its ROS domain. `cameras`: the rig's cameras to keep (None: all); the others are left out of
+    the copy, so the rig renders nothing nobody reads."""
 
-    def __init__(self, rig_file: str | Path, timeout_s: float = 60.0):
+    def __init__(self, rig_file: str | Path, cameras: tuple[str, ...] | None = None,
+                 timeout_s: float = 60.0):
         raw = yaml.safe_load(Path(rig_file).read_text())
         self.domain_id = private_domain_id()
         self.address = f"tcp://127.0.0.1:{free_port()}"
         raw["robot"] = {**raw.get("robot", {}), "address": self.address}
+        if cameras is not None:
+            raw["cameras"] = {n: c for n, c in (raw.get("cameras") or {}).items() if n in cameras}
         self._tmp = tempfile.TemporaryDirectory(prefix="serl-sim-rig-")
         self.config_path = Path(self._tmp.name) / "rig.yaml"
         self.config_path.write_text(yaml.safe_dump(raw))
@@ -49,6 +50,7 @@ class SimRigProcess:
                 str(self.config_path),
                 "--domain-id",
                 str(self.domain_id),
+                "--exit-with-parent",
             ],
             env=env,
             stdout=log,

@@ -2,9 +2,10 @@
 drives the whole robot path (robot server, ROS 2, simulated driver) on a simulated rig.
 
 The arm comes from the env's latest robot state. The cube's pose comes from the state when the
-driver reports it (`object_pose`), else from where the driver placed it at reset (`task_info`),
-carried with the gripper once it is held: the operator only needs it to find the cube and to tell
-that it is held.
+robot server reports it (`object_pose`: the rig's measured pose), else from where the driver placed
+it at reset (`task_info`), carried with the gripper once it is held: the operator only needs it to
+find the cube and to tell that it is held. With `FrankaEnvConfig.object_pose` the observation's
+privileged `object_pose` is this same reading.
 """
 
 from __future__ import annotations
@@ -71,9 +72,9 @@ class FrankaScene:
 
     def object_pose(self) -> Pose:
         state = self.robot_state
-        if "object_pose" in state:
+        if state.get("object_pose") is not None:
             pose = np.asarray(state["object_pose"], np.float64)
-            return pose[:3], pose[3:]
+            return pose[:3].copy(), pose[3:].copy()
         placed = self._placed()
         # a new episode: the cube rests where the driver placed it
         if placed is not self._placement:
@@ -89,6 +90,10 @@ class FrankaScene:
             self._rest, self._held_offset = tcp + self._held_offset, None
         cube = tcp + self._held_offset if self._held_offset is not None else self._rest
         return cube, np.asarray(placed["quat"], np.float64)
+
+    def observed_object_pose(self) -> np.ndarray:
+        """`object_pose()` as the observation's float32 (7,) entry."""
+        return np.concatenate(self.object_pose()).astype(np.float32)
 
     def _sim_task(self) -> str:
         if self.rig.sim is None:

@@ -13,7 +13,7 @@ from typing import Any
 import numpy as np
 
 from serl.durable import write_bytes
-from serl.networks.config import EncoderConfig
+from serl.networks.config import EncoderConfig, check_trunk_weights
 
 Path_ = tuple[str, ...]
 
@@ -153,9 +153,11 @@ def load_trunk_params(path: str | os.PathLike, trunk: str = "resnet10") -> dict:
 def frozen_params_for(cfg: EncoderConfig) -> dict | None:
     """The `frozen` argument of the agents' `create(...)` for an `EncoderConfig`: `{"trunk":
     weights}` loaded from `cfg.pretrained_path` when the trunk is frozen and a path is given; None
-    otherwise (a frozen trunk without a path keeps its random initialisation; a config without
-    cameras has no trunk). Fine-tuning a trainable trunk from pretrained weights is not supported
-    yet: a path with `frozen_trunk=False` raises ValueError."""
+    when the trunk trains, when a frozen trunk keeps its random initialisation by explicit choice
+    (`random_frozen_trunk`), or when there are no cameras (no trunk). A frozen trunk with neither
+    is `MissingTrunkWeights`, naming `serl import-encoder`. Fine-tuning a trainable trunk from
+    pretrained weights is not supported yet: a path with `frozen_trunk=False` raises ValueError."""
+    check_trunk_weights(cfg)
     if not cfg.pretrained_path:
         return None
     if not cfg.frozen_trunk:

@@ -15,7 +15,7 @@ import numpy as np
 import pytest
 from flax.traverse_util import flatten_dict
 
-from serl.networks.config import EncoderConfig
+from serl.networks.config import EncoderConfig, MissingTrunkWeights
 from serl.networks.encoders import ResNet10Trunk
 from serl.networks.observation_encoder import init_encoder
 from serl.networks.pretrained import convert_shared_pickle
@@ -205,7 +205,14 @@ def test_frozen_params_plug_into_the_encoder(tmp_path, ours):
     spec = lambda a: (a.shape, a.dtype)
     assert jax.tree.map(spec, frozen) == jax.tree.map(spec, init_frozen)
     no_file = EncoderConfig(image_keys=("front",), trunk="resnet10", frozen_trunk=True)
-    assert frozen_params_for(no_file) is None
+    with pytest.raises(MissingTrunkWeights, match="serl import-encoder"):
+        frozen_params_for(no_file)  # random features are a choice, never a silent default
+    random = EncoderConfig(image_keys=("front",), trunk="resnet10", frozen_trunk=True,
+                           random_frozen_trunk=True)
+    assert frozen_params_for(random) is None
+    with pytest.raises(ValueError, match="random_frozen_trunk"):
+        EncoderConfig(image_keys=("front",), frozen_trunk=True, random_frozen_trunk=True,
+                      pretrained_path=str(path))
     assert frozen_params_for(EncoderConfig(image_keys=("front",))) is None
     with pytest.raises(ValueError, match="not supported yet"):
         frozen_params_for(EncoderConfig(image_keys=("front",), trunk="resnet10",

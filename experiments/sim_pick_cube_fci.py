@@ -1,0 +1,39 @@
+"""Lift a cube from state alone (the cube's pose is given) through the real-robot path:
+`FrankaEnv` -> robot server -> libfranka adapter -> franky (libfranka's network protocol) ->
+franky-sim, a MuJoCo FR3 with the task's table and cube, at the rig's real 10 Hz.
+
+`launch_sim` starts the rig with the env (`python -m robot_servers.launch`: franky-sim on a free
+loopback FCI address, the robot server on a free port, a private ROS domain) and stops it with the
+env; `serl eval` on a run of this task launches it again. No camera is read, so the launched rig
+renders none (franky-sim's 1 kHz loop shares the CPU with nothing but the task status). The
+privileged `object_pose` and the scripted operator's cube are one reading
+(`FrankaScene.object_pose`): the pose the robot server reports from franky-sim's task status, or,
+from a server that reports none, the cube's reset placement carried with the gripper. Networks,
+operator and budgets as in `sim_pick_cube_state` (128-wide MLPs, the hybrid grasp critic), without
+its update-rate limit: here the robot's clock paces the actor, and the learner runs as many updates
+as the CPU allows (~45 a second with the rig on 2 cores).
+
+Evaluation cadence: evaluations also run at 10 Hz in real time, so they cost wall time one for one
+with training episodes. One evaluation of 10 episodes every 30 training episodes is 10 of every 40
+episodes: 25% of the wall time when the two kinds of episode last as long, less once the policy
+succeeds (a success ends an episode early in both). The stopping rule (mean of the last three
+evaluations >= 80%) then confirms a learned policy within ~120 episodes (~10 minutes at ~5 s an
+episode, reset included)."""
+
+from experiments.base import RigExperimentConfig
+from serl.actor.config import ActorConfig
+from serl.agents.config import SACConfig
+from serl.devices.scripted import ScriptedOperatorConfig
+from serl.envs.franka_config import FrankaEnvConfig
+from serl.learner.config import LearnerConfig
+
+CONFIG = RigExperimentConfig(
+    demos_dir="demos/sim_pick_cube_fci",
+    env=FrankaEnvConfig(hardware_config="hardware_configs/franky_sim.yaml", launch_sim=True,
+                        image_obs=False, object_pose=True),
+    agent=SACConfig(grasp_critic=True, hidden_dims=(128, 128)),
+    # ~30% of steps at first
+    operator=ScriptedOperatorConfig(takeover_prob=0.03, takeover_steps=15),
+    actor=ActorConfig(eval_every_episodes=30, eval_episodes=10),
+    learner=LearnerConfig(min_online=500, target_eval_success=0.8, max_minutes=90.0),
+)
