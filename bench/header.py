@@ -36,3 +36,12 @@ def jax_fields() -> dict:
     return {"platform": devices[0].platform, "device_kind": devices[0].device_kind,
             "device_count": len(devices), "cpu_count": cpus(), "machine": machine(),
             "jax": jax.__version__}
+
+
+def run_footer(load_start: float | None, started: float) -> dict:
+    """The closing fields of a bench's JSON line: the load average at its start and end, and its
+    wall time since `started` (a `time.perf_counter()` reading)."""
+    import time
+
+    return {"loadavg_1m_start": load_start, "loadavg_1m_end": load_1m(),
+            "wall_s": round(time.perf_counter() - started, 1)}

@@ -34,7 +34,7 @@ import subprocess
 import sys
 import time
 
-from header import jax_fields, load_1m
+from header import jax_fields, load_1m, run_footer
 
 # DESIGN.md "Speed": hil-serl's learner, frozen ResNet-10, 2-core CPU
 PEER_HIL_SERL_S_PER_STEP = 15.1
@@ -322,9 +322,7 @@ def main() -> None:
                 "peer_lerobot_s_per_step": PEER_LEROBOT_S_PER_STEP,
                 "target_speedup_vs_both": TARGET_SPEEDUP,
                 "variants": results,
-                "loadavg_1m_start": load_start,
-                "loadavg_1m_end": load_1m(),
-                "wall_s": round(time.perf_counter() - started, 1),
+                **run_footer(load_start, started),
             }
         )
     )

@@ -19,7 +19,7 @@ import json
 import sys
 import time
 
-from header import jax_fields, load_1m
+from header import jax_fields, load_1m, run_footer
 
 CAMERA, STATE_DIM, ACTION_DIM = 128, 19, 7
 CAMERAS = ("front", "wrist")
@@ -180,9 +180,7 @@ def main() -> None:
                 "peer_hil_serl_p99_ms": PEER_HIL_SERL_P99_MS,
                 "peer_lerobot_p99_ms": PEER_LEROBOT_P99_MS,
                 "encoders": results,
-                "loadavg_1m_start": load_start,
-                "loadavg_1m_end": load_1m(),
-                "wall_s": round(time.perf_counter() - started, 1),
+                **run_footer(load_start, started),
             }
         )
     )

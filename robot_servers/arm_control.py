@@ -82,6 +82,7 @@ class ArmControl(ArmJobs):
             "fault": self.reason if self.mode == "fault" else None,
             "hold": self.reason if self.mode == "hold" else None,
             "succeed": self.arm.task_succeeded(),
+            "object_pose": self.arm.object_pose(),
             "stamp": s.stamp,
             "target": None if self.target is None else np.concatenate(self.target),
         }

@@ -124,3 +124,14 @@ def test_no_import_cycle_among_serl_modules_even_through_function_level_imports(
     found = cycles(import_graph(top_level_only=False))
     assert not found, "import cycles (function-level imports included):\n" + "\n".join(
         map(" <-> ".join, found))
+
+
+def test_the_architecture_page_names_only_files_that_exist():
+    """docs/architecture.md walks a frame through the code by file name: it must stay true."""
+    import re
+
+    text = (ROOT / "docs" / "architecture.md").read_text()
+    named = set(re.findall(r"\b((?:serl|robot_servers|experiments)/[\w/]+\.py)\b", text))
+    assert len(named) > 30, "the page names the files a frame passes"
+    missing = sorted(p for p in named if not (ROOT / p).is_file())
+    assert not missing, f"docs/architecture.md names files that do not exist: {missing}"

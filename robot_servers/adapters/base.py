@@ -59,6 +59,7 @@ class Arm(Protocol):
     def joint_reset(self, q: np.ndarray) -> Future: ...
     def reset_task(self) -> Future | None: ...
     def task_succeeded(self) -> bool | None: ...
+    def object_pose(self) -> np.ndarray | None: ...
     def info(self) -> dict: ...
     def close(self) -> None: ...
 
@@ -199,6 +200,11 @@ class RosArm:
 
     def task_succeeded(self) -> bool | None:
         """The simulator's success signal; None on a real rig."""
+        return None
+
+    def object_pose(self) -> np.ndarray | None:
+        """The task object's measured pose (xyz + quat xyzw, base frame) where the rig measures
+        it (a simulator); None otherwise, as on a real rig."""
         return None
 
     def info(self) -> dict:

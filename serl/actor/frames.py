@@ -4,12 +4,12 @@ both modes train on the same frames."""
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Mapping
 
 import numpy as np
 
 from serl.transport.codec import FrameCodec
+from serl.transport.frames import FrameMemo
 from serl.transport.interfaces import Adder, Transition
 
 
@@ -23,7 +23,7 @@ class FrameView:
 
     def __init__(self, codec: FrameCodec, camera_keys: tuple[str, ...], cache_size: int = 8):
         self.codec, self.camera_keys = codec, tuple(camera_keys)
-        self._recent: deque[tuple[np.ndarray, bytes, np.ndarray]] = deque(maxlen=cache_size)
+        self._recent = FrameMemo(cache_size)
 
     @property
     def lossless(self) -> bool:
@@ -31,15 +31,7 @@ class FrameView:
         return not self.camera_keys or self.codec.jpeg_quality is None
 
     def frame(self, frame: np.ndarray) -> np.ndarray:
-        content = None
-        for seen, snapshot, decoded in self._recent:
-            if seen is frame:
-                content = frame.tobytes() if content is None else content
-                if content == snapshot:
-                    return decoded
-        decoded = self.codec.roundtrip(frame)
-        self._recent.append((frame, frame.tobytes() if content is None else content, decoded))
-        return decoded
+        return self._recent.get(frame, self.codec.roundtrip)
 
     def observation(self, obs: Mapping) -> Mapping:
         if self.lossless:

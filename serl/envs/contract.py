@@ -91,7 +91,7 @@ def raw_observation_space(
 def observation_space(env_config) -> spaces.Dict:
     """The raw env's observation space for a `SimEnvConfig` or a `FrankaEnvConfig` (no simulator, no
     renderer, no robot server: the config alone)."""
-    object_pose = bool(getattr(env_config, "object_pose", False))  # FrankaEnvConfig has none
+    object_pose = bool(getattr(env_config, "object_pose", False))
     return raw_observation_space(
         tuple(env_config.cameras),
         int(env_config.image_size),

@@ -33,7 +33,7 @@ import numpy as np
 from serl.transport.codec import BadMessage, decode_array, encode_array, unpack
 
 OPS = ("get_state", "set_pose", "gripper", "reset", "recover", "set_impedance", "health", "release")
-PROTOCOL_VERSION = 2  # 2: health reports the arm adapter's own state ("arm")
+PROTOCOL_VERSION = 2  # 2: health reports the arm adapter's state ("arm"); state has "object_pose"
 MAX_REPLY_BYTES = 1 << 20
 # Array fields of a state reply: shape, always float64.
 STATE_ARRAYS = {
@@ -176,7 +176,9 @@ def decode_state(result: Mapping[str, Any]) -> dict[str, Any]:
     state = dict(result)
     for key, shape in STATE_ARRAYS.items():
         state[key] = decode_array(state.get(key), shape, np.dtype(np.float64), key)
-    # what the server holds or tracks; None before the first target
-    if state.get("target") is not None:
-        state["target"] = decode_array(state["target"], (7,), np.dtype(np.float64), "target")
+    # what the server holds or tracks (None before the first target), and the task object's
+    # measured pose (None where the rig does not measure it)
+    for key in ("target", "object_pose"):
+        if state.get(key) is not None:
+            state[key] = decode_array(state[key], (7,), np.dtype(np.float64), key)
     return state

@@ -6,7 +6,7 @@ one encode and one decode.
 from __future__ import annotations
 
 from collections import OrderedDict, deque
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -110,26 +110,36 @@ def jpeg_roundtrip(frame: np.ndarray, quality: int) -> np.ndarray:
 # A frame travels twice (next_observations of step t, observations of t+1): the second encode and
 # decode are lookups in these small caches, which halves the codec's CPU time.
 
-class EncodeCache:
-    """Recent encodings by frame object, each checked against a copy of the frame's content at
-    encoding time, so a camera that refills one buffer in place never gets a stale encoding (and
-    nothing is hashed)."""
+class FrameMemo:
+    """Recent results of a function of a frame, by frame object, each checked against a copy of
+    the frame's content taken when it was computed: a camera that refills one buffer in place
+    never gets a stale result, and nothing is hashed."""
 
     def __init__(self, size: int):
-        self._entries: deque[tuple[np.ndarray, bytes, msgpack.ExtType]] = deque(maxlen=size)
+        self._entries: deque[tuple[np.ndarray, bytes, Any]] = deque(maxlen=size)
+
+    def get(self, frame: np.ndarray, compute: Callable[[np.ndarray], Any]) -> Any:
+        content = None
+        for cached, snapshot, result in self._entries:
+            if cached is frame:
+                content = frame.tobytes() if content is None else content
+                if content == snapshot:
+                    return result
+        result = compute(frame)
+        self._entries.append((frame, frame.tobytes() if content is None else content, result))
+        return result
+
+
+class EncodeCache:
+    """Recent encodings by frame object (`FrameMemo`)."""
+
+    def __init__(self, size: int):
+        self._memo = FrameMemo(size)
 
     def encode(self, frames: FrameCodec, frame: np.ndarray) -> msgpack.ExtType:
         if not frames._jpeg_ok(frame):
             return encode_array(frame)
-        content = None
-        for cached, snapshot, ext in self._entries:
-            if cached is frame:
-                content = frame.tobytes() if content is None else content
-                if content == snapshot:
-                    return ext
-        ext = frames.encode(frame)
-        self._entries.append((frame, frame.tobytes() if content is None else content, ext))
-        return ext
+        return self._memo.get(frame, frames.encode)
 
 
 class DecodeCache:

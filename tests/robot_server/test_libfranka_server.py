@@ -148,6 +148,10 @@ def test_the_gripper_grasps_the_cube_and_lifts_it(client, probe, rig):
     command_for(client, lift, seconds=2.0)
     time.sleep(0.3)
     assert probe.task["object_pose"][2] > cube[2] + 0.08, probe.task
+    # the server's state carries the rig's measured cube pose (the env's privileged object_pose)
+    measured = client.get_state()["object_pose"]
+    assert measured.shape == (7,)
+    assert np.linalg.norm(measured[:3] - probe.task["object_pose"][:3]) < 0.01
     client.gripper("open")
     assert wait_until(lambda: not client.get_state()["gripper_moving"], 4.0)
 
