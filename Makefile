@@ -30,7 +30,8 @@ bench: setup
 	$(BIN)/python bench/transport.py
 	$(BIN)/python bench/learner.py
 	$(BIN)/python bench/state_learner.py
-	$(BIN)/python bench/robot_loop.py
+	$(BIN)/python bench/robot_loop.py --adapter sim
+	$(BIN)/python bench/robot_loop.py --adapter libfranka
 
 # The long ones: training to a target over three seeds (state: about 20 minutes on 2 cores; pixels: 40 minutes,
 # up to 3 hours), kills and a network cut (about 5 minutes), the reward classifier over 200 held-out episodes
