@@ -46,10 +46,13 @@ class LearnerProgress:
         except (FileNotFoundError, ValueError, KeyError, TypeError):
             return {}
 
-    def write(self, updates: int, incarnation: int) -> None:
-        """Replace the file atomically; best effort (a full disk is reported, not raised)."""
+    def write(self, updates: int, incarnation: int, durable: bool = True) -> None:
+        """Replace the file atomically; best effort (a full disk is reported, not raised).
+        `durable` for the records a promise rests on (a new incarnation, a checkpoint); the
+        periodic count at each publication only has to survive a process crash."""
         try:
-            write_json(self.path, {"updates": updates, "incarnation": incarnation})
+            write_json(self.path, {"updates": updates, "incarnation": incarnation},
+                       durable=durable)
         except OSError as err:
             log.error("could not record the learner's progress in %s: %s", self.path, err)
 

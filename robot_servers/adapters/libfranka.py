@@ -215,6 +215,8 @@ class LibfrankaArm:
     def _start_tracking(self, link: fl.Link):
         """A new tracking motion holding the measured pose (never a stale target); robot lock
         held."""
+        if self._stop.is_set():  # a job that outlived close() never restarts a motion
+            raise RuntimeError("the libfranka adapter is closed")
         pose = link.robot.state.O_T_EE
         with self._lock:
             impedance = dict(self._impedance)
@@ -281,6 +283,8 @@ class LibfrankaArm:
                 if link.robot.join_motion(0.02):
                     break
             if time.monotonic() > deadline:
+                with self._robot_lock:  # never leave the waypoint motion driving the arm
+                    fl.stop_motion(link.robot)
                 raise RuntimeError("joint reset did not finish within 28 s")
             time.sleep(0.02)
         with self._robot_lock:

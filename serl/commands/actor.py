@@ -38,8 +38,10 @@ def run_actor(config, run: str) -> int:
     try:
         counters = actor.run(stop)
     finally:
-        side.close()
-        actor.env.close()
+        try:
+            side.close()
+        finally:  # a rig's robot client and cameras close even if the transport's close fails
+            actor.env.close()
     print(f"actor {config.actor.actor_id} stopped after {counters.env_steps} env steps "
           f"({counters.episodes} episodes)")
     return 0

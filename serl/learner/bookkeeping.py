@@ -49,8 +49,8 @@ class Bookkeeping:
                     "are redone", saved.updates, incarnation, redone)
         return agent, counters, redone
 
-    def write_progress(self, counters: LearnerCounters) -> None:
-        self.progress.write(counters.updates, counters.incarnation)
+    def write_progress(self, counters: LearnerCounters, durable: bool = True) -> None:
+        self.progress.write(counters.updates, counters.incarnation, durable)
 
     def checkpoint(self, agent, counters: LearnerCounters, watermarks: Callable[[], dict],
                    on_error: Callable[[str, OSError], None], final: bool = True) -> None:

@@ -100,7 +100,7 @@ class Learner:
         c = self.counters
         if self.weights.publish(c.incarnation, c.updates, self.training.policy_params):
             # a crash after this loses at most publish_every updates uncounted
-            self.records.write_progress(c)
+            self.records.write_progress(c, durable=False)
 
     def checkpoint(self, final: bool = True) -> None:
         """Save a checkpoint; a failed write leaves the previous one loadable (see
@@ -166,7 +166,7 @@ class Learner:
                  "learner/skipped_updates": self.training.skipped_updates,
                  "learner/invalid_transitions": self.invalid_transitions}
         self.reporting.log_update(self.counters.updates, info, extra)
-        self.records.write_progress(self.counters)
+        self.records.write_progress(self.counters, durable=False)
 
     def close(self) -> None:
         self.reporting.close()
