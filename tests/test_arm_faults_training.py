@@ -321,10 +321,13 @@ def test_reflex_during_training_truncates_waits_for_confirmation_and_training_co
         for th in threads:
             th.start()
         assert wait_until(lambda: learner.counters.updates >= 5 and len(adder.rows) >= 45, 150)
+        reflex = f"{raw.rig.ros.sim_namespace}/inject_reflex"
+        probe.ready(reflex)
         # Mid-episode (not at its first or last steps): inject the reflex.
         assert wait_until(lambda: 5 <= adder.rows[-1].step <= 20 and not adder.rows[-1].done, 30)
-        probe.trigger(f"{raw.rig.ros.sim_namespace}/inject_reflex")
+        # Taken before the trigger: its reply can arrive after the env already saw the fault.
         injected = time.monotonic()
+        probe.trigger(reflex)
         assert wait_until(lambda: any(r.done for r in adder.since(injected)), 10)
         cut = next(r for r in adder.since(injected) if r.done)
         assert (

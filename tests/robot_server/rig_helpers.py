@@ -41,25 +41,32 @@ class RosProbe:
         self.node = rclpy.create_node("test_probe", context=self.context)
         self.executor = SingleThreadedExecutor(context=self.context)
         self.executor.add_node(self.node)
+        self._clients: dict[str, object] = {}
         self._thread = threading.Thread(target=self.executor.spin, daemon=True)
         self._thread.start()
 
-    def trigger(self, service: str, timeout_s: float = 5.0) -> Trigger.Response:
-        client = self.node.create_client(Trigger, service)
-        try:
+    def ready(self, service: str, timeout_s: float = 5.0):
+        """The service's client, created and discovered once (discovery can take seconds on a
+        loaded core, so a test that must time its trigger calls this first)."""
+        if service not in self._clients:
+            client = self.node.create_client(Trigger, service)
             assert client.wait_for_service(timeout_sec=timeout_s), (
                 f"service {service} not available"
             )
-            future = client.call_async(Trigger.Request())
-            deadline = time.monotonic() + timeout_s
-            while not future.done():
-                assert time.monotonic() < deadline, f"{service} did not answer"
-                time.sleep(0.01)
-            return future.result()
-        finally:
-            self.node.destroy_client(client)
+            self._clients[service] = client
+        return self._clients[service]
+
+    def trigger(self, service: str, timeout_s: float = 5.0) -> Trigger.Response:
+        future = self.ready(service, timeout_s).call_async(Trigger.Request())
+        deadline = time.monotonic() + timeout_s
+        while not future.done():
+            assert time.monotonic() < deadline, f"{service} did not answer"
+            time.sleep(0.01)
+        return future.result()
 
     def close(self) -> None:
+        for client in self._clients.values():
+            self.node.destroy_client(client)
         self.executor.shutdown()
         self.node.destroy_node()
         rclpy.shutdown(context=self.context)
