@@ -102,12 +102,26 @@ def connect(section: LibfrankaSection) -> Link:
             f"libfranka's end-effector frame F_T_EE is {np.round(offset, 4).tolist()} m from the "
             f"flange; the rig expects {expected} m: set the end effector in Desk, or change "
             "libfranka.expected_ee_offset_m (tcp_pose is O_T_EE; no offset is added to it)")
-    model = section.arm_model
-    if model == "auto":
-        model = "fr3" if "fr3" in robot.model_urdf.lower() else "panda"
+    model = section.arm_model if section.arm_model != "auto" else arm_model_of(robot)
     limits = (tuple(np.asarray(v) for v in JOINT_LIMITS[model])
               if section.joint_limit_avoidance else None)
     return Link(robot, gripper, limits, offset, np.asarray(f_t_ee.quaternion, dtype=np.float64))
+
+
+def arm_model_of(robot) -> str:
+    """"fr3" or "panda" from the URDF the robot reports; LinkError when it names neither (older
+    firmware reports none), rather than guessing joint limits."""
+    try:
+        urdf = str(robot.model_urdf).lower()
+    except Exception as err:  # franky raises its own exception types, none shared
+        urdf, why = "", f"reading it failed: {err}"
+    else:
+        why = "it names neither fr3 nor panda"
+    for model in ("fr3", "panda"):
+        if model in urdf:
+            return model
+    raise LinkError(f"cannot tell the arm model from the URDF libfranka reports ({why}): set "
+                    "libfranka.arm_model to fr3 or panda in the rig file")
 
 
 def gains(impedance: dict[str, float]) -> franky.CartesianImpedanceGains:

@@ -85,3 +85,24 @@ def test_the_real_rig_template_defaults_to_libfranka_with_realtime_enforced():
     cfg = load_hardware_config(ROOT / "hardware_configs" / "franka_fr3_template.yaml")
     assert cfg.robot.adapter == "libfranka" and cfg.libfranka.realtime == "enforce"
     assert cfg.libfranka.joint_limit_avoidance and not cfg.libfranka.fault_injection
+
+
+class _Robot:
+    """Only what `arm_model_of` reads: the URDF text libfranka's robot reports (or a failure)."""
+
+    def __init__(self, urdf: str | None):
+        self._urdf = urdf
+
+    @property
+    def model_urdf(self) -> str:
+        if self._urdf is None:
+            raise RuntimeError("the robot sent no model")
+        return self._urdf
+
+
+def test_arm_model_auto_reads_the_urdf_and_refuses_to_guess():
+    assert fl.arm_model_of(_Robot('<robot name="fr3">')) == "fr3"
+    assert fl.arm_model_of(_Robot('<robot name="panda">')) == "panda"
+    for urdf in ("", None):  # older firmware: nothing to tell the joint limits by
+        with pytest.raises(fl.LinkError, match="set libfranka.arm_model to fr3 or panda"):
+            fl.arm_model_of(_Robot(urdf))
