@@ -82,7 +82,8 @@ class ArmJobs:
                 break
             if time.monotonic() - t0 > duration + r.settle_timeout_s:
                 raise Refused(
-                    f"reset did not reach the pose within {duration + r.settle_timeout_s:.1f} s "
+                    f"unsettled: reset did not reach the pose within "
+                    f"{duration + r.settle_timeout_s:.1f} s "
                     f"(position error {error:.4f} m)"
                 )
             yield

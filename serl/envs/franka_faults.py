@@ -8,12 +8,12 @@ import logging
 
 from serl.cameras.base import CameraError
 from serl.envs.contract import StepInfo
-from serl.robot.client import RobotBusy, RobotFault, RobotTimeout
+from serl.robot.client import RobotBusy, RobotFault, RobotTimeout, RobotUnsettled
 
 log = logging.getLogger("serl.envs.franka_env")
 # Worth another try: a stalled server or camera, or a reset still running after our request timed
 # out (a refusal is not).
-TRANSIENT = (RobotTimeout, RobotBusy, CameraError)
+TRANSIENT = (RobotTimeout, RobotBusy, RobotUnsettled, CameraError)
 
 
 class FaultHandling:

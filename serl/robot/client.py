@@ -38,6 +38,15 @@ class RobotBusy(RobotError):
     another try."""
 
 
+class RobotUnsettled(RobotError):
+    """A reset moved but did not settle at its pose in time (blocked, or a simulated arm running
+    slower than real time); the arm holds where it is, and another reset is worth a try."""
+
+
+# Refusals the server marks with a prefix ("busy: ...") and the exception each raises.
+REFUSALS = {"busy": RobotBusy, "unsettled": RobotUnsettled}
+
+
 class RobotClient:
     """One connection to a robot server. `curve`: the client's key pair and the server's public
     key."""
@@ -97,7 +106,7 @@ class RobotClient:
             error = str(reply.get("error", "unknown error"))
             if reply.get("fault"):
                 raise RobotFault(error)
-            raise RobotBusy(error) if error.startswith("busy:") else RobotError(error)
+            raise REFUSALS.get(error.split(":", 1)[0], RobotError)(error)
 
     # ---------- the robot-server API ----------
     def get_state(self) -> dict:
