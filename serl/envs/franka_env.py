@@ -41,7 +41,7 @@ from serl.envs.franka_config import Confirm, FrankaEnvConfig, check_against_rig
 from serl.envs.franka_faults import TRANSIENT, FaultHandling
 from serl.envs.franka_loop import ControlClock
 from serl.envs.franka_scene import FrankaScene
-from serl.robot.client import RobotClient, RobotFault
+from serl.robot.client import RobotClient, RobotFault, RobotUnsettled
 from serl.robot.hardware_config import load_hardware_config
 from serl.robot.safety import clip_target
 
@@ -128,11 +128,14 @@ class FrankaEnv(FaultHandling, FrankaScene, gym.Env):
     # ---------- gymnasium API ----------
     def reset(self, *, seed: int | None = None, options: dict | None = None):
         super().reset(seed=seed)
-        attempts, attempt = self.cfg.reset_retries + 1, 1
+        attempts, attempt, unsettled = self.cfg.reset_retries + 1, 1, False
         while True:
             try:
-                return self._reset_once()
+                return self._reset_once(joint_reset=unsettled)
             except TRANSIENT as err:
+                # A reset that cannot settle (a joint near its limit after drifting in the
+                # nullspace) is retried as a joint reset, where the rig has one.
+                unsettled = unsettled or isinstance(err, RobotUnsettled)
                 if attempt == attempts:
                     raise RigUnavailable(f"reset failed {attempts} times in a row; last error: "
                                          f"{err}") from err
@@ -144,7 +147,7 @@ class FrankaEnv(FaultHandling, FrankaScene, gym.Env):
                 time.sleep(self.cfg.reset_retry_wait_s)
                 attempt += 1
 
-    def _reset_once(self):
+    def _reset_once(self, joint_reset: bool = False):
         self._connect()
         state = self.client.get_state()
         if state["mode"] == "fault" or self._fault is not None:
@@ -152,7 +155,8 @@ class FrankaEnv(FaultHandling, FrankaScene, gym.Env):
         rs = self.rig.reset
         # clipped into the box and cone, like every target
         pose = rs.draw_pose(self.np_random, self.limits)
-        joint = self.cfg.joint_reset_every > 0 and self._episodes % self.cfg.joint_reset_every == 0
+        every = self.cfg.joint_reset_every
+        joint = joint_reset or (every > 0 and self._episodes % every == 0)
         if not self.cfg.gripper_locked:
             self.client.gripper("open")
             self._gripper_closed = False
