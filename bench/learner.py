@@ -17,10 +17,21 @@ Each variant runs in a fresh child process, so its compile time and peak memory 
 variant: AOT compile time, median seconds per update over `--updates` timed updates after `--warmup`
 (`block_until_ready`), updates and critic updates per second, FLOPs per update (XLA cost analysis)
 and achieved FLOP/s, peak memory (ru_maxrss on CPU, the device's peak_bytes_in_use where it reports
-one). Prints one JSON line; progress goes to stderr.
+one). The frozen trunk is an argument of the update, not part of the agent, and the agent's buffers
+are donated, as in the learner.
+
+`loop` (unless `--loop-seconds 0`): the whole learner loop over the cached ResNet-10 for
+`--loop-seconds` after its first update (`bench/learner_loop.py`): its updates per second, the
+share of its wall time outside `update` (sampling, intake with the feature cache, the actors'
+reports, publishing, bookkeeping; target <= 15%) and which part dominates, beside the bare update
+rate of the same compiled update. The loop's figures depend on the CPU being free: `loadavg_1m_*`
+says whether it was.
+
+Prints one JSON line; progress goes to stderr.
 
 Run (CPU): `JAX_PLATFORMS=cpu .venv/bin/python bench/learner.py [--variants small resnet10_cached]
-[--updates 3]`. The same command runs on a GPU without JAX_PLATFORMS.
+[--updates 3]`; smallest: `--variants resnet10_cached --updates 1 --loop-seconds 10 --loop-batch 32
+--loop-prefill 64`. The same command runs on a GPU without JAX_PLATFORMS.
 """
 
 from __future__ import annotations
@@ -132,14 +143,17 @@ def run_variant(variant: str, args) -> dict:
     from serl.agents.config import SACConfig
     from serl.agents.hybrid import HybridAgent
     from serl.networks.config import EncoderConfig
-    from serl.networks.observation_encoder import trunk_features
+    from serl.networks.observation_encoder import trunk_feature_shape
+    from serl.networks.trunk import frozen_trunk
 
     device = jax.devices()[0]
     trunk = "small" if variant == "small" else "resnet10"
     encoder = EncoderConfig(image_keys=CAMERAS, trunk=trunk, frozen_trunk=trunk == "resnet10",
                             random_frozen_trunk=trunk == "resnet10")
+    # cached features cannot be cropped: no augmentation for those variants (as the config says)
     cfg = SACConfig(encoder=encoder, critic_ensemble_size=ENSEMBLE, critic_actor_ratio=RATIO,
-                    batch_size=BATCH, grasp_critic=True)
+                    batch_size=BATCH, grasp_critic=True,
+                    augment_pad=0 if variant in FEATURE_DTYPES else 4)
     example = {"state": np.zeros(STATE_DIM, np.float32),
                **{cam: np.zeros((CAMERA, CAMERA, 3), np.uint8) for cam in CAMERAS}}
 
@@ -149,11 +163,13 @@ def run_variant(variant: str, args) -> dict:
     create_s = time.perf_counter() - t0
     log(f"{variant}: agent created in {create_s:.1f} s")
 
+    # the frozen trunk: a constant beside the agent, needed by updates on frames only
+    trunk = None
+    if variant == "resnet10_frozen":
+        trunk = jax.device_put(frozen_trunk(encoder))
     feature_shape = ()
     if variant in FEATURE_DTYPES:
-        feature_shape = tuple(jax.eval_shape(
-            lambda p, x: trunk_features(p, x, encoder), agent.sac.frozen["trunk"],
-            jax.ShapeDtypeStruct((1, CAMERA, CAMERA, 3), jnp.uint8)).shape[1:])
+        feature_shape = tuple(trunk_feature_shape(encoder, (CAMERA, CAMERA, 3)))
     host = make_batch(variant, args.seed, feature_shape)
     if variant in FEATURE_DTYPES:
         dtype = jnp.dtype(FEATURE_DTYPES[variant])
@@ -167,7 +183,7 @@ def run_variant(variant: str, args) -> dict:
     batch_mb = sum(x.nbytes for x in jax.tree.leaves(batch)) / 2**20
 
     t0 = time.perf_counter()
-    lowered = type(agent).update.lower(agent, batch)
+    lowered = type(agent).update.lower(agent, batch, trunk)
     lower_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     compiled = lowered.compile()
@@ -185,7 +201,7 @@ def run_variant(variant: str, args) -> dict:
     warmup_s: list[float] = []
     while len(warmup_s) < args.warmup and (not warmup_s or time.perf_counter() < deadline):
         t0 = time.perf_counter()
-        agent, info = compiled(agent, batch)
+        agent, info = compiled(agent, batch, trunk)
         jax.block_until_ready((agent, info))
         warmup_s.append(time.perf_counter() - t0)
         log(f"{variant}: warm-up {len(warmup_s)}/{args.warmup}: {warmup_s[-1]:.3f} s")
@@ -193,7 +209,7 @@ def run_variant(variant: str, args) -> dict:
     times: list[float] = []
     while len(times) < args.updates and (not times or time.perf_counter() < deadline):
         t0 = time.perf_counter()
-        agent, info = compiled(agent, batch)
+        agent, info = compiled(agent, batch, trunk)
         jax.block_until_ready((agent, info))
         times.append(time.perf_counter() - t0)
     if len(times) < args.updates:
@@ -240,6 +256,18 @@ def run_variant(variant: str, args) -> dict:
     return out
 
 
+def run_child(flags: list[str], what: str) -> dict:
+    """This script in a fresh process with `flags`: its last JSON line, or an error entry."""
+    cmd = [sys.executable, os.path.abspath(__file__), *flags]
+    # the child's stderr passes through
+    proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
+    lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
+    if proc.returncode != 0 or not lines:
+        log(f"{what}: worker failed with exit status {proc.returncode}")
+        return {"error": f"worker exited with {proc.returncode}"}
+    return json.loads(lines[-1])
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
@@ -262,43 +290,49 @@ def main() -> None:
         action="store_true",
         help="run the variants in this process (peak memory and compile caches then overlap)",
     )
+    parser.add_argument("--loop-seconds", type=float, default=60.0,
+                        help="seconds of the whole learner loop after its first update; 0: skip")
+    parser.add_argument("--loop-batch", type=int, default=BATCH, help="the loop's batch size")
+    parser.add_argument("--loop-prefill", type=int, default=500,
+                        help="transitions stored before the loop's first update (min_online)")
+    parser.add_argument("--loop-actor-hz", type=float, default=10.0,
+                        help="transitions per second the stand-in actor adds during the loop")
     parser.add_argument("--worker", choices=VARIANTS, help=argparse.SUPPRESS)
+    parser.add_argument("--loop-worker", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args()
 
     if args.worker:
         print(json.dumps(run_variant(args.worker, args)), flush=True)
         return
+    if args.loop_worker:
+        from learner_loop import run_loop
+
+        print(json.dumps(run_loop(args)), flush=True)
+        return
 
     started = time.perf_counter()
     load_start = load_1m()
     results: dict[str, dict] = {}
+    common = ["--updates", str(args.updates), "--warmup", str(args.warmup), "--variant-budget-s",
+              str(args.variant_budget_s), "--seed", str(args.seed)]
     for variant in args.variants:
         log(f"--- {variant}")
         if args.in_process:
             results[variant] = run_variant(variant, args)
             continue
-        cmd = [
-            sys.executable,
-            os.path.abspath(__file__),
-            "--worker",
-            variant,
-            "--updates",
-            str(args.updates),
-            "--warmup",
-            str(args.warmup),
-            "--variant-budget-s",
-            str(args.variant_budget_s),
-            "--seed",
-            str(args.seed),
-        ]
-        # the child's stderr passes through
-        proc = subprocess.run(cmd, stdout=subprocess.PIPE, text=True)
-        lines = [line for line in proc.stdout.splitlines() if line.startswith("{")]
-        if proc.returncode != 0 or not lines:
-            results[variant] = {"error": f"worker exited with {proc.returncode}"}
-            log(f"{variant}: worker failed with exit status {proc.returncode}")
-        else:
-            results[variant] = json.loads(lines[-1])
+        results[variant] = run_child(["--worker", variant, *common], variant)
+    loop = None
+    if args.loop_seconds > 0:
+        log("--- the learner loop (resnet10, feature cache)")
+        loop = run_child(["--loop-worker", *common, "--loop-seconds", str(args.loop_seconds),
+                          "--loop-batch", str(args.loop_batch), "--loop-prefill",
+                          str(args.loop_prefill), "--loop-actor-hz", str(args.loop_actor_hz)],
+                         "loop")
+        if "outside_update_fraction" in loop:
+            log(f"loop: {loop['loop_updates_per_s']} updates/s against "
+                f"{loop['bare_updates_per_s']} bare; outside update "
+                f"{100 * loop['outside_update_fraction']:.0f}% (most: "
+                f"{loop['dominant_outside_update']})")
 
     print(
         json.dumps(
@@ -322,6 +356,7 @@ def main() -> None:
                 "peer_lerobot_s_per_step": PEER_LEROBOT_S_PER_STEP,
                 "target_speedup_vs_both": TARGET_SPEEDUP,
                 "variants": results,
+                "loop": loop,
                 **run_footer(load_start, started),
             }
         )

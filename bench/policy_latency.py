@@ -81,6 +81,7 @@ def run_encoder(trunk: str, args) -> dict:
     from serl.agents import hybrid, sac
     from serl.agents.hybrid import HybridAgent
     from serl.networks.config import EncoderConfig
+    from serl.networks.trunk import frozen_trunk
 
     encoder = EncoderConfig(image_keys=CAMERAS, trunk=trunk, frozen_trunk=trunk == "resnet10",
                             random_frozen_trunk=trunk == "resnet10")
@@ -90,7 +91,9 @@ def run_encoder(trunk: str, args) -> dict:
     t0 = time.perf_counter()
     agent = HybridAgent.create(jax.random.PRNGKey(args.seed), example, ACTION_DIM, cfg)
     params = jax.device_put(agent.policy_params())
-    jax.block_until_ready(params)
+    # the frozen trunk is not in the published weights: the actor builds it from its config
+    trunk = None if frozen_trunk(encoder) is None else jax.device_put(frozen_trunk(encoder))
+    jax.block_until_ready((params, trunk))
     create_s = time.perf_counter() - t0
     del agent
 
@@ -102,11 +105,12 @@ def run_encoder(trunk: str, args) -> dict:
     jax.block_until_ready(keys)
 
     def sample(obs, i):
-        action = hybrid.sample_actions(params, jax.device_put(obs), keys[i], cfg=cfg)
+        action = hybrid.sample_actions(params, jax.device_put(obs), keys[i], cfg=cfg,
+                                       trunk=trunk)
         return np.asarray(jax.block_until_ready(action))
 
     def evaluate(obs, i):
-        action = hybrid.eval_actions(params, jax.device_put(obs), cfg=cfg)
+        action = hybrid.eval_actions(params, jax.device_put(obs), cfg=cfg, trunk=trunk)
         return np.asarray(jax.block_until_ready(action))
 
     t0 = time.perf_counter()
@@ -127,11 +131,11 @@ def run_encoder(trunk: str, args) -> dict:
         log(f"{trunk}: eval_actions {out['eval_actions']}")
 
     obs_dev = jax.device_put(observations[0])
-    flops = flops_of(hybrid.sample_actions, params, obs_dev, keys[0], cfg=cfg)
+    flops = flops_of(hybrid.sample_actions, params, obs_dev, keys[0], cfg=cfg, trunk=trunk)
     # The arm's SAC policy alone: if the hybrid call costs ~2x this, the encoder runs twice per
     # call.
     arm_flops = flops_of(sac.sample_actions, params, obs_dev, keys[0], cfg=cfg,
-                         action_dim=hybrid.ARM_DIMS)
+                         action_dim=hybrid.ARM_DIMS, trunk=trunk)
     target = TARGET_P99_MS[trunk]
     out.update({
         "flops_per_call": flops, "arm_policy_only_flops": arm_flops,

@@ -107,10 +107,13 @@ def on_cpu_from_pixels(config: ExperimentConfig) -> ExperimentConfig:
     whose features are computed once per frame at insertion, so updates skip the trunk; batches of
     128; the scripted operator takes over ~30% of steps at first; at most two env steps per learner
     update. No pretrained file ships, so the frozen trunk keeps its random initialisation, chosen
-    explicitly (`random_frozen_trunk`: random conv features suffice for this scene)."""
+    explicitly (`random_frozen_trunk`: random conv features suffice for this scene). No random crop
+    (`augment_pad=0`): sampled batches carry cached features, not frames, so there is nothing to
+    crop (the crop was silently off before it became a config error)."""
     encoder = replace(config.agent.encoder, trunk="resnet10", frozen_trunk=True,
                       random_frozen_trunk=True, feature_cache=True)
-    return replace(config, agent=replace(config.agent, encoder=encoder, batch_size=128),
+    return replace(config, agent=replace(config.agent, encoder=encoder, batch_size=128,
+                                         augment_pad=0),
                    operator=replace(config.operator, takeover_prob=0.03, takeover_steps=15),
                    actor=replace(config.actor, max_steps_per_update=2.0, free_steps=500),
                    learner=replace(config.learner, min_online=500))

@@ -92,7 +92,7 @@ def make_learner(tmp_path, transport, cfg=LEARNER, resume=False):
 
 
 @pytest.mark.timeout(180)
-def test_learner_trains_publishes_checkpoints_and_resumes(tmp_path):
+def test_learner_trains_publishes_checkpoints_and_resumes(tmp_path, capsys):
     transport = InProcessTransport(max_batch=16)
     produced: list[bool] = []
     actor = threading.Thread(target=produce, args=(transport, "robot-1", 300, produced))
@@ -114,8 +114,13 @@ def test_learner_trains_publishes_checkpoints_and_resumes(tmp_path):
     ]
     version, params = transport.variable_client().poll()
     assert (version.incarnation, version.step) == (0, 60)
-    assert set(params) == {"encoder", "frozen", "actor", "grasp"}
+    assert set(params) == {"encoder", "actor", "grasp"}
     assert list((tmp_path / "run" / "tensorboard" / "learner").glob("events.out.tfevents.*"))
+    # where the time went, from the second update (the first one compiles) to the last
+    shares = learner.clock.window("test")
+    assert shares.updates == 59 and 0 < shares.outside_update < 1
+    assert sum(shares.shares.values()) == pytest.approx(1.0)
+    assert "| outside update" in capsys.readouterr().out  # in the progress line
     learner.close()
 
     # Resume: counters continue, a new incarnation, the acknowledged data is not asked for again.
@@ -146,6 +151,23 @@ def test_checkpoint_round_trip_is_bit_exact(tmp_path):
     ):
         a, b = np.asarray(a), np.asarray(b)
         assert a.dtype == b.dtype and a.tobytes() == b.tobytes(), jax.tree_util.keystr(path)
+
+
+@pytest.mark.timeout(60)
+def test_a_checkpoint_with_the_trunk_inside_is_refused_clearly(tmp_path):
+    """Checkpoints written before the frozen trunk left the agent held it under `frozen`."""
+    from serl.agents.factory import make_agent
+    from serl.learner.bookkeeping import Bookkeeping
+
+    cfg = dataclasses.replace(AGENT, grasp_critic=False)
+    agent = make_agent(cfg, {"state": np.zeros(5, np.float32)}, 7, seed=3)
+    fields = ("actor", "critic", "target_critic_params", "temperature", "rng", "skipped_updates")
+    old = {**{f: getattr(agent, f) for f in fields}, "frozen": {"trunk": {"w": np.ones(3)}}}
+    Checkpointer(tmp_path / "run" / "checkpoints").save(old, LearnerCounters(updates=5))
+    records = Bookkeeping(tmp_path / "run", LEARNER)
+    with pytest.raises(ValueError, match="holds the frozen trunk inside the agent.*new run"):
+        records.restore(agent)
+    records.close()
 
 
 @pytest.mark.timeout(30)
@@ -181,7 +203,8 @@ def test_frozen_trunk_feature_cache(tmp_path):
         image_keys=("front", "wrist"), frozen_trunk=True, random_frozen_trunk=True,
         feature_cache=True, bottleneck_dim=16
     )
-    agent_cfg = dataclasses.replace(AGENT, encoder=encoder, batch_size=8)
+    # the cache drops the frames from samples: a pixel crop could not run (a config error)
+    agent_cfg = dataclasses.replace(AGENT, encoder=encoder, batch_size=8, augment_pad=0)
     transport = InProcessTransport(max_batch=16)
     raw = gym.make("serl/PandaPickCube-v0", max_episode_steps=10)
     env = make_policy_env(raw, PolicyEnvConfig(), device=ScriptedOperator(raw, seed=0))
@@ -225,10 +248,10 @@ def test_frozen_trunk_feature_cache(tmp_path):
     sample = learner.online.sample(4, np.random.default_rng(0))
     assert "front_features" in sample["observations"] and "front" not in sample["observations"]
     stored = learner.online.get(np.arange(4))["observations"]  # get() still returns the frames
-    agent = learner.agent
-    with_frames = encode(agent.sac.critic.params["encoder"], agent.sac.frozen, stored, encoder)
-    cached = {"state": stored["state"], **trunk_feature_fn(agent.sac.frozen, encoder)(stored)}
-    with_cache = encode(agent.sac.critic.params["encoder"], agent.sac.frozen, cached, encoder)
+    agent, trunk = learner.agent, learner.training.trunk
+    with_frames = encode(agent.sac.critic.params["encoder"], trunk, stored, encoder)
+    cached = {"state": stored["state"], **trunk_feature_fn(trunk, encoder)(stored)}
+    with_cache = encode(agent.sac.critic.params["encoder"], None, cached, encoder)
     np.testing.assert_allclose(np.asarray(with_frames), np.asarray(with_cache), atol=2e-2)
     learner.close()
 

@@ -81,7 +81,7 @@ def zmq_actor_side(config, actor_dir: Path, run: str) -> ActorSide:
     transport = ZmqActorTransport(t.learner_host, t.data_port, t.weights_port, a.actor_id, spec,
                                   handshake_info(config, spec, run),
                                   Path(actor_dir) / a.actor_id / "spool", template, curve,
-                                  frames=view.codec,
+                                  frames=view.codec, frame_cache=view.cache,
                                   spool_capacity_bytes=int(t.spool_capacity_gb * (1 << 30)))
     return ActorSide(transport.adder(), transport.variable_client(), transport.stats_sink(), view,
                      produced=transport.spool.next_sequence,

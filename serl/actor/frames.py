@@ -9,21 +9,21 @@ from collections.abc import Mapping
 import numpy as np
 
 from serl.transport.codec import FrameCodec
-from serl.transport.frames import FrameMemo
+from serl.transport.frames import FrameCache
 from serl.transport.interfaces import Adder, Transition
 
 
 class FrameView:
     """`observation(obs)`: `obs` with each camera frame replaced by `codec.roundtrip(frame)`.
 
-    A frame is seen up to three times (the policy's observation at step t + 1, then the
-    `next_observations` of step t and the `observations` of step t + 1): recent results are kept by
-    frame object and checked against a copy of its content, so a camera that refills one buffer
-    in place never gets a stale frame, and nothing is hashed."""
+    A frame is seen twice on the actor (the policy's observation at step t + 1, and the wire's
+    `next_observations` of step t): `cache` (give it to the ZeroMQ transport) keeps its JPEG by
+    frame object, checked against a copy of its content, so it is encoded once, a camera that
+    refills one buffer in place never gets a stale frame, and nothing is hashed."""
 
     def __init__(self, codec: FrameCodec, camera_keys: tuple[str, ...], cache_size: int = 8):
         self.codec, self.camera_keys = codec, tuple(camera_keys)
-        self._recent = FrameMemo(cache_size)
+        self.cache = FrameCache(codec, max(cache_size, 4 * len(self.camera_keys)))
 
     @property
     def lossless(self) -> bool:
@@ -31,7 +31,7 @@ class FrameView:
         return not self.camera_keys or self.codec.jpeg_quality is None
 
     def frame(self, frame: np.ndarray) -> np.ndarray:
-        return self._recent.get(frame, self.codec.roundtrip)
+        return self.cache.roundtrip(frame)
 
     def observation(self, obs: Mapping) -> Mapping:
         if self.lossless:
@@ -41,7 +41,8 @@ class FrameView:
 
 class RoundtripAdder:
     """An `Adder` that passes each transition's camera frames through `view` first: what a learner
-    behind the ZeroMQ transport decodes, so an in-process learner stores the same frames."""
+    behind the ZeroMQ transport decodes, so an in-process learner stores the same frames (and, as
+    the view returns one decoded frame per camera frame, pairs them the same way)."""
 
     def __init__(self, adder: Adder, view: FrameView):
         self.adder, self.view = adder, view

@@ -1,5 +1,7 @@
-"""Pieces every agent's update shares: augmentation of a batch, soft target updates, and the scan
-over the critic-to-actor ratio wrapped in the non-finite guard."""
+"""Pieces every agent's update shares: augmentation of a batch, the frozen trunk's pass over it,
+soft target updates, and the scan over the critic-to-actor ratio wrapped in the non-finite guard
+(which sees only the trained tree: the frozen trunk is an argument of the update, not part of the
+agent)."""
 
 from __future__ import annotations
 
@@ -9,22 +11,39 @@ import jax
 import jax.numpy as jnp
 
 from serl.networks.augment import random_crop
+from serl.networks.config import FEATURES_SUFFIX, EncoderConfig
+from serl.networks.observation_encoder import with_trunk_features
+
+OBSERVATION_FIELDS = ("observations", "next_observations")
 
 
 def augment_batch(batch: dict, image_keys: tuple[str, ...], rng: jax.Array, pad: int) -> dict:
-    """Random-crop the raw camera frames of observations and next_observations (cached features are
-    left alone)."""
+    """Random-crop the raw camera frames of observations and next_observations. A camera that comes
+    as cached features cannot be cropped: ValueError rather than a silent no-op (`SACConfig`
+    refuses that configuration before it gets here)."""
     if pad <= 0:
         return batch
     out = dict(batch)
-    for field in ("observations", "next_observations"):
+    for field in OBSERVATION_FIELDS:
         obs = dict(batch[field])
         for i, key in enumerate(image_keys):
             if key in obs:
                 obs[key] = random_crop(
                     obs[key], jax.random.fold_in(rng, 2 * i + (field == "observations")), pad
                 )
+            elif key + FEATURES_SUFFIX in obs:
+                raise ValueError(f"augment_pad={pad} but camera {key!r} comes as cached trunk "
+                                 "features, which a pixel crop cannot shift")
         out[field] = obs
+    return out
+
+
+def bind_trunk(batch: dict, trunk, cfg: EncoderConfig) -> dict:
+    """The batch with the frozen trunk's features in place of its (augmented) frames, computed
+    once per frame for every network of the step (`with_trunk_features`)."""
+    out = dict(batch)
+    for field in OBSERVATION_FIELDS:
+        out[field] = with_trunk_features(batch[field], trunk, cfg)
     return out
 
 
@@ -49,7 +68,8 @@ def guarded_ratio_update(agent, batch: dict, step: Callable, scan: bool = False)
     """Run `step(agent, minibatch, full=False)` on all but the last minibatch (leading axis of every
     leaf), then `step(..., full=True)` on the last. If any loss or any resulting parameter,
     optimizer moment, target or temperature is NaN or infinite, the whole agent is left exactly as
-    it was and `skipped_updates` counts it.
+    it was and `skipped_updates` counts it. `agent` is the trained tree only (no frozen trunk), so
+    that is all the guard scans and copies.
 
     The critic-only minibatches are unrolled by default: XLA's CPU backend keeps the gradient of a
     convolution kernel in a naive layout inside a `lax.scan` body (measured ~15x slower for an

@@ -44,6 +44,21 @@ class SACConfig:
     # hybrid agent: SAC on the arm, a double-DQN critic on {close, stay, open}
     grasp_critic: bool = False
 
+    def __post_init__(self) -> None:
+        if self.augment_pad < 0:
+            raise ValueError(f"agent.augment_pad {self.augment_pad} must be >= 0 (0 disables the "
+                             "random crop)")
+        enc = self.encoder
+        if self.augment_pad > 0 and enc.feature_cache and enc.image_keys:
+            # an honest switch: a crop that could never run must not read as active
+            raise ValueError(
+                f"agent.augment_pad={self.augment_pad} with agent.encoder.feature_cache=True: "
+                f"sampled batches carry the cached trunk features of {', '.join(enc.image_keys)}, "
+                "not their frames, so the random crop would never run. Set agent.augment_pad=0 "
+                "(--agent.augment-pad 0) to train on the cache without augmentation, or "
+                "agent.encoder.feature_cache=False (--agent.encoder.no-feature-cache) to crop the "
+                "frames and run the frozen trunk in every update")
+
 
 @dataclass(frozen=True)
 class ClassifierConfig:

@@ -14,7 +14,7 @@ from flax import struct
 from flax.training.train_state import TrainState
 
 from serl.agents import sac
-from serl.agents.common import guarded_ratio_update, soft_update
+from serl.agents.common import bind_trunk, guarded_ratio_update, soft_update
 from serl.agents.config import SACConfig
 from serl.envs.contract import GRIPPER_CLOSE, GRIPPER_OPEN
 from serl.networks.mlp import MLP
@@ -43,19 +43,22 @@ def _grasp_command(params: dict, feats: jax.Array, cfg: SACConfig) -> jax.Array:
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def sample_actions(params: dict, obs: dict, rng: jax.Array, cfg: SACConfig) -> jax.Array:
+def sample_actions(
+    params: dict, obs: dict, rng: jax.Array, cfg: SACConfig, trunk=None
+) -> jax.Array:
+    """Arm actions sampled, the gripper's chosen greedily; `trunk` as in `sac.sample_actions`."""
     obs, single = sac._batched(obs)
-    arm = sac.sample_actions(params, obs, rng, cfg=cfg, action_dim=ARM_DIMS)
-    feats = encode(params["encoder"], params["frozen"], obs, cfg.encoder)
+    arm = sac.sample_actions(params, obs, rng, cfg=cfg, action_dim=ARM_DIMS, trunk=trunk)
+    feats = encode(params["encoder"], trunk, obs, cfg.encoder)
     actions = jnp.concatenate([arm, _grasp_command(params["grasp"], feats, cfg)], axis=-1)
     return actions[0] if single else actions
 
 
 @functools.partial(jax.jit, static_argnames=("cfg",))
-def eval_actions(params: dict, obs: dict, cfg: SACConfig) -> jax.Array:
+def eval_actions(params: dict, obs: dict, cfg: SACConfig, trunk=None) -> jax.Array:
     obs, single = sac._batched(obs)
-    arm = sac.eval_actions(params, obs, cfg=cfg, action_dim=ARM_DIMS)
-    feats = encode(params["encoder"], params["frozen"], obs, cfg.encoder)
+    arm = sac.eval_actions(params, obs, cfg=cfg, action_dim=ARM_DIMS, trunk=trunk)
+    feats = encode(params["encoder"], trunk, obs, cfg.encoder)
     actions = jnp.concatenate([arm, _grasp_command(params["grasp"], feats, cfg)], axis=-1)
     return actions[0] if single else actions
 
@@ -68,18 +71,19 @@ class HybridAgent(struct.PyTreeNode):
     cfg: SACConfig = struct.field(pytree_node=False)
 
     @classmethod
-    def create(cls, rng: jax.Array, obs_example: dict, action_dim: int, cfg: SACConfig,
-               frozen: dict | None = None) -> HybridAgent:
+    def create(cls, rng: jax.Array, obs_example: dict, action_dim: int,
+               cfg: SACConfig) -> HybridAgent:
         if action_dim != ARM_DIMS + 1:
             raise ValueError(
                 f"the hybrid agent needs a {ARM_DIMS + 1}-D action (arm + gripper), got "
                 f"{action_dim}"
             )
         rng, grasp_rng = jax.random.split(rng)
-        arm = sac.SACAgent.create(rng, obs_example, ARM_DIMS, cfg, frozen)
+        arm = sac.SACAgent.create(rng, obs_example, ARM_DIMS, cfg)
         obs = jax.tree.map(lambda x: jnp.asarray(x)[None], obs_example)
         # the shape only: no encoder pass
-        feats = jax.eval_shape(arm.features, arm.critic.params, obs)
+        feats = jax.eval_shape(lambda p, o: arm.features(p, sac.trunk_output_example(o, cfg)),
+                               arm.critic.params, obs)
         params = jax.jit(GraspCritic(cfg.hidden_dims).init)(
             grasp_rng, jnp.zeros(feats.shape, feats.dtype)
         )["params"]
@@ -87,7 +91,8 @@ class HybridAgent(struct.PyTreeNode):
         return cls(
             sac=arm,
             grasp=grasp,
-            grasp_target_params=params,
+            # a copy: `update` donates the agent, and a buffer cannot be donated twice
+            grasp_target_params=jax.tree.map(jnp.copy, params),
             skipped_updates=jnp.zeros((), jnp.int32),
             cfg=cfg,
         )
@@ -121,17 +126,19 @@ class HybridAgent(struct.PyTreeNode):
             "grasp_q": q_mean,
         }
 
-    def step(self, batch: dict, full: bool) -> tuple[HybridAgent, dict]:
-        # One augmentation for both critics: the grasp critic then sees the same frames and XLA can
-        # share the encoder passes between them.
+    def step(self, batch: dict, full: bool, trunk=None) -> tuple[HybridAgent, dict]:
+        # One augmentation and one frozen-trunk pass for both critics: the grasp critic then sees
+        # the same frames, and XLA can share the encoder passes between them.
         arm, batch = self.sac.augment(batch)
+        batch = bind_trunk(batch, trunk, self.cfg.encoder)
         arm, info = arm.step_augmented({**batch, "actions": batch["actions"][:, :ARM_DIMS]}, full)
         agent, grasp_info = self.replace(sac=arm).grasp_step(batch, arm.rng)
         return agent, {**info, **grasp_info}
 
-    @jax.jit
-    def update(self, batch: dict) -> tuple[HybridAgent, dict]:
-        """Like `SACAgent.update`; batches also need `grasp_penalty`."""
+    @functools.partial(jax.jit, donate_argnums=0)
+    def update(self, batch: dict, trunk=None) -> tuple[HybridAgent, dict]:
+        """Like `SACAgent.update` (the old agent's buffers donated); batches also need
+        `grasp_penalty`."""
         return guarded_ratio_update(
-            self, batch, lambda a, mb, full: a.step(mb, full), self.cfg.scan_ratio
+            self, batch, lambda a, mb, full: a.step(mb, full, trunk), self.cfg.scan_ratio
         )

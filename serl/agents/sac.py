@@ -1,7 +1,9 @@
 """SAC as RLPD runs it: a layer-normed critic ensemble with REDQ-style subsampling, a high
 critic-to-actor ratio (a `lax.scan` inside one jitted update), a tanh-Gaussian policy and a Lagrange
 temperature. The pixel encoder's parameters live in the critic's train state; the actor reads them
-with a stop-gradient."""
+with a stop-gradient. A frozen trunk is no part of the agent: `update` and the policy functions take
+it as an argument (`serl.networks.trunk.frozen_trunk`), and `update` donates the old agent's
+buffers."""
 
 from __future__ import annotations
 
@@ -15,11 +17,18 @@ import optax
 from flax import struct
 from flax.training.train_state import TrainState
 
-from serl.agents.common import augment_batch, global_norm, guarded_ratio_update, soft_update
+from serl.agents.common import (
+    augment_batch,
+    bind_trunk,
+    global_norm,
+    guarded_ratio_update,
+    soft_update,
+)
 from serl.agents.config import SACConfig
+from serl.networks.config import FEATURES_SUFFIX
 from serl.networks.ensemble import Ensemble, subsample
 from serl.networks.mlp import MLP
-from serl.networks.observation_encoder import encode, init_encoder
+from serl.networks.observation_encoder import encode, init_encoder, trunk_feature_shape
 from serl.networks.policy import TanhGaussianHead, sample_tanh_gaussian
 
 
@@ -67,21 +76,22 @@ def _batched(obs: dict) -> tuple[dict, bool]:
 
 @functools.partial(jax.jit, static_argnames=("cfg", "action_dim"))
 def sample_actions(
-    params: dict, obs: dict, rng: jax.Array, cfg: SACConfig, action_dim: int
+    params: dict, obs: dict, rng: jax.Array, cfg: SACConfig, action_dim: int, trunk=None
 ) -> jax.Array:
-    """Exploration actions in [-1, 1] from `policy_params()` for one observation or a batch."""
+    """Exploration actions in [-1, 1] from `policy_params()` for one observation or a batch;
+    `trunk`: the frozen trunk's parameters, if the config has one."""
     obs, single = _batched(obs)
-    feats = encode(params["encoder"], params["frozen"], obs, cfg.encoder)
+    feats = encode(params["encoder"], trunk, obs, cfg.encoder)
     mean, log_std = actor_module(cfg, action_dim).apply({"params": params["actor"]}, feats)
     actions, _ = sample_tanh_gaussian(mean, log_std, rng)
     return actions[0] if single else actions
 
 
 @functools.partial(jax.jit, static_argnames=("cfg", "action_dim"))
-def eval_actions(params: dict, obs: dict, cfg: SACConfig, action_dim: int) -> jax.Array:
+def eval_actions(params: dict, obs: dict, cfg: SACConfig, action_dim: int, trunk=None) -> jax.Array:
     """Deterministic actions (the squashed mean) for evaluation."""
     obs, single = _batched(obs)
-    feats = encode(params["encoder"], params["frozen"], obs, cfg.encoder)
+    feats = encode(params["encoder"], trunk, obs, cfg.encoder)
     mean, _ = actor_module(cfg, action_dim).apply({"params": params["actor"]}, feats)
     return jnp.tanh(mean[0] if single else mean)
 
@@ -91,7 +101,6 @@ class SACAgent(struct.PyTreeNode):
     critic: TrainState  # params: {"encoder": ..., "q": ...}
     target_critic_params: dict
     temperature: TrainState
-    frozen: dict  # frozen trunk parameters (never trained), shared by actor and critics
     rng: jax.Array
     skipped_updates: jax.Array  # updates dropped by the non-finite guard
     cfg: SACConfig = struct.field(pytree_node=False)
@@ -99,26 +108,18 @@ class SACAgent(struct.PyTreeNode):
 
     @classmethod
     def create(
-        cls,
-        rng: jax.Array,
-        obs_example: dict,
-        action_dim: int,
-        cfg: SACConfig,
-        frozen: dict | None = None,
+        cls, rng: jax.Array, obs_example: dict, action_dim: int, cfg: SACConfig
     ) -> SACAgent:
-        """Build networks and optimizers for an example observation (unbatched) and the action size.
-        `frozen` replaces the frozen trunk's random initialisation (pretrained weights)."""
+        """Build networks and optimizers for an example observation (unbatched) and the action size
+        (a frozen trunk is not built: only its output shape matters here)."""
         obs = jax.tree.map(lambda x: jnp.asarray(x)[None], obs_example)
-        return _create_jit(cls, rng, obs, action_dim, cfg, frozen)
+        return _create_jit(cls, rng, obs, action_dim, cfg)
 
     @classmethod
-    def _create(
-        cls, rng: jax.Array, obs: dict, action_dim: int, cfg: SACConfig, frozen: dict | None
-    ) -> SACAgent:
+    def _create(cls, rng: jax.Array, obs: dict, action_dim: int, cfg: SACConfig) -> SACAgent:
         rng, enc_rng, actor_rng, critic_rng, temp_rng = jax.random.split(rng, 5)
-        enc_params, init_frozen = init_encoder(enc_rng, obs, cfg.encoder)
-        frozen = init_frozen if frozen is None else frozen
-        feats = encode(enc_params, frozen, obs, cfg.encoder)
+        enc_params = init_encoder(enc_rng, obs, cfg.encoder)
+        feats = encode(enc_params, None, trunk_output_example(obs, cfg), cfg.encoder)
         actions = jnp.zeros((1, action_dim))
         opt = optax.adam(cfg.learning_rate)
         q_params = critic_module(cfg).init(critic_rng, feats, actions)["params"]
@@ -128,9 +129,9 @@ class SACAgent(struct.PyTreeNode):
         return cls(
             actor=train_state(actor_params, opt),
             critic=train_state(critic_params, opt),
-            target_critic_params=critic_params,
+            # a copy: `update` donates the agent, and a buffer cannot be donated twice
+            target_critic_params=jax.tree.map(jnp.copy, critic_params),
             temperature=train_state(temp_params, opt),
-            frozen=frozen,
             rng=rng,
             skipped_updates=jnp.zeros((), jnp.int32),
             cfg=cfg,
@@ -139,11 +140,8 @@ class SACAgent(struct.PyTreeNode):
 
     # ---------- what the actor needs ----------
     def policy_params(self) -> dict:
-        return {
-            "encoder": self.critic.params["encoder"],
-            "frozen": self.frozen,
-            "actor": self.actor.params,
-        }
+        """What actors receive: the trained encoder (no frozen trunk) and the actor."""
+        return {"encoder": self.critic.params["encoder"], "actor": self.actor.params}
 
     @property
     def target_entropy(self) -> float:
@@ -153,7 +151,8 @@ class SACAgent(struct.PyTreeNode):
 
     # ---------- pieces ----------
     def features(self, params: dict, obs: dict) -> jax.Array:
-        return encode(params["encoder"], self.frozen, obs, self.cfg.encoder)
+        """Encoder output; a frozen trunk's features must already be in `obs` (`bind_trunk`)."""
+        return encode(params["encoder"], None, obs, self.cfg.encoder)
 
     def q_values(self, q_params: dict, feats: jax.Array, actions: jax.Array) -> jax.Array:
         # (ensemble, batch)
@@ -232,11 +231,11 @@ class SACAgent(struct.PyTreeNode):
             batch, self.cfg.encoder.image_keys, aug_rng, self.cfg.augment_pad
         )
 
-    def step(self, batch: dict, full: bool) -> tuple[SACAgent, dict]:
-        """Augment, then one critic update, and for the last minibatch also the actor and
-        temperature."""
+    def step(self, batch: dict, full: bool, trunk=None) -> tuple[SACAgent, dict]:
+        """Augment, run the frozen trunk (if any) once over the frames, then one critic update, and
+        for the last minibatch also the actor and temperature."""
         agent, batch = self.augment(batch)
-        return agent.step_augmented(batch, full)
+        return agent.step_augmented(bind_trunk(batch, trunk, self.cfg.encoder), full)
 
     def step_augmented(self, batch: dict, full: bool) -> tuple[SACAgent, dict]:
         rng, critic_rng, actor_rng = jax.random.split(self.rng, 3)
@@ -247,13 +246,27 @@ class SACAgent(struct.PyTreeNode):
             info = {**info, **actor_info, **temp_info}
         return agent, info
 
-    @jax.jit
-    def update(self, batch: dict) -> tuple[SACAgent, dict]:
+    @functools.partial(jax.jit, donate_argnums=0)
+    def update(self, batch: dict, trunk=None) -> tuple[SACAgent, dict]:
         """critic_actor_ratio minibatches stacked on the leading axis of every leaf: (ratio, batch,
-        ...)."""
+        ...); `trunk`: the frozen trunk's parameters, if the config has one and the batch carries
+        frames. The agent's buffers are donated: the old agent is unusable afterwards."""
         return guarded_ratio_update(
-            self, batch, lambda a, mb, full: a.step(mb, full), self.cfg.scan_ratio
+            self, batch, lambda a, mb, full: a.step(mb, full, trunk), self.cfg.scan_ratio
         )
+
+
+def trunk_output_example(obs: dict, cfg: SACConfig) -> dict:
+    """`obs` with a frozen trunk's cameras as zero features of its output shape: enough to
+    initialise the layers above it without building the trunk."""
+    enc = cfg.encoder
+    if not (enc.frozen_trunk and enc.image_keys):
+        return obs
+    out = {k: v for k, v in obs.items() if k not in enc.image_keys}
+    for key in enc.image_keys:
+        shape = trunk_feature_shape(enc, obs[key].shape[1:])
+        out[key + FEATURES_SUFFIX] = jnp.zeros((obs[key].shape[0], *shape), jnp.float32)
+    return out
 
 
 # Initialising inside one jit is several times faster than op-by-op on a CPU.

@@ -68,17 +68,27 @@ def transition_spec(env) -> TransitionSpec:
     return TransitionSpec.from_spaces(env.observation_space, env.action_space)
 
 
+# local to each machine: the trunk's weights are compared instead (TRUNK_WEIGHTS_KEY)
+LOCAL_AGENT_FIELDS = ("agent.encoder.pretrained_path",)
+TRUNK_WEIGHTS_KEY = "agent.encoder.trunk_weights"
+
+
 def handshake_info(config, spec: TransitionSpec, run: str) -> dict:
     """What actor and learner must agree on, one entry per field so a refusal names the one that
-    differs: protocol, run name (an actor never feeds another run's learner), transition spec and
-    every agent config field (the policy's architecture follows from them)."""
+    differs: protocol, run name (an actor never feeds another run's learner), transition spec,
+    every agent config field (the policy's architecture follows from them) and the frozen trunk's
+    fingerprint (each side builds the trunk from its own config: the same weights file or seed must
+    give the same bits). The weights file's path is not compared, only what it holds."""
+    from serl.networks.trunk import trunk_fingerprint
+
     agent = flatten(json.loads(json.dumps(dataclasses.asdict(config.agent), default=str)), "agent.")
     return {
         "protocol": PROTOCOL_VERSION,
         "run": run,
         "transition_spec": spec.fingerprint(),
         "env_id": config.env_id,
-        **{k: json.dumps(v) for k, v in agent.items()},
+        **{k: json.dumps(v) for k, v in agent.items() if k not in LOCAL_AGENT_FIELDS},
+        TRUNK_WEIGHTS_KEY: trunk_fingerprint(config.agent.encoder),
     }
 
 

@@ -12,7 +12,11 @@ from typing import Any
 
 import numpy as np
 
-from serl.data.schema import Batch, TransitionSpec, batch_len, stack, take
+from serl.data.schema import OBSERVATION_FIELDS, Batch, TransitionSpec, batch_len, take
+
+# A transition `{INVALID: reason}` stands in for one the transport could not deliver (undecodable,
+# or observations it cannot rebuild): stored as invalid, with `reason` as its problem.
+INVALID = "invalid"
 
 
 @dataclass(frozen=True)
@@ -77,9 +81,9 @@ def split_valid(spec: TransitionSpec, fresh: Any, on_invalid: str,
         except ValueError as e:
             batch, keep, errors = None, np.empty(0, np.int64), {i: str(e) for i in range(n)}
     else:  # structure per transition; values once, on the stacked batch
-        errors = {i: "; ".join(p) for i, t in enumerate(fresh) if (p := spec.structure_problems(t))}
+        errors = {i: p for i, t in enumerate(fresh) if (p := _problems(spec, t))}
         keep = np.asarray([i for i in range(len(fresh)) if i not in errors], np.int64)
-        batch = stack([fresh[i] for i in keep]) if len(keep) else None
+        batch = stack_lean(spec, [fresh[i] for i in keep]) if len(keep) else None
     if batch is not None:
         errors.update({int(keep[r]): msg for r, msg in spec.nonfinite_rows(batch).items()})
         if action_limit is not None:
@@ -97,3 +101,48 @@ def split_valid(spec: TransitionSpec, fresh: Any, on_invalid: str,
     kinds = list(dict.fromkeys(msg for _, msg in sorted(errors.items())))
     return (batch if len(keep)
             else None), keep, "; ".join(kinds[:4]) + ("; ..." if len(kinds) > 4 else "")
+
+
+def _problems(spec: TransitionSpec, transition: Any) -> str:
+    if isinstance(transition, Mapping) and transition.keys() == {INVALID}:
+        return str(transition[INVALID])
+    return "; ".join(spec.structure_problems(transition))
+
+
+class FrameRows:
+    """One camera's frames of a list of transitions, left unstacked: stacking would copy every
+    frame, and a storage copies only the frames it stores (not an observation it links to an
+    already stored one). Indexing by an int gives that row's frame; by a slice, an index array or
+    a boolean mask, the selected rows."""
+
+    __slots__ = ("frames",)
+
+    def __init__(self, frames):
+        self.frames = tuple(frames)
+
+    def __len__(self) -> int:
+        return len(self.frames)
+
+    def __getitem__(self, index):
+        if isinstance(index, int | np.integer):
+            return self.frames[index]
+        if isinstance(index, slice):
+            return FrameRows(self.frames[index])
+        index = np.asarray(index)
+        rows = np.flatnonzero(index) if index.dtype == bool else index
+        return FrameRows(self.frames[int(i)] for i in rows)
+
+
+def stack_lean(spec: TransitionSpec, transitions: list[Mapping[str, Any]]) -> Batch:
+    """Structurally valid transitions as a batch: every leaf stacked but camera frames
+    (`FrameRows`)."""
+    cameras = set(spec.camera_keys)
+    out: Batch = {}
+    for name in transitions[0]:
+        if name in OBSERVATION_FIELDS:
+            out[name] = {k: (FrameRows if k in cameras else np.stack)([t[name][k]
+                                                                        for t in transitions])
+                         for k in transitions[0][name]}
+        else:
+            out[name] = np.stack([t[name] for t in transitions])
+    return out

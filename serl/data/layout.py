@@ -91,15 +91,20 @@ class StorageLayout:
         reuse compares)."""
         return b"".join(observations[key][row].tobytes() for key in self.slot_dtype.names)
 
+    def observation(self, record: bytes) -> dict[str, np.ndarray]:
+        """A slot record's bytes as an observation of read-only arrays (views of `record`)."""
+        slot = np.frombuffer(record, self.slot_dtype)
+        return {key: slot[key][0] for key in self.slot_dtype.names}
+
     def slot_records(self, batch: Batch, plan: SlotPlan, first_new_slot: int) -> np.ndarray:
         """The new slots a plan asks for, in slot order, copied once from the
         batch's observations."""
         obs_rows = plan.new_obs_rows
         out = np.empty(len(obs_rows) + len(plan.next_slot), self.slot_dtype)
+        obs_at, next_at = plan.obs_slot[obs_rows] - first_new_slot, plan.next_slot - first_new_slot
         for key in out.dtype.names:
-            out[key][plan.obs_slot[obs_rows]
-                     - first_new_slot] = batch["observations"][key][obs_rows]
-            out[key][plan.next_slot - first_new_slot] = batch["next_observations"][key]
+            _put(out[key], obs_at, batch["observations"][key], obs_rows)
+            _put(out[key], next_at, batch["next_observations"][key], slice(None))
         return out
 
     def row_records(self, batch: Batch, obs_slot: np.ndarray, next_slot: np.ndarray, actor: int,
@@ -132,3 +137,13 @@ class StorageLayout:
                         for name in fixed_fields(self.spec.action_dim)}
         batch["observations"], batch["next_observations"] = obs, next_obs
         return batch
+
+
+def _put(field: np.ndarray, at: np.ndarray, source: Any, rows: np.ndarray | slice) -> None:
+    """field[at] = source[rows], for a stacked array or per-row frames (`intake.FrameRows`)."""
+    if isinstance(source, np.ndarray):
+        field[at] = source[rows]
+        return
+    rows = range(len(source))[rows] if isinstance(rows, slice) else rows.tolist()
+    for target, row in zip(at.tolist(), rows, strict=True):
+        field[target] = source[row]

@@ -12,6 +12,7 @@ import hashlib
 import json
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
+from functools import cached_property
 from typing import Any
 
 import numpy as np
@@ -122,7 +123,30 @@ class TransitionSpec:
     def structure_problems(self, transition: Mapping[str, Any]) -> list[str]:
         """Missing or unexpected keys, wrong dtypes or shapes of one transition (values are not
         looked at)."""
+        if self._matches(transition):  # the common case, without building messages
+            return []
         return _structure_errors(transition, self._tree(), (), "")
+
+    def _matches(self, transition: Mapping[str, Any]) -> bool:
+        obs, fixed = self._leaves
+        try:
+            if not isinstance(transition, Mapping) or len(transition) != len(fixed) + 2:
+                return False
+            for top in OBSERVATION_FIELDS:
+                value = transition[top]
+                if not isinstance(value, Mapping) or len(value) != len(obs) or not _leaves_match(
+                        value, obs):
+                    return False
+            return _leaves_match(transition, fixed)
+        except KeyError:
+            return False
+
+    @cached_property
+    def _leaves(self) -> tuple[tuple[tuple[str, Shape, np.dtype], ...], ...]:
+        """(observation leaves, other leaves) of one transition: (key, shape, dtype) each."""
+        fixed = fixed_fields(self.action_dim)
+        return (tuple((k, tuple(s), np.dtype(d)) for k, s, d in self.observations),
+                tuple((k, tuple(s), np.dtype(d)) for k, (s, d) in fixed.items()))
 
     def validate_batch(self, batch: Mapping[str, Any]) -> int:
         """Validate a batch (leading axis on every leaf); return its length. Non-finite rows are
@@ -161,6 +185,15 @@ class TransitionSpec:
     def _tree(self) -> dict[str, Any]:
         obs = dict(self.observation_spec)
         return {"observations": obs, "next_observations": obs, **fixed_fields(self.action_dim)}
+
+
+def _leaves_match(tree: Mapping[str, Any], leaves) -> bool:
+    for key, shape, dtype in leaves:
+        value = tree[key]
+        if not isinstance(value, np.ndarray | np.generic) or value.dtype != dtype or (
+                value.shape != shape):
+            return False
+    return True
 
 
 def _raise_if(errors: list[str]) -> None:

@@ -18,7 +18,6 @@ from __future__ import annotations
 import os
 import threading
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -26,41 +25,16 @@ import numpy as np
 
 from serl.data.commit_log import CommitLog
 from serl.data.episodes import EpisodeMap, SlotPlan
+from serl.data.feature_memo import FeatureMemo, feature_records, slot_sources
 from serl.data.intake import intake
 from serl.data.layout import StorageLayout
+from serl.data.results import AppendResult, DiskUsage
 from serl.data.schema import Batch, TransitionSpec
 from serl.data.snapshot import Snapshot
 from serl.data.storage_files import StorageFiles
 from serl.durable import lock_folder
 
 FeatureFn = Callable[[dict[str, np.ndarray]], Mapping[str, Any]]
-
-
-@dataclass(frozen=True)
-class AppendResult:
-    """What one `append` did; `watermark` is the actor's durable watermark afterwards."""
-
-    appended: int
-    duplicates: int
-    invalid: int
-    watermark: int
-    # the invalid transitions' problems (distinct, first first), for the log
-    first_error: str | None = None
-    skipped: int = 0  # left out by the `keep` mask
-
-
-@dataclass(frozen=True)
-class DiskUsage:
-    """Bytes on disk: observation slots, derived features, and everything else (rows, commit log,
-    storage.json)."""
-
-    frames_and_state: int
-    features: int
-    metadata: int
-
-    @property
-    def total(self) -> int:
-        return self.frames_and_state + self.features + self.metadata
 
 
 class ReplayStorage:
@@ -70,15 +44,17 @@ class ReplayStorage:
     Re-opening a folder restores everything committed. `features`/`feature_fn` add per-slot derived
     features (computed once per new slot, batched, at append time), returned as `observations[name]`
     in samples; with `drop_images_in_samples` the camera frames are then left out of samples (`get`
-    still returns them). With `action_limit` an action component beyond +-limit makes a transition
-    invalid.
-"""
+    still returns them). A `feature_memo` shared with another storage computes the features of an
+    observation both are given (the very objects) once. With `action_limit` an action component
+    beyond +-limit makes a transition invalid.
+    """
 
     def __init__(self, directory: str | Path, spec: TransitionSpec, capacity: int,
                  chunk_size: int = 1024, *,
                  features: Mapping[str, tuple[tuple[int, ...], Any]] | None = None,
                  feature_fn: FeatureFn | None = None, drop_images_in_samples: bool = False,
-                 action_limit: float | None = None) -> None:
+                 action_limit: float | None = None, feature_memo: FeatureMemo | None = None,
+                 ) -> None:
         if capacity < 1 or chunk_size < 1:
             raise ValueError(f"capacity and chunk_size must be >= 1, got {capacity}, {chunk_size}")
         if bool(features) != (feature_fn is not None):
@@ -88,6 +64,7 @@ class ReplayStorage:
         self.layout = StorageLayout.create(spec, chunk_size, features)
         self.layout.pin(self.directory)
         self._feature_fn, self._drop_images = feature_fn, drop_images_in_samples
+        self._feature_memo = feature_memo
         self._action_limit = action_limit
         self._lock = threading.Lock()  # serialises writers; readers use `_snapshot`
         self._closed = False
@@ -135,29 +112,33 @@ class ReplayStorage:
                          self._action_limit)
             if got.last_sequence == mark:  # nothing new: no commit needed
                 return AppendResult(0, got.duplicates, 0, mark, skipped=got.skipped)
-            written = None if got.batch is None else self._write(got.batch,
-                                                                 self._actor_index(actor_id),
-                                                                 got.sequences)
+            # the transitions as given: their observations' identity links pairs without bytes
+            given = None if isinstance(batch, Mapping) else [batch[int(s) - first_sequence]
+                                                             for s in got.sequences]
+            written = None if got.batch is None else self._write(
+                got.batch, self._actor_index(actor_id), got.sequences, given)
             self._commit(actor_id, got.last_sequence, written)
             return AppendResult(len(got.sequences), got.duplicates, got.invalid, got.last_sequence,
                                 got.first_error, got.skipped)
 
-    def _write(self, batch: Batch, actor: int,
-               sequences: np.ndarray) -> tuple[SlotPlan, int, np.ndarray]:
+    def _write(self, batch: Batch, actor: int, sequences: np.ndarray,
+               given: list | None) -> tuple[SlotPlan, int, np.ndarray]:
         """Write slots, features and rows past the committed counts and fsync them (not yet
         committed)."""
         obs, next_obs = batch["observations"], batch["next_observations"]
-        plan = self._episodes.plan(actor, batch["episode_id"], batch["step"], batch["dones"],
-                                   lambda i: self.layout.record_bytes(obs, i),
+        objects = None if given is None else [(t["observations"], t["next_observations"])
+                                              for t in given]
+        plan = self._episodes.plan(actor, batch["episode_id"], batch["step"], sequences,
+                                   batch["dones"], lambda i: self.layout.record_bytes(obs, i),
                                    lambda i: self.layout.record_bytes(next_obs, i), self._n_slots,
-                                   self._files.read_slot)
+                                   self._files.read_slot, objects)
         new_slots = self.layout.slot_records(batch, plan, self._n_slots)
         rows = self.layout.row_records(batch, plan.obs_slot, plan.next_slot, actor, sequences)
         feats = None
         if self._files.features is not None:
-            # Computed before anything is written, so a failing fn writes nothing.
-            inputs = {k: np.ascontiguousarray(new_slots[k]) for k in new_slots.dtype.names}
-            feats = self.layout.feature_records(self._feature_fn(inputs), len(new_slots))
+            sources = slot_sources(plan, objects, self._n_slots, len(new_slots))
+            feats = feature_records(self.layout, self._feature_fn, new_slots, sources,
+                                    self._feature_memo)
         self._files.write_durably(self._n_slots, self._n_rows, new_slots, rows, feats)
         return plan, len(new_slots), rows
 
@@ -221,6 +202,26 @@ class ReplayStorage:
         whole buffer."""
         snap = self._snapshot_if_open()
         return list(self._actors), snap.read_rows(snap.checked(indices))
+
+    def continued_observation(self, actor_id: str, sequence: int, episode_id: int,
+                              step: int) -> dict[str, np.ndarray] | None:
+        """The stored `next_observations` of `actor_id`'s transition `sequence` if it is the last
+        stored step of episode `episode_id` and is step `step` - 1 (what a transition at `step`
+        that continues it observes); else None. Read-only arrays, and the very objects a later
+        append recognises, so the pair links without comparing bytes."""
+        with self._lock:
+            self._check_open()
+            key = (self._actor_index(actor_id), int(episode_id))
+            tail = self._episodes.tails.get(key)
+            if tail is None or (tail.step, tail.sequence) != (int(step) - 1, int(sequence)):
+                return None
+            if tail.next_obs is None:
+                record = self._files.read_slot(tail.slot)
+                if record is None:
+                    return None
+                self._episodes.tails[key] = tail = tail._replace(
+                    next_obs=self.layout.observation(record))
+            return dict(tail.next_obs)
 
     # -- state -------------------------------------------------------------------------------------
 

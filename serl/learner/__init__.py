@@ -7,6 +7,7 @@
 - `publishing`: weights out under versioned, incarnation-stamped names.
 - `bookkeeping`: checkpoints, resume and incarnation records, the progress file.
 - `reporting`: the run monitor, TensorBoard scalars, the live progress line.
+- `timing`: where the loop's wall time goes (the share outside `update`, by part).
 - `loop`: the `Learner` that composes them.
 - `build`: `build_learner`, the one way `serl learner` and `serl train --single-process` wire a
   learner to its transport (spaces from the env contract: no env is built).

@@ -37,7 +37,7 @@ class Bookkeeping:
         recorded = self.progress.read()
         agent, saved = None, LearnerCounters()
         if self.latest_step() is not None:
-            agent, saved = self.checkpointer.restore(like_agent)
+            agent, saved = self._restore(like_agent)
         incarnation = next_incarnation(saved.incarnation, recorded.get("incarnation"))
         counters = LearnerCounters(updates=saved.updates, incarnation=incarnation,
                                    skipped_updates=saved.skipped_updates,
@@ -48,6 +48,19 @@ class Bookkeeping:
         log.warning("resumed from update %d as incarnation %d; %d updates since that checkpoint "
                     "are redone", saved.updates, incarnation, redone)
         return agent, counters, redone
+
+    def _restore(self, like_agent):
+        try:
+            return self.checkpointer.restore(like_agent)
+        except ValueError as err:
+            # orbax names the subtree the checkpoint has and the agent lacks
+            if "frozen" not in str(err):
+                raise
+            raise ValueError(
+                f"checkpoint {self.latest_step()} in {self.checkpointer.directory} holds the "
+                "frozen trunk inside the agent, as checkpoints did before the trunk left the "
+                "trained tree; this version cannot resume it. Start a new run (another --run "
+                "name) or evaluate it with the version that wrote it") from None
 
     def write_progress(self, counters: LearnerCounters, durable: bool = True) -> None:
         self.progress.write(counters.updates, counters.incarnation, durable)

@@ -15,9 +15,11 @@ import numpy as np
 
 from serl.data import ReplayStorage, TransitionSpec
 from serl.data.demos import load_demos
+from serl.data.feature_memo import FeatureMemo
+from serl.data.intake import INVALID
 from serl.faults import fault_point
 from serl.learner.config import DiskWriteError, LearnerConfig
-from serl.transport.interfaces import TransitionSource
+from serl.transport.interfaces import Continues, IncomingBatch, TransitionSource
 
 log = logging.getLogger("serl.learner")
 DISK_POLICIES = ("continue", "stop")
@@ -52,6 +54,24 @@ def intervened(transition) -> bool:
         return False
 
 
+def merged(batches: list[IncomingBatch], limit: int = 128) -> list[IncomingBatch]:
+    """Each actor's consecutive batches joined, up to `limit` transitions each: one durable append
+    (and its fsyncs) instead of several. Each actor's order is kept. The limit is two of an actor's
+    batches (64 each): more would hold back acknowledgements its next batches wait for."""
+    out: list[IncomingBatch] = []
+    newest: dict[str, int] = {}  # actor id -> index in `out` of its newest batch
+    for batch in batches:
+        j = newest.get(batch.actor_id)
+        if j is not None and out[j].last_sequence + 1 == batch.first_sequence and (
+                len(out[j].transitions) + len(batch.transitions) <= limit):
+            out[j] = IncomingBatch(batch.actor_id, out[j].first_sequence,
+                                   [*out[j].transitions, *batch.transitions])
+        else:
+            newest[batch.actor_id] = len(out)
+            out.append(batch)
+    return out
+
+
 class Intake:
     """The online and demo buffers under `run_dir/buffers` and everything that fills them."""
 
@@ -61,10 +81,12 @@ class Intake:
         # Actions are in the policy's [-1, 1] scale (DESIGN): anything beyond is rejected at
         # insertion.
         buffers = Path(run_dir) / "buffers"
+        # an intervention step's frames pass the frozen trunk once, for both buffers
+        options = {"action_limit": 1.0, "feature_memo": FeatureMemo(), **storage_options}
         self.online = ReplayStorage(buffers / "online", spec, cfg.buffer_capacity,
-                                    cfg.buffer_chunk_size, action_limit=1.0, **storage_options)
+                                    cfg.buffer_chunk_size, **options)
         self.demo = ReplayStorage(buffers / "demo", spec, cfg.buffer_capacity,
-                                  cfg.buffer_chunk_size, action_limit=1.0, **storage_options)
+                                  cfg.buffer_chunk_size, **options)
         self.invalid_transitions = 0
         # batches whose append failed, in arrival order, retried before new ones
         self._unstored: deque = deque()
@@ -91,8 +113,9 @@ class Intake:
         if self._unstored and time.monotonic() < self._retry_at:
             # the disk is still failing: train on what is stored, take nothing new
             return 0
-        batches = [*self._unstored, *self.source.receive(self.cfg.receive_batches, timeout)]
+        received = [*self._unstored, *self.source.receive(self.cfg.receive_batches, timeout)]
         self._unstored.clear()
+        batches = merged(received)
         for i, batch in enumerate(batches):
             try:
                 self._store(batch)
@@ -104,22 +127,44 @@ class Intake:
                 break
             fault_point("after_append")
             self.source.acknowledge(batch.actor_id, batch.last_sequence)
-        return len(batches)
+        return len(received)
 
     def _store(self, batch) -> None:
+        transitions = self._continued(batch)
         # A list, not a stacked batch: the storage validates each transition and drops only the
         # bad ones.
-        result = self.online.append(batch.transitions, batch.actor_id, batch.first_sequence,
+        result = self.online.append(transitions, batch.actor_id, batch.first_sequence,
                                     on_invalid="drop")
         if result.invalid:
             self.invalid_transitions += result.invalid
             log.warning("dropped %d invalid transitions from %s: %s", result.invalid,
                         batch.actor_id, result.first_error)
-        steps = np.array([intervened(t) for t in batch.transitions], bool)
+        steps = np.array([intervened(t) for t in transitions], bool)
         # intervention steps go to the demo buffer too; its watermark covers the batch
         if steps.any():
-            self.demo.append(batch.transitions, batch.actor_id, batch.first_sequence,
+            self.demo.append(transitions, batch.actor_id, batch.first_sequence,
                              on_invalid="drop", keep=steps)
+
+    def _continued(self, batch) -> list:
+        """The batch's transitions with each `Continues` (observations the transport could not
+        rebuild: it restarted, or the actor resent after a reconnect) resolved from the online
+        buffer's copy of the predecessor's next observations, or made invalid, naming why."""
+        out, mark = list(batch.transitions), self.online.watermarks().get(batch.actor_id, -1)
+        for k, t in enumerate(out):
+            sequence = batch.first_sequence + k
+            ref = t.get("observations") if isinstance(t, dict) else None
+            if not isinstance(ref, Continues) or sequence <= mark:  # (duplicates are dropped)
+                continue
+            episode, step = int(t["episode_id"]), int(t["step"])
+            found = self.online.continued_observation(batch.actor_id, ref.sequence, episode, step)
+            if found is None:
+                problem = (f"transition {sequence}: observations refer to transition "
+                           f"{ref.sequence} (episode {episode}, step {step - 1}), a step this "
+                           f"buffer does not hold")
+                out[k] = {INVALID: problem}
+            else:
+                out[k] = {**t, "observations": found}
+        return out
 
     def close(self) -> None:
         self.online.close()

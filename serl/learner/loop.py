@@ -1,6 +1,7 @@
 """The learner loop: take transitions from the transport, append them durably (online buffer;
 intervention steps also to the demo buffer), acknowledge, sample half online / half demo, update,
-publish weights, checkpoint.
+publish weights, checkpoint. Each part is timed (`serl.learner.timing`): the share of wall time
+outside `update` is in the progress line and TensorBoard.
 
 The loop does not know which transport it has; it only sees `TransitionSource` and
 `WeightsPublisher`. Each part lives in its own module (see `serl.learner`); `Learner` composes them.
@@ -23,6 +24,7 @@ from serl.learner.config import DiskWriteError, LearnerConfig
 from serl.learner.intake import DiskErrors, Intake
 from serl.learner.publishing import WeightsOut, version_label
 from serl.learner.reporting import Reporting
+from serl.learner.timing import LoopClock
 from serl.learner.training import Training
 from serl.transport.interfaces import TransitionSource, WeightsPublisher
 
@@ -39,7 +41,10 @@ class Learner:
         self.cfg, self.agent_cfg, self.run_dir = cfg, agent_cfg, Path(run_dir)
         self.source = source
         self.spec = TransitionSpec.from_spaces(observation_space, action_space)
-        self.training = Training(agent_cfg, cfg, observation_space, self.spec.action_dim, seed)
+        # where the loop's wall time goes, from its first update on
+        self.clock = LoopClock()
+        self.training = Training(agent_cfg, cfg, observation_space, self.spec.action_dim, seed,
+                                 self.clock)
         self.intake = Intake(source, self.spec, cfg, self.run_dir, self.disk,
                              self.training.storage_options)
         self.records = Bookkeeping(self.run_dir, cfg)
@@ -53,7 +58,7 @@ class Learner:
                 self.training.restored(agent)
         if demos_dir is not None:
             self.load_demos(Path(demos_dir))
-        self.reporting = Reporting(self.run_dir, cfg, self.disk.report)
+        self.reporting = Reporting(self.run_dir, cfg, self.disk.report, self.clock)
         self.rng = np.random.default_rng(seed + 7919 * self.counters.incarnation)
         self._deadline: float | None = None
 
@@ -122,22 +127,30 @@ class Learner:
         self._deadline = None if cfg.max_minutes is None else start + 60.0 * cfg.max_minutes
         failed = True
         try:
+            clock = self.clock
             while not stop.is_set() and not self._budget_spent():
-                self.ingest(timeout=0.0 if self.ready() else 0.05)
-                self.observe_actors()
+                with clock.phase("intake"):
+                    self.ingest(timeout=0.0 if self.ready() else 0.05)
+                with clock.phase("actors"):
+                    self.observe_actors()
                 if not self.ready():
                     continue
+                # its own phases: "sampling" and "update"
                 info = self.training.update(self.online, self.demo, self.rng)
                 self.counters.updates += 1
                 u = self.counters.updates
-                if u % cfg.publish_every == 0:
-                    self.publish()
-                if u % cfg.log_every == 0:
-                    elapsed = max(1e-9, time.monotonic() - start)
-                    self.reporting.updates_per_s = (u - start_updates) / elapsed
-                    self._log(info)
-                if u % cfg.checkpoint_every == 0:
-                    self.checkpoint(final=False)
+                if u == start_updates + 1:
+                    clock.start()  # the first update compiled: count from here
+                with clock.phase("publishing"):
+                    if u % cfg.publish_every == 0:
+                        self.publish()
+                with clock.phase("bookkeeping"):
+                    if u % cfg.log_every == 0:
+                        elapsed = max(1e-9, time.monotonic() - start)
+                        self.reporting.updates_per_s = (u - start_updates) / elapsed
+                        self._log(info)
+                    if u % cfg.checkpoint_every == 0:
+                        self.checkpoint(final=False)
             failed = False
         finally:
             self.training.stop()
@@ -165,6 +178,8 @@ class Learner:
         extra = {"buffer/online": self.online.size, "buffer/demo": self.demo.size,
                  "learner/skipped_updates": self.training.skipped_updates,
                  "learner/invalid_transitions": self.invalid_transitions}
+        if (shares := self.clock.window("scalars")) is not None:
+            extra.update(shares.scalars())
         self.reporting.log_update(self.counters.updates, info, extra)
         self.records.write_progress(self.counters, durable=False)
 

@@ -1,16 +1,19 @@
 """Reporting: what the actors say (episodes, evaluations) into the run monitor and TensorBoard,
-the learner's own scalars, and the live progress line. A failed write here (full disk) is a disk
-error like any other: reported, never fatal unless the policy says stop."""
+the learner's own scalars, and the live progress line (the monitor's, with the share of wall time
+spent outside `update` since the previous line). A failed write here (full disk) is a disk error
+like any other: reported, never fatal unless the policy says stop."""
 
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 import jax
 
 from serl.learner.config import LearnerConfig
+from serl.learner.timing import LoopClock
 from serl.monitor import RunMonitor
 from serl.scalar_log import ScalarWriter
 
@@ -28,12 +31,14 @@ class Reporting:
     """`run_dir/tensorboard/learner`, the monitor's history and curve, the progress line."""
 
     def __init__(self, run_dir: Path, cfg: LearnerConfig,
-                 on_error: Callable[[str, OSError], None]):
+                 on_error: Callable[[str, OSError], None], clock: LoopClock | None = None):
         self.directory = Path(run_dir) / "tensorboard" / "learner"
         self.on_error = on_error
         self.writer = ScalarWriter(self.directory)
         self.monitor = RunMonitor(run_dir, cfg.target_eval_success, cfg.progress_every_s)
+        self.clock = clock or LoopClock()
         self.updates_per_s = 0.0
+        self._printed_at = -float("inf")
 
     def observe_actors(self, reports: list[dict], version: str) -> None:
         """Record the actors' reports, then print the progress line when it is due."""
@@ -44,7 +49,15 @@ class Reporting:
             self.on_error("recording evaluation history", err)
         for r in reports:
             self.scalars(int(r.get("env_steps", 0)), actor_scalars(r))
-        self.monitor.maybe_print(self.updates_per_s, version)
+        if time.monotonic() - self._printed_at >= self.monitor.progress_every_s:
+            self._printed_at = time.monotonic()
+            print(self.progress_line(version), flush=True)
+
+    def progress_line(self, version: str) -> str:
+        """The monitor's line and where the learner's time went since the previous line."""
+        shares = self.clock.window("line")
+        timing = shares.summary() if shares is not None and shares.updates else "outside update -"
+        return f"{self.monitor.progress_line(self.updates_per_s, version)} | {timing}"
 
     def log_update(self, step: int, info: dict, extra: dict[str, float]) -> None:
         """The update's info (on the device) and `extra` figures as `learner/...` scalars."""

@@ -1,5 +1,7 @@
 """The training step: the agent replicated over the device mesh, minibatches sampled half online /
-half demo on a prefetch thread, and the jitted update (its non-finite guard lives in the agent)."""
+half demo on a prefetch thread, and the jitted update (its non-finite guard lives in the agent). The
+frozen trunk, if any, is a constant beside the agent (replicated once, passed to every update, never
+copied, checkpointed or published)."""
 
 from __future__ import annotations
 
@@ -11,27 +13,28 @@ from serl.agents.factory import example_observation, make_agent
 from serl.agents.sharding import make_mesh, replicate, shard_batch
 from serl.data import PrefetchIterator, ReplayStorage, sample_mixed
 from serl.learner.config import LearnerConfig
+from serl.learner.timing import LoopClock
 from serl.networks.observation_encoder import (
     FEATURES_SUFFIX,
     trunk_feature_fn,
     trunk_feature_shape,
 )
-from serl.networks.trunk_weights import frozen_params_for
+from serl.networks.trunk import frozen_trunk
 
 # what the update reads of a sampled minibatch
 UPDATE_FIELDS = ("observations", "next_observations", "actions", "rewards", "masks",
                  "grasp_penalty")
 
 
-def feature_cache_options(agent_cfg: SACConfig, agent, observation_space) -> dict:
-    """Storage options for the frozen-trunk feature cache (computed once per frame at insertion)."""
+def feature_cache_options(agent_cfg: SACConfig, trunk, observation_space) -> dict:
+    """Storage options for the frozen-trunk feature cache (computed once per frame at insertion);
+    `trunk`: the frozen trunk's parameters."""
     enc = agent_cfg.encoder
     if not enc.feature_cache:
         return {}
-    frozen = agent.frozen if hasattr(agent, "frozen") else agent.sac.frozen
     features = {k + FEATURES_SUFFIX: (trunk_feature_shape(enc, observation_space[k].shape),
                                       np.float16) for k in enc.image_keys}
-    return {"features": features, "feature_fn": trunk_feature_fn(frozen, enc),
+    return {"features": features, "feature_fn": trunk_feature_fn(trunk, enc),
             "drop_images_in_samples": True}
 
 
@@ -50,34 +53,55 @@ def sample_update_batch(online: ReplayStorage, demo: ReplayStorage, agent_cfg: S
 
 
 class Training:
-    """Owns the agent; `update` runs one update on prefetched, sharded batches."""
+    """Owns the agent and the frozen trunk; `update` runs one update on prefetched, sharded
+    batches, timed into `clock` (waiting for a batch: "sampling"; the update until its result is
+    ready: "update")."""
 
     def __init__(self, agent_cfg: SACConfig, cfg: LearnerConfig, observation_space,
-                 action_dim: int, seed: int):
+                 action_dim: int, seed: int, clock: LoopClock | None = None):
         self.agent_cfg, self.cfg = agent_cfg, cfg
         self.mesh = make_mesh()
         devices = self.mesh.devices.size
         if agent_cfg.batch_size % devices:
             raise ValueError(f"agent.batch_size {agent_cfg.batch_size} must be divisible by the "
                              f"{devices} devices the update is split over")
-        agent = make_agent(agent_cfg, example_observation(observation_space), action_dim, seed,
-                           frozen_params_for(agent_cfg.encoder))
-        self.storage_options = feature_cache_options(agent_cfg, agent, observation_space)
+        trunk = frozen_trunk(agent_cfg.encoder)
+        agent = make_agent(agent_cfg, example_observation(observation_space), action_dim, seed)
+        self.clock = clock or LoopClock()
+        self.storage_options = feature_cache_options(agent_cfg, trunk, observation_space)
+        if "feature_fn" in self.storage_options:
+            self.storage_options["feature_fn"] = self._timed(self.storage_options["feature_fn"])
         self.agent = replicate(agent, self.mesh)
+        self.trunk = None if trunk is None else replicate(trunk, self.mesh)
         self._prefetch: PrefetchIterator | None = None
+
+    def _timed(self, feature_fn):
+        """`feature_fn` timed into the clock as "trunk_features" (inside intake)."""
+        def timed(obs: dict) -> dict:
+            with self.clock.phase("trunk_features"):
+                return feature_fn(obs)
+
+        return timed
 
     def restored(self, agent) -> None:
         """Take a restored agent (from a checkpoint) in place of the fresh one."""
         self.agent = replicate(agent, self.mesh)
 
     def update(self, online: ReplayStorage, demo: ReplayStorage, rng: np.random.Generator) -> dict:
-        """One update; the first call starts the prefetch thread (sampling from these buffers)."""
+        """One update; the first call starts the prefetch thread (sampling from these buffers).
+        It returns once the update is done, so the clock's "update" is the update's own time and
+        what the loop does meanwhile is not hidden behind JAX's asynchronous dispatch. The old
+        agent's buffers are donated to the new one."""
         if self._prefetch is None:
             sample = lambda: sample_update_batch(  # noqa: E731
                 online, demo, self.agent_cfg, self.cfg.min_demo, rng)
             self._prefetch = PrefetchIterator(sample, lambda b: shard_batch(b, self.mesh),
                                               depth=self.cfg.prefetch)
-        self.agent, info = self.agent.update(next(self._prefetch))
+        with self.clock.phase("sampling"):
+            batch = next(self._prefetch)
+        with self.clock.phase("update"):
+            self.agent, info = self.agent.update(batch, self.trunk)
+            jax.block_until_ready(info)
         return info
 
     def policy_params(self) -> dict:

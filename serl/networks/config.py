@@ -26,6 +26,9 @@ class EncoderConfig:
     # a frozen trunk without pretrained weights keeps its random initialisation: an explicit
     # choice for simulated tasks (random conv features); without it such a config is refused
     random_frozen_trunk: bool = False
+    # the random frozen trunk's seed: the learner and every actor draw the same weights from it
+    # (`serl.networks.trunk`), whatever the run's seed
+    trunk_seed: int = 0
     # frozen trunk only: its features are computed once per frame at insertion and stored; updates
     # then skip the trunk (and image augmentation, which needs pixels)
     feature_cache: bool = False

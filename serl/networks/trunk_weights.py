@@ -13,7 +13,6 @@ from typing import Any
 import numpy as np
 
 from serl.durable import write_bytes
-from serl.networks.config import EncoderConfig, check_trunk_weights
 
 Path_ = tuple[str, ...]
 
@@ -148,24 +147,3 @@ def load_trunk_params(path: str | os.PathLike, trunk: str = "resnet10") -> dict:
             f"{path}: not a weights file (holds a {type(tree).__name__}, not a parameter dict)"
         )
     return validated(flatten(tree), trunk, str(path))
-
-
-def frozen_params_for(cfg: EncoderConfig) -> dict | None:
-    """The `frozen` argument of the agents' `create(...)` for an `EncoderConfig`: `{"trunk":
-    weights}` loaded from `cfg.pretrained_path` when the trunk is frozen and a path is given; None
-    when the trunk trains, when a frozen trunk keeps its random initialisation by explicit choice
-    (`random_frozen_trunk`), or when there are no cameras (no trunk). A frozen trunk with neither
-    is `MissingTrunkWeights`, naming `serl import-encoder`. Fine-tuning a trainable trunk from
-    pretrained weights is not supported yet: a path with `frozen_trunk=False` raises ValueError."""
-    check_trunk_weights(cfg)
-    if not cfg.pretrained_path:
-        return None
-    if not cfg.frozen_trunk:
-        raise ValueError(
-            f"pretrained_path={cfg.pretrained_path!r} with frozen_trunk=False: fine-tuning a trunk "
-            "from pretrained weights is not supported yet; set frozen_trunk True or drop "
-            "pretrained_path"
-        )
-    if not cfg.image_keys:
-        return None
-    return {"trunk": load_trunk_params(cfg.pretrained_path, cfg.trunk)}

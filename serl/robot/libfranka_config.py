@@ -30,6 +30,9 @@ class LibfrankaSection(Section):
     )
     joint_limit_avoidance: bool = Field(True,
                                         description="repel the joints from the arm's limits")
+    nullspace_stiffness: float = Field(
+        2.0, ge=0, le=20,
+        description="N m/rad pulling the redundant posture toward reset.joint_reset (0: off)")
     arm_model: Literal["auto", "fr3", "panda"] = Field(
         "auto", description="joint limits to avoid; auto: from the URDF the robot reports"
     )

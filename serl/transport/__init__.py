@@ -8,6 +8,7 @@ demo`); the ZeroMQ implementation runs them on different machines. Small fakes f
 from serl.transport.inprocess import InProcessTransport
 from serl.transport.interfaces import (
     Adder,
+    Continues,
     IncomingBatch,
     Params,
     StatsSink,
@@ -21,6 +22,7 @@ from serl.transport.interfaces import (
 
 __all__ = [
     "Adder",
+    "Continues",
     "InProcessTransport",
     "IncomingBatch",
     "Params",

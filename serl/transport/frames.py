@@ -1,11 +1,11 @@
 """Camera frames on the wire: JPEG at a set quality, or lossless raw arrays (`FrameCodec`), and the
-small caches that make a frame sent twice (next_observations of step t, observations of t+1) cost
-one encode and one decode.
+actor's cache that makes the policy's view and the wire share one JPEG encode per frame
+(`FrameCache`).
 """
 
 from __future__ import annotations
 
-from collections import OrderedDict, deque
+from collections import deque
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -67,10 +67,9 @@ class FrameCodec:
     None.
 
     Encoding is deterministic (the same frame always gives the same bytes), so the learner decodes
-    exactly what `roundtrip` gave the policy, and a frame that is both `next_observations` of step t
-    and `observations` of step t+1 decodes to identical arrays (the replay storage keeps such a
-    frame once).
-"""
+    exactly what `roundtrip` gave the policy, and a frame sent again in full (a transition that
+    could not refer to its predecessor's) decodes to identical arrays.
+    """
 
     jpeg_quality: int | None = 90
 
@@ -107,8 +106,8 @@ def jpeg_roundtrip(frame: np.ndarray, quality: int) -> np.ndarray:
     return _jpeg_decode(_jpeg_encode(frame, quality), frame.shape, "frame")
 
 
-# A frame travels twice (next_observations of step t, observations of t+1): the second encode and
-# decode are lookups in these small caches, which halves the codec's CPU time.
+# A frame is seen twice on the actor (the policy's round trip, then the wire) and JPEG-encoded once:
+# `FrameCache` keeps the bytes and their decoding for both.
 
 class FrameMemo:
     """Recent results of a function of a frame, by frame object, each checked against a copy of
@@ -130,32 +129,37 @@ class FrameMemo:
         return result
 
 
-class EncodeCache:
-    """Recent encodings by frame object (`FrameMemo`)."""
+class FrameCache:
+    """Each frame JPEG-encoded once on the actor: `roundtrip` (what the policy sees) and `encoded`
+    (what the wire carries) share the bytes, by frame object checked against its content
+    (`FrameMemo`). Frames JPEG cannot hold, and lossless codecs, pass through uncached. One thread
+    (the actor's)."""
 
-    def __init__(self, size: int):
-        self._memo = FrameMemo(size)
+    def __init__(self, codec: FrameCodec, size: int = 8):
+        self.codec, self._memo = codec, FrameMemo(size)
 
-    def encode(self, frames: FrameCodec, frame: np.ndarray) -> msgpack.ExtType:
-        if not frames._jpeg_ok(frame):
+    def encoded(self, frame: np.ndarray) -> msgpack.ExtType:
+        """`codec.encode(frame)`."""
+        if not self.codec._jpeg_ok(frame):
             return encode_array(frame)
-        return self._memo.get(frame, frames.encode)
+        return self._memo.get(frame, self._entry)[0]
+
+    def roundtrip(self, frame: np.ndarray) -> np.ndarray:
+        """`codec.roundtrip(frame)`: the decoding of the very bytes `encoded` returns."""
+        if not self.codec._jpeg_ok(frame):
+            return frame
+        entry = self._memo.get(frame, self._entry)
+        if entry[1] is None:
+            entry[1] = _jpeg_decode(entry[0].data, frame.shape, "frame")
+        return entry[1]
+
+    def _entry(self, frame: np.ndarray) -> list:
+        return [self.codec.encode(frame), None]  # [JPEG ext value, its decoding once asked for]
 
 
-class DecodeCache:
-    """Recent decodings by JPEG bytes (deterministic decoding: same bytes, same frame). Decoded
-    frames are read-only, so sharing one between transitions is safe."""
-
-    def __init__(self, size: int):
-        self.size, self._frames = size, OrderedDict()
-
-    def decode(self, value: Any, shape: tuple[int, ...], path: str) -> np.ndarray:
-        if not (isinstance(value, msgpack.ExtType) and value.code == JPEG_EXT):
-            return decode_array(value, shape, np.dtype(np.uint8), path)  # a lossless frame
-        key = (value.data, shape)
-        frame = self._frames.get(key)
-        if frame is None:
-            frame = self._frames[key] = _jpeg_decode(value.data, shape, path)
-            if len(self._frames) > self.size:
-                self._frames.popitem(last=False)
-        return frame
+def decode_frame(value: Any, shape: tuple[int, ...], path: str) -> np.ndarray:
+    """A camera frame from the wire (JPEG or lossless), read-only; BadMessage if it is not
+    `shape`."""
+    if isinstance(value, msgpack.ExtType) and value.code == JPEG_EXT:
+        return _jpeg_decode(value.data, shape, path)
+    return decode_array(value, shape, np.dtype(np.uint8), path)  # a lossless frame

@@ -13,6 +13,7 @@ import itertools
 import threading
 from collections import deque
 
+from serl.transport.continuity import Continuity
 from serl.transport.interfaces import (
     IncomingBatch,
     Params,
@@ -51,6 +52,10 @@ class _Ledger:
     def log(self, actor_id: str, first_sequence: int = 0) -> _ActorLog:
         with self._cond:
             return self._logs.setdefault(actor_id, _ActorLog(first_sequence))
+
+    def next_sequence(self, log: _ActorLog) -> int:
+        with self._cond:
+            return log.next_sequence
 
     def append(self, log: _ActorLog, transition: Transition) -> None:
         with self._cond:
@@ -111,14 +116,26 @@ class _Ledger:
 
 class InProcessAdder:
     """`Adder` for one actor id. A new adder for the same id resumes its sequence (as an actor
-    restarted over its spool does)."""
+    restarted over its spool does). Observations that are the previous transition's next
+    observations (`pairs.Continuity`) are delivered as that transition's very copy, as the ZeroMQ
+    learner rebuilds them, so the storage links the pair the same way. One actor thread."""
 
     def __init__(self, ledger: _Ledger, actor_id: str, first_sequence: int = 0):
         self._ledger, self._log = ledger, ledger.log(actor_id, first_sequence)
         self.actor_id = actor_id
+        self._continuity, self._last_next = Continuity(), None
 
     def add(self, transition: Transition) -> None:
-        self._ledger.append(self._log, snapshot(transition))  # copied outside the lock
+        sequence = self._ledger.next_sequence(self._log)
+        previous = self._last_next is not None and self._continuity.follows(transition, sequence)
+        # copied outside the lock
+        copy = snapshot({k: v for k, v in transition.items()
+                         if k != "observations" or not previous})
+        if previous:
+            copy["observations"] = self._last_next
+        self._ledger.append(self._log, copy)
+        self._continuity.remember(transition, sequence)
+        self._last_next = copy.get("next_observations")
 
     def flush(self, timeout: float | None = None) -> bool:
         return self._ledger.wait_acked(self._log, timeout)

@@ -54,6 +54,17 @@ class WeightsVersion:
 
 
 @dataclass(frozen=True)
+class Continues:
+    """A received transition's `observations` when the transport could not rebuild them: they are
+    exactly the `next_observations` of the same actor's transition `sequence` (its predecessor: the
+    same episode, one step earlier), which the transport no longer holds (the learner restarted,
+    or the actor resent after a reconnect). The receiver takes them from its storage
+    (`ReplayStorage.continued_observation`) or drops the transition as invalid."""
+
+    sequence: int
+
+
+@dataclass(frozen=True)
 class IncomingBatch:
     """A run of one actor's consecutive transitions: sequences first_sequence .. last_sequence."""
 
@@ -140,7 +151,8 @@ class TransitionSource(Protocol):
         """Up to `max_items` batches (not transitions), fair across actors, each actor's in sequence
         order. Waits up to `timeout` seconds for the first one (0: never waits); [] when none came.
         After a learner restart a batch may start at or below the learner's watermark: drop what it
-        already stored, then acknowledge."""
+        already stored, then acknowledge. A transition's `observations` may be a `Continues`
+        (only ever for its predecessor's `next_observations`, never for a guess)."""
         ...
 
     def acknowledge(self, actor_id: str, last_sequence: int) -> None:

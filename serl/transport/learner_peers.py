@@ -2,6 +2,8 @@
 what each actor message means, and what is answered. Used only by the learner's I/O thread
 (`zmq_learner`), which owns the sockets and hands each received message to `LearnerPeers.handle`.
 
+Each actor's transitions are decoded in sequence order by `pairs.Predecessors`, which rebuilds a
+transition's observations from its predecessor's next observations when the record refers to them.
 A bad message raises `BadMessage`; the I/O thread counts it (`bad`) and keeps serving. With CURVE
 (`bound_keys`), every message must come from a connection whose key is named after the actor id it
 acts for (`serl.transport.security`); any other is refused with a `refuse` reply and changes
@@ -17,10 +19,12 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
+from serl.data.intake import INVALID
 from serl.transport import messages as m
 from serl.transport.codec import TransitionCodec
 from serl.transport.interfaces import Params, WeightsVersion
 from serl.transport.learner_ledger import Ledger, Offer
+from serl.transport.pairs import Predecessors
 from serl.transport.rate_log import RateLimitedLog
 from serl.transport.security import identity_refusal
 from serl.transport.wire import BadMessage
@@ -54,7 +58,8 @@ class LearnerPeers:
                  bound_keys: bool = False, log_interval: float = 10.0):
         self.info, self.max_message_bytes = info, max_message_bytes
         self.actor_timeout, self.bound_keys = actor_timeout, bound_keys
-        self._codec, self._ledger, self._counters, self._stats = codec, ledger, counters, stats
+        self._pairs, self._ledger, self._counters, self._stats = (Predecessors(codec), ledger,
+                                                                  counters, stats)
         self._send_raw, self._published = send_raw, published
         self._peers: dict[bytes, str] = {}  # routing id -> actor id, for actors that said hello
         self._last_seen: dict[bytes, float] = {}
@@ -153,19 +158,20 @@ class LearnerPeers:
 
     def _on_batch(self, rid: bytes, actor_id: str, message: dict) -> None:
         transitions, errors = [], []
-        for data in message["transitions"]:
+        first = message["first_sequence"]
+        for k, data in enumerate(message["transitions"]):
             try:
-                transitions.append(self._codec.decode(data))
+                transitions.append(self._pairs.decode(actor_id, first + k, data))
             except BadMessage as e:
                 # Kept as an invalid placeholder: the storage drops and counts it, and the watermark
                 # moves on, so one bad record cannot stall the actor forever.
                 errors.append(str(e))
-                transitions.append({"invalid": str(e)})
+                transitions.append({INVALID: str(e)})
         if errors:
             self._counters["bad_transitions"] += len(errors)
             detail = f"{len(errors)} of {len(transitions)}: {errors[0]}"
             self.bad(BadMessage("transition", detail), Peer(rid))
-        outcome = self._ledger.offer(actor_id, message["first_sequence"], transitions)
+        outcome = self._ledger.offer(actor_id, first, transitions)
         self._counters[f"batches_{outcome.value}"] += 1
         if outcome is Offer.QUEUED:
             self._counters["transitions"] += len(transitions)

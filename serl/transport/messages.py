@@ -4,7 +4,9 @@ Actor -> learner (data socket, DEALER -> ROUTER):
     hello            protocol: int, actor_id: str, resume_from: int (first sequence it will send),
                      info: {str: scalar}
     batch            actor_id: str, first_sequence: int, transitions: [bin, ...] (each a
-                     `TransitionCodec` message)
+                     `TransitionCodec` record; its `observations` nil when they are exactly the
+                     `next_observations` of the actor's previous sequence, so a camera frame
+                     travels once: protocol 2)
     weights_request  (nothing): answered at once with `weights` if the learner has published any
     stats            stats: {str: int | float | bool | str} (one finished episode)
     heartbeat        (nothing): answered with a heartbeat
@@ -36,7 +38,8 @@ from serl.data.schema import TransitionSpec
 from serl.transport.interfaces import WeightsVersion
 from serl.transport.wire import BadMessage, unpack
 
-PROTOCOL_VERSION = 1
+# 2: a transition's observations may refer to its predecessor's next observations
+PROTOCOL_VERSION = 2
 MAX_SEQUENCE = 2**62
 MAX_BATCH_ITEMS = 4096
 MAX_TEXT = 4096  # handshake values and refusal reasons

@@ -90,13 +90,16 @@ class Spool:
         return self._segments[-1].end if self._segments else 0
 
     # ---------- writing ----------
-    def add(self, record: bytes, intervened: bool = False) -> int:
+    def add(self, record: bytes, intervened: bool = False, sequence: int | None = None) -> int:
         """Append one encoded transition; returns its sequence. Durable against a process crash on
         return. Never refuses for lack of room (see `full`); an OSError (disk full) leaves the spool
-        as it was."""
+        as it was. With `sequence` (a record that refers to its predecessor), a ValueError and
+        nothing written if that is not the next sequence."""
         crc, flags = zlib.crc32(record), FLAG_INTERVENED if intervened else 0  # outside the lock
         with self._cond:
             self._check_open()
+            if sequence is not None and sequence != self._next:
+                raise ValueError(f"spool: record for sequence {sequence}, next is {self._next}")
             sequence = self._next
             self._writable(sequence).append(sequence, record, crc, flags)
             self.produced.record(sequence, intervened)

@@ -47,17 +47,25 @@ def unpack(data: Any, max_bytes: int) -> Any:
     # msgpack bounds every string, list and map by the buffer's length, so a small message cannot
     # allocate much
     try:
-        return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True)
+        return msgpack.unpackb(data, raw=False, strict_map_key=True, use_list=True,
+                               ext_hook=_ext)
     except Exception as e:  # noqa: BLE001 -- anything msgpack raises is a malformed message
         raise BadMessage("msgpack", f"{type(e).__name__}: {str(e)[:80]}") from None
 
 
+def _ext(code: int, data: bytes) -> msgpack.ExtType:
+    # msgpack's unpacker always passes an int code in 0..127 and bytes: skip ExtType's own checks
+    return tuple.__new__(msgpack.ExtType, (code, data))
+
+
 def encode_array(array: np.ndarray) -> msgpack.ExtType:
     """A numpy array (or scalar) as an ARRAY ext value."""
-    array = np.asarray(array)
-    if array.dtype.str not in ALLOWED_DTYPES:
+    if not isinstance(array, np.ndarray | np.generic):
+        array = np.asarray(array)
+    dtype = array.dtype.str
+    if dtype not in ALLOWED_DTYPES:
         raise ValueError(f"cannot send dtype {array.dtype}")
-    return msgpack.ExtType(ARRAY_EXT, _array_header(array.dtype.str, array.shape) + array.tobytes())
+    return _ext(ARRAY_EXT, _array_header(dtype, array.shape) + array.tobytes())
 
 
 @functools.lru_cache(maxsize=4096)
@@ -72,11 +80,10 @@ def decode_array(value: Any, shape: tuple[int, ...], dtype: np.dtype, path: str)
         raise BadMessage("transition", f"{path}: expected an array, got {describe(value)}")
     data = value.data
     n = data[0] if data else 0
-    try:
-        dtype_str, dims = data[1:1 + n].decode("ascii").split(":")
-        got_shape = tuple(int(d) for d in dims.split(",")) if dims else ()
-    except (UnicodeDecodeError, ValueError):
-        raise BadMessage("transition", f"{path}: malformed array header") from None
+    got = _parse_header(data[1:1 + n])
+    if got is None:
+        raise BadMessage("transition", f"{path}: malformed array header")
+    dtype_str, got_shape = got
     if ALLOWED_DTYPES.get(dtype_str) != dtype or got_shape != shape:
         raise BadMessage("transition",
                          f"{path}: {dtype_str}{list(got_shape)}, expected {dtype.str}{list(shape)}")
@@ -85,6 +92,16 @@ def decode_array(value: Any, shape: tuple[int, ...], dtype: np.dtype, path: str)
         raise BadMessage("transition",
                          f"{path}: {len(raw)} data bytes for {dtype.str}{list(shape)}")
     return np.frombuffer(raw, dtype).reshape(shape)  # a view of the message: no copy, read-only
+
+
+@functools.lru_cache(maxsize=4096)
+def _parse_header(header: bytes) -> tuple[str, tuple[int, ...]] | None:
+    """(dtype string, shape) of an ARRAY header, None if malformed (cached: headers repeat)."""
+    try:
+        dtype_str, dims = header.decode("ascii").split(":")
+        return dtype_str, tuple(int(d) for d in dims.split(",")) if dims else ()
+    except (UnicodeDecodeError, ValueError):
+        return None
 
 
 def describe(value: Any) -> str:

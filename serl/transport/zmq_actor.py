@@ -28,6 +28,8 @@ from serl.data.schema import TransitionSpec
 from serl.faults import fault_point
 from serl.transport.actor_link import ActorLink, LinkSettings
 from serl.transport.codec import FrameCodec, TransitionCodec
+from serl.transport.continuity import Continuity
+from serl.transport.frames import FrameCache
 from serl.transport.interfaces import Params, Transition, WeightsVersion
 from serl.transport.keys import ActorCurve
 from serl.transport.params_codec import ParamsDecoder
@@ -44,16 +46,18 @@ class ZmqActorTransport:
     `template_params` (the actor's own policy params) is what received weights are checked against:
     structure, shapes and dtypes; without it any tree of numeric arrays is accepted. `frames` picks
     JPEG (and its quality) or lossless camera frames; run `frames.roundtrip_observation` on
-    observations before inference.
-"""
+    observations before inference, or better, give the policy view's `frame_cache` (the same
+    codec): then each frame is JPEG-encoded once, for the policy and the wire.
+    """
 
     def __init__(self, learner_host: str, data_port: int, weights_port: int, actor_id: str,
                  spec: TransitionSpec, handshake_info: dict[str, Any], spool_dir: str | Path,
                  template_params: Params | None = None, curve: ActorCurve | None = None, *,
-                 frames: FrameCodec = FrameCodec(), spool_capacity_bytes: int = 8 << 30,
-                 fsync_interval: float = 1.0, settings: LinkSettings = LinkSettings()):
+                 frames: FrameCodec = FrameCodec(), frame_cache: FrameCache | None = None,
+                 spool_capacity_bytes: int = 8 << 30, fsync_interval: float = 1.0,
+                 settings: LinkSettings = LinkSettings()):
         self.actor_id, self.spec, self.frames = actor_id, spec, frames
-        self.codec = TransitionCodec(spec, frames, max_bytes=settings.max_batch_bytes)
+        self.codec = TransitionCodec(spec, frames, settings.max_batch_bytes, frame_cache)
         self.spool = Spool(spool_dir, spool_capacity_bytes, fsync_interval=fsync_interval)
         # the first version of each learner incarnation received
         self._weights_log = Path(spool_dir) / "weights.log"
@@ -126,20 +130,30 @@ class ZmqActorTransport:
 
 
 class ZmqAdder:
-    """`Adder`: `add` encodes (JPEG frames), appends to the spool and returns; the I/O thread does
-    the rest."""
+    """`Adder`: `add` encodes (JPEG frames; observations that are the previous transition's next
+    observations as a reference to them, see `pairs`), appends to the spool and returns; the I/O
+    thread does the rest. One adder per actor thread."""
 
     def __init__(self, transport: ZmqActorTransport):
         self._t = transport
+        self._continuity = Continuity()
 
     def add(self, transition: Transition) -> None:
         """Spool `transition` (ValueError if it does not match the spec, naming the fields; nothing
         is spooled)."""
-        record = self._t.codec.encode(transition)
-        if len(record) > self._t.codec.max_bytes:
+        spool, codec = self._t.spool, self._t.codec
+        expected = spool.next_sequence
+        previous = self._continuity.follows(transition, expected)
+        record = codec.encode(transition, previous)
+        if len(record) > codec.max_bytes:
             raise ValueError(f"a transition of {len(record)} bytes cannot be sent (limit "
-                             f"{self._t.codec.max_bytes})")
-        self._t.spool.add(record, bool(np.asarray(transition["intervened"])))
+                             f"{codec.max_bytes})")
+        intervened = bool(np.asarray(transition["intervened"]))
+        try:  # a reference is spooled only right after its predecessor
+            sequence = spool.add(record, intervened, expected if previous else None)
+        except ValueError:  # another adder got in between: send the observations in full
+            sequence = spool.add(codec.encode(transition), intervened)
+        self._continuity.remember(transition, sequence)
         self._t._link.wake()
         if not bool(np.asarray(transition["dones"])):
             fault_point("mid_episode")  # chaos tests: SIGKILL with an episode half spooled

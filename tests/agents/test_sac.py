@@ -112,9 +112,11 @@ def _batch(obs, ratio, size, reward=0.0):
 def test_non_finite_update_leaves_every_leaf_unchanged():
     obs = PointMassReach().reset()
     agent = SACAgent.create(jax.random.PRNGKey(0), obs, 2, STATE_CFG)
+    # `update` donates the agent's buffers: compare against a host copy
+    agent = jax.tree.map(lambda x: np.array(x, copy=True), agent)
     poisoned = _batch(obs, 2, 64)
     poisoned["rewards"][1, 3] = np.nan  # in the full (critic + actor) minibatch
-    after, info = agent.update(poisoned)
+    after, info = jax.device_put(agent).update(poisoned)
     assert float(info["update_ok"]) == 0.0 and int(after.skipped_updates) == 1
     for (path, a), b in zip(jax.tree_util.tree_leaves_with_path(agent), jax.tree.leaves(after),
                             strict=True):
@@ -149,11 +151,12 @@ batch = {"observations": {"state": rng.normal(size=(2, 8, 4)).astype(np.float32)
          "rewards": rng.normal(size=(2, 8)).astype(np.float32),
          "masks": np.ones((2, 8), np.float32)}
 agent = SACAgent.create(jax.random.PRNGKey(0), obs, 2, cfg)
+host = jax.tree.map(lambda x: np.array(x, copy=True), agent)  # `update` donates the agent
 single, _ = agent.update(batch)
 mesh = make_mesh()
 sharded_batch = shard_batch(batch, mesh)
 shard_shapes = sorted({tuple(s.data.shape) for s in sharded_batch["rewards"].addressable_shards})
-sharded, _ = replicate(agent, mesh).update(sharded_batch)
+sharded, _ = replicate(host, mesh).update(sharded_batch)
 diff = max(float(np.max(np.abs(np.asarray(a) - np.asarray(b))))
            for a, b in zip(jax.tree.leaves(single), jax.tree.leaves(sharded))
            if np.asarray(a).dtype.kind == "f")

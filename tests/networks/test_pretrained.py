@@ -17,11 +17,10 @@ from flax.traverse_util import flatten_dict
 
 from serl.networks.config import EncoderConfig, MissingTrunkWeights
 from serl.networks.encoders import ResNet10Trunk
-from serl.networks.observation_encoder import init_encoder
 from serl.networks.pretrained import convert_shared_pickle
+from serl.networks.trunk import frozen_trunk, trunk_fingerprint
 from serl.networks.trunk_weights import (
     expected_trunk_shapes,
-    frozen_params_for,
     load_trunk_params,
     save_trunk_params,
 )
@@ -198,25 +197,28 @@ def test_frozen_params_plug_into_the_encoder(tmp_path, ours):
     save_trunk_params(path, flatten_dict_inverse(ours))
     cfg = EncoderConfig(image_keys=("front",), trunk="resnet10", frozen_trunk=True,
                         pretrained_path=str(path))
-    frozen = frozen_params_for(cfg)
-    obs = {"front": jnp.zeros((1, 128, 128, 3), jnp.uint8), "state": jnp.zeros((1, 5))}
-    _, init_frozen = jax.eval_shape(lambda: init_encoder(jax.random.PRNGKey(0), obs, cfg))
-    assert jax.tree.structure(frozen) == jax.tree.structure(init_frozen)
+    frozen = frozen_trunk(cfg)
+    images = jnp.zeros((1, 128, 128, 3), jnp.uint8)
+    init = jax.eval_shape(ResNet10Trunk().init, jax.random.PRNGKey(0), images)["params"]
+    assert jax.tree.structure(frozen) == jax.tree.structure(init)
     spec = lambda a: (a.shape, a.dtype)
-    assert jax.tree.map(spec, frozen) == jax.tree.map(spec, init_frozen)
+    assert jax.tree.map(spec, frozen) == jax.tree.map(spec, init)
+    assert_same_bits(frozen, ours)
+    assert trunk_fingerprint(cfg).startswith("sha256:")
     no_file = EncoderConfig(image_keys=("front",), trunk="resnet10", frozen_trunk=True)
     with pytest.raises(MissingTrunkWeights, match="serl import-encoder"):
-        frozen_params_for(no_file)  # random features are a choice, never a silent default
+        frozen_trunk(no_file)  # random features are a choice, never a silent default
     random = EncoderConfig(image_keys=("front",), trunk="resnet10", frozen_trunk=True,
                            random_frozen_trunk=True)
-    assert frozen_params_for(random) is None
+    assert jax.tree.structure(frozen_trunk(random)) == jax.tree.structure(init)
+    assert trunk_fingerprint(random) != trunk_fingerprint(cfg)
     with pytest.raises(ValueError, match="random_frozen_trunk"):
         EncoderConfig(image_keys=("front",), frozen_trunk=True, random_frozen_trunk=True,
                       pretrained_path=str(path))
-    assert frozen_params_for(EncoderConfig(image_keys=("front",))) is None
+    assert frozen_trunk(EncoderConfig(image_keys=("front",))) is None
     with pytest.raises(ValueError, match="not supported yet"):
-        frozen_params_for(EncoderConfig(image_keys=("front",), trunk="resnet10",
-                                        pretrained_path=str(path)))
+        frozen_trunk(EncoderConfig(image_keys=("front",), trunk="resnet10",
+                                   pretrained_path=str(path)))
 
 
 UNPICKLING = re.compile(r"\bpickle\.loads?\(|\bpickle\.Unpickler\b|\bfrom\s+pickle\s+import\b|"

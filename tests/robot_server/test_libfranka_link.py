@@ -106,3 +106,20 @@ def test_arm_model_auto_reads_the_urdf_and_refuses_to_guess():
     for urdf in ("", None):  # older firmware: nothing to tell the joint limits by
         with pytest.raises(fl.LinkError, match="set libfranka.arm_model to fr3 or panda"):
             fl.arm_model_of(_Robot(urdf))
+
+
+def test_the_tracking_motion_pulls_the_redundant_posture_toward_the_joint_reset():
+    from serl.robot.hardware_config import load_hardware_config
+
+    cfg = load_hardware_config(ROOT / "hardware_configs" / "franky_sim.yaml")
+    impedance = {k: getattr(cfg.impedance, k) for k in (
+        "translational_stiffness", "rotational_stiffness", "translational_damping_ratio",
+        "rotational_damping_ratio")}
+    link = fl.Link(None, None, None, np.zeros(3), np.array([0.0, 0.0, 0.0, 1.0]))
+    pose = (np.array([0.5, 0.0, 0.2]), np.array([1.0, 0.0, 0.0, 0.0]))
+    (task,) = fl.tracking_motion(cfg, link, impedance, *pose).params.nullspace_tasks
+    assert np.allclose(task.target, cfg.reset.joint_reset)
+    assert np.allclose(task.stiffness, cfg.libfranka.nullspace_stiffness)
+    off = cfg.model_copy(update={"libfranka": cfg.libfranka.model_copy(
+        update={"nullspace_stiffness": 0.0})})
+    assert fl.tracking_motion(off, link, impedance, *pose).params.nullspace_tasks == []

@@ -1,6 +1,7 @@
 """Structure-aware mutations of actor -> learner messages: valid envelopes with one thing wrong (a
-field's type, range or length; a transition's dtype, shape, keys or frame; the size; truncated
-bytes). Every one is invalid, so a learner must drop and count each."""
+field's type, range or length; a transition's dtype, shape, keys or frame, or a reference to a
+predecessor it cannot have; the size; truncated bytes). Every one is invalid, so a learner must
+drop and count each."""
 
 from __future__ import annotations
 
@@ -23,7 +24,7 @@ def _transition_tree() -> dict:
 def _bad_transition(rng: np.random.Generator) -> bytes:
     """One encoded transition with exactly one structural fault."""
     tree = _transition_tree()
-    fault = int(rng.integers(10))
+    fault = int(rng.integers(12))
     field = str(rng.choice(["actions", "rewards", "episode_id", "policy_version", "step"]))
     if fault == 0:
         tree.pop(field)
@@ -51,8 +52,12 @@ def _bad_transition(rng: np.random.Generator) -> bytes:
         tree["next_observations"]["front"] = msgpack.ExtType(JPEG_EXT, bytes(data))
     elif fault == 8:
         tree["observations"]["state"] = msgpack.ExtType(int(rng.integers(3, 100)), b"\x00" * 20)
-    else:
+    elif fault == 9:
         tree["observations"] = {"state": tree["observations"]["state"]}
+    elif fault == 10:  # a reference to the previous transition, from the first one (sequence 0)
+        tree["observations"] = None
+    else:  # observations that are neither a map nor a reference
+        tree["observations"] = [True, 0, b"", "previous", []][rng.integers(5)]
     encoded = msgpack.packb(tree, use_bin_type=True)
     return encoded
 

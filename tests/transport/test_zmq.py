@@ -33,7 +33,7 @@ from serl.transport.actor_link import LinkSettings
 from serl.transport.frames import FrameCodec, jpeg_roundtrip
 from serl.transport.interfaces import WeightsVersion
 from serl.transport.keys import ActorCurve, LearnerCurve, generate_keys
-from serl.transport.messages import pack, spec_info
+from serl.transport.messages import PROTOCOL_VERSION, pack, spec_info
 from serl.transport.produced_log import produced_sequences
 from serl.transport.security import InsecureBindError
 
@@ -293,7 +293,8 @@ def test_liveness_both_ways(tmp_path):
     try:
         assert wait_until(lambda: actor.connected, 5)
         silent.connect(f"tcp://127.0.0.1:{learner.data_port}")
-        silent.send(pack("hello", protocol=1, actor_id="silent", resume_from=0, info=INFO))
+        silent.send(pack("hello", protocol=PROTOCOL_VERSION, actor_id="silent", resume_from=0,
+                         info=INFO))
         assert silent.poll(3000) and b"welcome" in silent.recv()
         assert wait_until(lambda: "silent" in learner.connected_actors(), 2)
         # released; the live actor stays
@@ -325,7 +326,8 @@ def test_ten_thousand_mutated_messages_are_dropped_and_counted_while_valid_traff
     fuzzer.setsockopt(zmq.RCVHWM, 100)  # we never read the learner's answers: let it drop them
     try:
         fuzzer.connect(f"tcp://127.0.0.1:{learner.data_port}")
-        fuzzer.send(pack("hello", protocol=1, actor_id="fuzz", resume_from=0, info=INFO))
+        fuzzer.send(pack("hello", protocol=PROTOCOL_VERSION, actor_id="fuzz", resume_from=0,
+                         info=INFO))
         assert fuzzer.poll(3000)
         for frames in mutated[:1000]:  # warm-up, then measure memory
             fuzzer.send_multipart(frames)
