@@ -117,6 +117,10 @@ class Intake:
         self._unstored.clear()
         batches = merged(received)
         for i, batch in enumerate(batches):
+            # Resolved once and kept: a retry after a failed demo write must not resolve again
+            # (the online append already committed, so the online tail has moved on).
+            batch = batches[i] = IncomingBatch(batch.actor_id, batch.first_sequence,
+                                               self._continued(batch))
             try:
                 self._store(batch)
             except OSError as err:
@@ -130,7 +134,7 @@ class Intake:
         return len(received)
 
     def _store(self, batch) -> None:
-        transitions = self._continued(batch)
+        transitions = batch.transitions
         # A list, not a stacked batch: the storage validates each transition and drops only the
         # bad ones.
         result = self.online.append(transitions, batch.actor_id, batch.first_sequence,
@@ -142,8 +146,11 @@ class Intake:
         steps = np.array([intervened(t) for t in transitions], bool)
         # intervention steps go to the demo buffer too; its watermark covers the batch
         if steps.any():
-            self.demo.append(transitions, batch.actor_id, batch.first_sequence,
-                             on_invalid="drop", keep=steps)
+            demo = self.demo.append(transitions, batch.actor_id, batch.first_sequence,
+                                    on_invalid="drop", keep=steps)
+            if demo.invalid:
+                log.warning("dropped %d invalid intervention steps of %s from the demo buffer: "
+                            "%s", demo.invalid, batch.actor_id, demo.first_error)
 
     def _continued(self, batch) -> list:
         """The batch's transitions with each `Continues` (observations the transport could not

@@ -74,6 +74,7 @@ class Training:
         self.agent = replicate(agent, self.mesh)
         self.trunk = None if trunk is None else replicate(trunk, self.mesh)
         self._prefetch: PrefetchIterator | None = None
+        self._in_flight: dict | None = None  # the info of the update still computing
 
     def _timed(self, feature_fn):
         """`feature_fn` timed into the clock as "trunk_features" (inside intake)."""
@@ -89,9 +90,11 @@ class Training:
 
     def update(self, online: ReplayStorage, demo: ReplayStorage, rng: np.random.Generator) -> dict:
         """One update; the first call starts the prefetch thread (sampling from these buffers).
-        It returns once the update is done, so the clock's "update" is the update's own time and
-        what the loop does meanwhile is not hidden behind JAX's asynchronous dispatch. The old
-        agent's buffers are donated to the new one."""
+        One update stays in flight: this waits for the previous update's result, then dispatches
+        the next, so the loop's intake and publishing run while an update computes, and the
+        clock's "update" is the wait the loop could not hide (plus the dispatch). The returned
+        info is the new update's (not yet computed: reading it waits). The old agent's buffers
+        are donated to the new one."""
         if self._prefetch is None:
             sample = lambda: sample_update_batch(  # noqa: E731
                 online, demo, self.agent_cfg, self.cfg.min_demo, rng)
@@ -100,8 +103,9 @@ class Training:
         with self.clock.phase("sampling"):
             batch = next(self._prefetch)
         with self.clock.phase("update"):
+            jax.block_until_ready(self._in_flight)
             self.agent, info = self.agent.update(batch, self.trunk)
-            jax.block_until_ready(info)
+            self._in_flight = info
         return info
 
     def policy_params(self) -> dict:

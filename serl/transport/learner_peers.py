@@ -144,6 +144,9 @@ class LearnerPeers:
             self._forget(old)  # the actor reconnected: its newest connection wins
         self._peers[rid], self._last_seen[rid] = actor_id, time.monotonic()
         acked = self._ledger.hello(actor_id, message["resume_from"])
+        # After any hello a reference goes through the storage's check of the stored sequence:
+        # never paired with frames decoded from another connection under the same id.
+        self._pairs.forget(actor_id)
         self._counters["hellos"] += 1
         note, level = "", logging.INFO
         if taken:

@@ -43,9 +43,10 @@ class Predecessors:
     def decode(self, actor_id: str, sequence: int, data: Any) -> Transition:
         """Transition `sequence` of `actor_id` from its record: a reference resolved to the
         predecessor's very `next_observations` when they were decoded here, else a `Continues`.
-        BadMessage when the record is bad or its reference cannot be its predecessor's; the
-        memory moves on with every transition that decodes, so one bad transition costs only
-        itself."""
+        BadMessage when the record is bad or its reference cannot be its predecessor's. The
+        memory moves on with every transition that decodes, so a transition the storage finds
+        invalid costs only itself; an undecodable record also costs its successor, whose frames
+        only it carried (dropped as invalid, with the cause)."""
         transition = self._codec.decode(data)
         episode_id, step = int(transition["episode_id"]), int(transition["step"])
         last = self._last.get(actor_id)
@@ -68,3 +69,8 @@ class Predecessors:
                              f"{step}): observations refer to sequence {sequence - 1}, which is "
                              f"episode {last.episode_id}, step {last.step}")
         return last.next_observations
+
+    def forget(self, actor_id: str) -> None:
+        """Drop what is held of `actor_id` (it said hello again): its next reference is resolved
+        from the storage, which checks the stored sequence, episode and step."""
+        self._last.pop(actor_id, None)
