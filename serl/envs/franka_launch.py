@@ -111,10 +111,16 @@ def _wait_group_gone(pgid: int, timeout_s: float) -> None:
     next rig never starts beside a dying one."""
     deadline = time.monotonic() + timeout_s
     while time.monotonic() < deadline:
-        live = [p for p in Path("/proc").iterdir() if p.name.isdigit() and _in_live_group(p, pgid)]
-        if not live:
+        if not live_group_members(pgid):
             return
         time.sleep(0.05)
+
+
+def live_group_members(pgid: int) -> list[int]:
+    """Pids of the processes of group `pgid` still running (zombies left for init to reap are
+    not)."""
+    return [int(p.name) for p in Path("/proc").iterdir()
+            if p.name.isdigit() and _in_live_group(p, pgid)]
 
 
 def _in_live_group(proc: Path, pgid: int) -> bool:
