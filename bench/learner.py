@@ -164,9 +164,9 @@ def run_variant(variant: str, args) -> dict:
     log(f"{variant}: agent created in {create_s:.1f} s")
 
     # the frozen trunk: a constant beside the agent, needed by updates on frames only
-    trunk = None
+    trunk_params = None
     if variant == "resnet10_frozen":
-        trunk = jax.device_put(frozen_trunk(encoder))
+        trunk_params = jax.device_put(frozen_trunk(encoder))
     feature_shape = ()
     if variant in FEATURE_DTYPES:
         feature_shape = tuple(trunk_feature_shape(encoder, (CAMERA, CAMERA, 3)))
@@ -183,7 +183,7 @@ def run_variant(variant: str, args) -> dict:
     batch_mb = sum(x.nbytes for x in jax.tree.leaves(batch)) / 2**20
 
     t0 = time.perf_counter()
-    lowered = type(agent).update.lower(agent, batch, trunk)
+    lowered = type(agent).update.lower(agent, batch, trunk_params)
     lower_s = time.perf_counter() - t0
     t0 = time.perf_counter()
     compiled = lowered.compile()
@@ -201,7 +201,7 @@ def run_variant(variant: str, args) -> dict:
     warmup_s: list[float] = []
     while len(warmup_s) < args.warmup and (not warmup_s or time.perf_counter() < deadline):
         t0 = time.perf_counter()
-        agent, info = compiled(agent, batch, trunk)
+        agent, info = compiled(agent, batch, trunk_params)
         jax.block_until_ready((agent, info))
         warmup_s.append(time.perf_counter() - t0)
         log(f"{variant}: warm-up {len(warmup_s)}/{args.warmup}: {warmup_s[-1]:.3f} s")
@@ -209,7 +209,7 @@ def run_variant(variant: str, args) -> dict:
     times: list[float] = []
     while len(times) < args.updates and (not times or time.perf_counter() < deadline):
         t0 = time.perf_counter()
-        agent, info = compiled(agent, batch, trunk)
+        agent, info = compiled(agent, batch, trunk_params)
         jax.block_until_ready((agent, info))
         times.append(time.perf_counter() - t0)
     if len(times) < args.updates:
