@@ -13,9 +13,12 @@ seed and their time is reported apart. Minutes count from the start of the `serl
     python $B --task sim_pick_cube --seeds 0 1 2 --target 0.5 --max-minutes 60
     python $B --task sim_pick_cube --seeds 0 --target 0.5 -- --agent.batch-size 256
 
-Prints one JSON line (per-seed figures and the median over seeds that reached the target) and writes
-`<out>/<task>.png` (evaluation success and intervention rate against env steps and minutes, one line
-per seed). Overrides after `--` go to every run unchanged.
+Overrides after `--` go to every run unchanged. The seeds measured are merged into the task's
+result file, `<results>/sample_efficiency_<task>.json` (`bench/se_results.py`: a seed measured again
+replaces its record; seeds under another protocol, target or overrides are refused), and its plot
+`<results>/sample_efficiency_<task>.png` (evaluation success and intervention rate against env steps
+and minutes, one line per seed) is redrawn from the merged record, which is also printed as one
+JSON line. Run folders go under `--out`.
 """
 
 from __future__ import annotations
@@ -24,13 +27,13 @@ import argparse
 import json
 import os
 import shutil
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from header import cpus, load_1m
+from se_results import ProtocolMismatch, merge, protocol_of
 
 WINDOW = 3  # evaluations averaged by the stopping rule (serl.monitor.RunMonitor.target_reached)
 
@@ -62,6 +65,18 @@ def intervention_trend(train: list[dict], parts: int = 4) -> list[float]:
     return [round(sum(r["intervention_rate"] for r in c) / len(c), 3) for c in chunks]
 
 
+def intervention_curve(train: list[dict], window: int = 20, points: int = 200) -> list:
+    """(env steps, intervention rate over the last `window` training episodes), at most `points`
+    of them: the plot's third panel, kept in the result file so merged seeds redraw without their
+    run folders."""
+    rates = [t["intervention_rate"] for t in train]
+    curve = [(t["env_steps"], round(sum(rates[max(0, i - window + 1) : i + 1])
+                                    / len(rates[max(0, i - window + 1) : i + 1]), 3))
+             for i, t in enumerate(train)]
+    stride = max(1, -(-len(curve) // points))
+    return curve[::stride]
+
+
 def summarize(run_dir: Path, start: float, target: float, wall_s: float) -> dict:
     train, evals = read_history(run_dir)
     hit = first_at_target(evals, target)
@@ -81,6 +96,7 @@ def summarize(run_dir: Path, start: float, target: float, wall_s: float) -> dict
         "total_updates": progress.get("updates"),
         "episodes": len(train),
         "intervention_rate_by_quarter": intervention_trend(train),
+        "intervention_curve": intervention_curve(train),
         "wall_minutes": round(wall_s / 60, 2),
         "evals": [
             (
@@ -167,13 +183,8 @@ def plot(results: list[dict], path: Path, target: float) -> None:
         )
         axes[0].plot(steps, success, "o-", ms=3, label=f"seed {r['seed']}")
         axes[1].plot(minutes, success, "o-", ms=3, label=f"seed {r['seed']}")
-        train, _ = read_history(Path(r["run_dir"]))
-        rates = [t["intervention_rate"] for t in train]
-        rolling = [
-            sum(rates[max(0, i - 19) : i + 1]) / len(rates[max(0, i - 19) : i + 1])
-            for i in range(len(rates))
-        ]
-        axes[2].plot([t["env_steps"] for t in train], rolling, label=f"seed {r['seed']}")
+        curve = r.get("intervention_curve") or []
+        axes[2].plot([c[0] for c in curve], [c[1] for c in curve], label=f"seed {r['seed']}")
     labels = [
         ("env steps", "evaluation success (no interventions)"),
         ("minutes (2-process run, start-up included)", "evaluation success (no interventions)"),
@@ -192,6 +203,29 @@ def plot(results: list[dict], path: Path, target: float) -> None:
     plt.close(fig)
 
 
+def commit() -> str:
+    """The commit measured, "-dirty" when tracked files differ from it."""
+    def git(*args):
+        return subprocess.run(["git", *args], capture_output=True, text=True).stdout.strip()
+
+    head = git("rev-parse", "--short", "HEAD") or "unknown"
+    return head + ("-dirty" if git("status", "--porcelain", "--untracked-files=no") else "")
+
+
+def run_protocol(results: list[dict]) -> dict:
+    """The protocol the seeds followed (from their recorded configs); they must agree."""
+    protocols = []
+    for r in results:
+        recorded = Path(r["run_dir"]) / "config.json"
+        if not recorded.exists():
+            raise SystemExit(f"{recorded} is missing: seed {r['seed']} did not start "
+                             f"(see {r['run_dir']}.log)")
+        protocols.append(protocol_of(json.loads(recorded.read_text())["config"]))
+    if any(p != protocols[0] for p in protocols):
+        raise SystemExit(f"the seeds ran under different protocols: {protocols}")
+    return protocols[0]
+
+
 def main() -> int:
     argv = sys.argv[1:]
     extra = argv[argv.index("--") + 1 :] if "--" in argv else []
@@ -205,6 +239,10 @@ def main() -> int:
         "--max-minutes", type=float, default=20.0, help="budget per seed (the learner's clock)"
     )
     parser.add_argument("--out", type=Path, default=Path("runs/bench_sample_efficiency"))
+    parser.add_argument("--results", type=Path, default=Path("bench/results"),
+                        help="folder of the task's merged result file and plot")
+    parser.add_argument("--fresh", action="store_true",
+                        help="replace the task's result file instead of merging into it")
     parser.add_argument(
         "--parallel",
         action="store_true",
@@ -217,45 +255,45 @@ def main() -> int:
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     if args.replot:
         earlier = json.loads(args.replot.read_text())
-        plot(earlier["seeds"], Path(earlier["plot"]), earlier["target"])
+        plot(earlier["seeds"], args.replot.with_suffix(".png"), earlier["target"])
         return 0
+    result_file = args.results / f"sample_efficiency_{args.task}.json"
+    earlier = (json.loads(result_file.read_text())
+               if result_file.exists() and not args.fresh else None)
     args.out.mkdir(parents=True, exist_ok=True)
     os.environ.setdefault("MUJOCO_GL", "egl")
     demo_s = ensure_demos(args.task, extra)
+    measured = commit()
+
     def go(seed):
         return start_seed(args.task, seed, args.out, args.target, args.max_minutes, extra)
 
+    def finish(started):
+        return {**finish_seed(started, args.target), "commit": measured, "cpus": cpus(),
+                "parallel": args.parallel, "max_minutes": args.max_minutes,
+                "load_average_1m": load_1m(2)}
+
     # all seeds at once: each gets a share of the CPU, so minutes are not comparable
     if args.parallel:
-        results = [finish_seed(s, args.target) for s in [go(seed) for seed in args.seeds]]
+        results = [finish(s) for s in [go(seed) for seed in args.seeds]]
     else:
-        results = [finish_seed(go(seed), args.target) for seed in args.seeds]
-    reached = [r for r in results if r["reached"]]
-    def median(key):
-        return statistics.median(r[key] for r in reached) if reached else None
-
-    plot(results, args.out / f"{args.task}.png", args.target)
-    print(
-        json.dumps(
-            {
-                "bench": "sample_efficiency",
-                "task": args.task,
-                "target": args.target,
-                "overrides": extra,
-                "max_minutes": args.max_minutes,
-                "parallel": args.parallel,
-                "seeds_reached": f"{len(reached)}/{len(results)}",
-                "median_env_steps": median("env_steps"),
-                "median_updates": median("updates"),
-                "median_minutes": median("minutes"),
-                "demo_recording_s": round(demo_s, 1),
-                "load_average_1m": load_1m(2),
-                "cpus": cpus(),
-                "plot": str(args.out / f"{args.task}.png"),
-                "seeds": results,
-            }
-        )
-    )
+        results = [finish(go(seed)) for seed in args.seeds]
+    fresh = {"bench": "sample_efficiency", "task": args.task, "target": args.target,
+             "overrides": extra, "protocol": run_protocol(results),
+             "demo_recording_s": round(demo_s, 1), "seeds": results}
+    try:
+        record = merge(earlier, fresh)
+    except ProtocolMismatch as err:
+        # nothing measured is lost: the new seeds go beside the file
+        aside = args.out / f"sample_efficiency_{args.task}.json"
+        aside.write_text(json.dumps(merge(None, fresh), indent=1) + "\n")
+        print(f"{err}; this run's result is in {aside}", file=sys.stderr)
+        return 1
+    record["plot"] = str(result_file.with_suffix(".png"))
+    args.results.mkdir(parents=True, exist_ok=True)
+    result_file.write_text(json.dumps(record, indent=1) + "\n")
+    plot(record["seeds"], Path(record["plot"]), args.target)
+    print(json.dumps(record))
     return 0
 
 
