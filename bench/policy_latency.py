@@ -106,11 +106,12 @@ def run_encoder(trunk: str, args) -> dict:
 
     def sample(obs, i):
         action = hybrid.sample_actions(params, jax.device_put(obs), keys[i], cfg=cfg,
-                                       trunk=trunk)
+                                       arm_dims=ACTION_DIM - 1, trunk=trunk)
         return np.asarray(jax.block_until_ready(action))
 
     def evaluate(obs, i):
-        action = hybrid.eval_actions(params, jax.device_put(obs), cfg=cfg, trunk=trunk)
+        action = hybrid.eval_actions(params, jax.device_put(obs), cfg=cfg,
+                                     arm_dims=ACTION_DIM - 1, trunk=trunk)
         return np.asarray(jax.block_until_ready(action))
 
     t0 = time.perf_counter()
@@ -131,11 +132,12 @@ def run_encoder(trunk: str, args) -> dict:
         log(f"{trunk}: eval_actions {out['eval_actions']}")
 
     obs_dev = jax.device_put(observations[0])
-    flops = flops_of(hybrid.sample_actions, params, obs_dev, keys[0], cfg=cfg, trunk=trunk)
+    flops = flops_of(hybrid.sample_actions, params, obs_dev, keys[0], cfg=cfg,
+                     arm_dims=ACTION_DIM - 1, trunk=trunk)
     # The arm's SAC policy alone: if the hybrid call costs ~2x this, the encoder runs twice per
     # call.
     arm_flops = flops_of(sac.sample_actions, params, obs_dev, keys[0], cfg=cfg,
-                         action_dim=hybrid.ARM_DIMS, trunk=trunk)
+                         action_dim=ACTION_DIM - 1, trunk=trunk)
     target = TARGET_P99_MS[trunk]
     out.update({
         "flops_per_call": flops, "arm_policy_only_flops": arm_flops,

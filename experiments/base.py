@@ -56,6 +56,9 @@ class ExperimentConfig:
             raise ValueError(f"actor.free_steps ({self.actor.free_steps}) must be at least "
                              f"learner.min_online ({self.learner.min_online}): the rate-limited "
                              "actor would wait for updates that never start")
+        if self.agent.grasp_critic and self.env.gripper_locked:
+            raise ValueError("agent.grasp_critic needs a gripper the policy commands, but "
+                             "env.gripper_locked holds it closed: set one of them False")
         cameras = set(self.env.cameras) if self.env.image_obs else set()
         unknown = set(self.agent.encoder.image_keys) - cameras
         if unknown:

@@ -28,8 +28,9 @@ def policy_functions(cfg: SACConfig, action_dim: int):
     trunk = None if trunk is None else jax.device_put(trunk)
     if cfg.grasp_critic:
         return (
-            functools.partial(hybrid.sample_actions, cfg=cfg, trunk=trunk),
-            functools.partial(hybrid.eval_actions, cfg=cfg, trunk=trunk),
+            functools.partial(hybrid.sample_actions, cfg=cfg, arm_dims=action_dim - 1,
+                              trunk=trunk),
+            functools.partial(hybrid.eval_actions, cfg=cfg, arm_dims=action_dim - 1, trunk=trunk),
         )
     return (
         functools.partial(sac.sample_actions, cfg=cfg, action_dim=action_dim, trunk=trunk),

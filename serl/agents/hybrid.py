@@ -1,6 +1,7 @@
-"""The hybrid agent of HIL-SERL: SAC over the 6 arm dimensions plus a double-DQN grasp critic over
-{close, stay, open} with its own target network. The grasp critic's reward adds the transition's
-grasp_penalty; the action is arm action ++ (argmax - 1)."""
+"""The hybrid agent of HIL-SERL: SAC over the arm dimensions (the axes the policy commands: all
+but the last action entry) plus a double-DQN grasp critic over {close, stay, open} with its own
+target network. The grasp critic's reward adds the transition's grasp_penalty; the action is arm
+action ++ (argmax - 1)."""
 
 from __future__ import annotations
 
@@ -20,7 +21,6 @@ from serl.envs.contract import GRIPPER_CLOSE, GRIPPER_OPEN
 from serl.networks.mlp import MLP
 from serl.networks.observation_encoder import encode
 
-ARM_DIMS = 6
 GRASP_ACTIONS = 3  # close, stay, open
 
 
@@ -42,22 +42,22 @@ def _grasp_command(params: dict, feats: jax.Array, cfg: SACConfig) -> jax.Array:
     return (jnp.argmax(q, axis=-1) - 1).astype(jnp.float32)[..., None]
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
+@functools.partial(jax.jit, static_argnames=("cfg", "arm_dims"))
 def sample_actions(
-    params: dict, obs: dict, rng: jax.Array, cfg: SACConfig, trunk=None
+    params: dict, obs: dict, rng: jax.Array, cfg: SACConfig, arm_dims: int, trunk=None
 ) -> jax.Array:
     """Arm actions sampled, the gripper's chosen greedily; `trunk` as in `sac.sample_actions`."""
     obs, single = sac._batched(obs)
-    arm = sac.sample_actions(params, obs, rng, cfg=cfg, action_dim=ARM_DIMS, trunk=trunk)
+    arm = sac.sample_actions(params, obs, rng, cfg=cfg, action_dim=arm_dims, trunk=trunk)
     feats = encode(params["encoder"], trunk, obs, cfg.encoder)
     actions = jnp.concatenate([arm, _grasp_command(params["grasp"], feats, cfg)], axis=-1)
     return actions[0] if single else actions
 
 
-@functools.partial(jax.jit, static_argnames=("cfg",))
-def eval_actions(params: dict, obs: dict, cfg: SACConfig, trunk=None) -> jax.Array:
+@functools.partial(jax.jit, static_argnames=("cfg", "arm_dims"))
+def eval_actions(params: dict, obs: dict, cfg: SACConfig, arm_dims: int, trunk=None) -> jax.Array:
     obs, single = sac._batched(obs)
-    arm = sac.eval_actions(params, obs, cfg=cfg, action_dim=ARM_DIMS, trunk=trunk)
+    arm = sac.eval_actions(params, obs, cfg=cfg, action_dim=arm_dims, trunk=trunk)
     feats = encode(params["encoder"], trunk, obs, cfg.encoder)
     actions = jnp.concatenate([arm, _grasp_command(params["grasp"], feats, cfg)], axis=-1)
     return actions[0] if single else actions
@@ -73,13 +73,13 @@ class HybridAgent(struct.PyTreeNode):
     @classmethod
     def create(cls, rng: jax.Array, obs_example: dict, action_dim: int,
                cfg: SACConfig) -> HybridAgent:
-        if action_dim != ARM_DIMS + 1:
+        if action_dim < 2:
             raise ValueError(
-                f"the hybrid agent needs a {ARM_DIMS + 1}-D action (arm + gripper), got "
-                f"{action_dim}"
+                f"the hybrid agent needs an action of at least one arm axis and the gripper, got "
+                f"{action_dim}-D"
             )
         rng, grasp_rng = jax.random.split(rng)
-        arm = sac.SACAgent.create(rng, obs_example, ARM_DIMS, cfg)
+        arm = sac.SACAgent.create(rng, obs_example, action_dim - 1, cfg)
         obs = jax.tree.map(lambda x: jnp.asarray(x)[None], obs_example)
         # the shape only: no encoder pass
         feats = jax.eval_shape(lambda p, o: arm.features(p, sac.trunk_output_example(o, cfg)),
@@ -112,7 +112,7 @@ class HybridAgent(struct.PyTreeNode):
         )[:, 0]
         reward = batch["rewards"] + batch["grasp_penalty"]
         target = reward + self.cfg.discount * batch["masks"] * next_q
-        taken = grasp_index(batch["actions"][:, ARM_DIMS])
+        taken = grasp_index(batch["actions"][:, -1])
 
         def loss_fn(p):
             q = jnp.take_along_axis(net.apply({"params": p}, feats), taken[:, None], axis=-1)[:, 0]
@@ -131,7 +131,7 @@ class HybridAgent(struct.PyTreeNode):
         # the same frames, and XLA can share the encoder passes between them.
         arm, batch = self.sac.augment(batch)
         batch = bind_trunk(batch, trunk, self.cfg.encoder)
-        arm, info = arm.step_augmented({**batch, "actions": batch["actions"][:, :ARM_DIMS]}, full)
+        arm, info = arm.step_augmented({**batch, "actions": batch["actions"][:, :-1]}, full)
         agent, grasp_info = self.replace(sac=arm).grasp_step(batch, arm.rng)
         return agent, {**info, **grasp_info}
 

@@ -21,7 +21,10 @@ import numpy as np
 
 from serl.commands.config_args import parse_task_config
 
-HOLD = np.zeros(7, np.float32)  # the "policy" while recording: no motion, gripper unchanged
+
+def hold(env) -> np.ndarray:
+    """The "policy" while recording: no motion, gripper unchanged, in the policy's action space."""
+    return np.zeros(env.action_space.shape, np.float32)
 
 
 def next_episode_id(folder: Path) -> int:
@@ -49,14 +52,14 @@ def record_episode(
     from serl.actor.episode import transition
 
     obs, info = env.reset(seed=seed)
-    steps, done = [], False
+    steps, done, still = [], False, hold(env)
     while not done:
         if stop.is_set():
             return None, info
-        next_obs, reward, terminated, truncated, info = env.step(HOLD)
+        next_obs, reward, terminated, truncated, info = env.step(still)
         steps.append(
             transition(
-                obs, HOLD, reward, next_obs, terminated, truncated, info, episode, len(steps), None
+                obs, still, reward, next_obs, terminated, truncated, info, episode, len(steps), None
             )
         )
         obs, done = next_obs, terminated or truncated

@@ -24,9 +24,9 @@ def run_episodes(config, episodes: int, video_path: Path | None) -> dict:
     start = time.monotonic()
     for ep in range(episodes):
         obs, info = env.reset(seed=config.seed + ep)
-        done, steps = False, 0
+        done, steps, still = False, 0, np.zeros(env.action_space.shape, np.float32)
         while not done:
-            obs, reward, terminated, truncated, info = env.step(np.zeros(7, np.float32))
+            obs, reward, terminated, truncated, info = env.step(still)
             steps += 1
             interventions += bool(info.get("intervened"))
             done = terminated or truncated

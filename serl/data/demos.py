@@ -38,6 +38,24 @@ def save_episode(folder: str | Path, batch: Batch, spec: TransitionSpec) -> Path
     return write_npz(Path(folder) / name, arrays)
 
 
+class UnusableDemos(ValueError):
+    """A demo folder has episode files and not one of them loads for this config."""
+
+
+def spec_difference(stored, expected: dict) -> str:
+    """What a file's recorded spec has that this config's does not, in a few words."""
+    if not isinstance(stored, dict):
+        return "the file records no spec"
+    parts = []
+    if stored.get("action_dim") != expected["action_dim"]:
+        parts.append(f"{stored.get('action_dim')}-D actions, this config's are "
+                     f"{expected['action_dim']}-D")
+    if stored.get("observations") != expected["observations"]:
+        parts.append(f"observations {stored.get('observations')}, this config's "
+                     f"{expected['observations']}")
+    return "; ".join(parts) or "a different spec"
+
+
 def load_episode(path: str | Path, spec: TransitionSpec) -> Batch:
     """The episode's transitions as a batch; ValueError naming the file if it is corrupt or of
     another spec."""
@@ -49,8 +67,10 @@ def load_episode(path: str | Path, spec: TransitionSpec) -> Batch:
         raise ValueError(f"{path.name}: not a readable episode file "
                          f"({type(err).__name__}: {err})") from None
     stored = json.loads(str(arrays.pop("spec", "null")))
-    if stored != json.loads(json.dumps(spec.to_json(), sort_keys=True)):
-        raise ValueError(f"{path.name}: recorded for another observation/action spec")
+    expected = json.loads(json.dumps(spec.to_json(), sort_keys=True))
+    if stored != expected:
+        raise ValueError(f"{path.name}: recorded for another observation/action spec "
+                         f"({spec_difference(stored, expected)})")
     obs = {k[len(PREFIX):]: v for k, v in arrays.items() if k.startswith(PREFIX)}
     batch = {"observations": {k: v[:-1] for k, v in obs.items()},
              "next_observations": {k: v[1:] for k, v in obs.items()}}

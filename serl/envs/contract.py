@@ -3,7 +3,8 @@ stack the policy sees agree on. Importable without jax, flax, orbax or mujoco: a
 spaces from here without building an env.
 
 - the action space: 7-D, [-1, 1], float32: xyz and rpy deltas (scaled by the env's action scale),
-  then the gripper command (`GRIPPER_CLOSE`, `GRIPPER_OPEN` thresholds);
+  then the gripper command (`GRIPPER_CLOSE`, `GRIPPER_OPEN` thresholds); the policy's is the
+  entries it commands (`serl.envs.action_axes`);
 - `observation_space(env_config)`: the raw env's observation space, a pure function of its config;
 - `policy_spaces(env_config, wrappers_config)`: the spaces after the wrapper stack;
 - `StepInfo`: every key an env or wrapper writes into (or reads from) a step's or reset's `info`;
@@ -18,7 +19,9 @@ from typing import Any, TypedDict
 import numpy as np
 from gymnasium import spaces
 
-ACTION_DIM = 7
+from serl.envs.action_axes import FULL_DIM, policy_action_dim
+
+ACTION_DIM = FULL_DIM  # 7
 ACTION_SPACE = spaces.Box(-1.0, 1.0, (ACTION_DIM,), np.float32)
 # Gripper command thresholds: a command <= GRIPPER_CLOSE closes, >= GRIPPER_OPEN opens, else holds.
 GRIPPER_CLOSE, GRIPPER_OPEN = -0.5, 0.5
@@ -134,15 +137,24 @@ def flat_observation_space(
     return spaces.Dict({"state": spaces.Box(low, high, dtype=np.float32), **cameras})
 
 
+def policy_action_space(axes, gripper: bool) -> spaces.Box:
+    """The policy's action space: the arm axes it commands, then the gripper if it commands it."""
+    return spaces.Box(-1.0, 1.0, (policy_action_dim(axes, gripper),), np.float32)
+
+
+def policy_gripper(env_config) -> bool:
+    """The policy commands the gripper: the env does not lock it."""
+    return not bool(getattr(env_config, "gripper_locked", False))
+
+
 def policy_spaces(env_config, wrappers_config) -> tuple[spaces.Dict, spaces.Box]:
     """(observation space, action space) the policy sees through `make_policy_env(raw,
     wrappers_config)`. The relative frame, reward, penalty and video wrappers keep the spaces; the
-    euler and flatten wrappers change the observation's, as here (they call these same
-    functions)."""
-    # no setting of PolicyEnvConfig changes a space (relative_frame keeps shapes)
-    del wrappers_config
+    euler and flatten wrappers change the observation's and the action-axes wrapper the action's,
+    as here (they call these same functions): the arm axes of `wrappers_config.arm_axes`, then the
+    gripper unless the env locks it."""
     space = flat_observation_space(euler_observation_space(observation_space(env_config)))
-    return space, ACTION_SPACE
+    return space, policy_action_space(wrappers_config.arm_axes, policy_gripper(env_config))
 
 
 # ---------- info ----------

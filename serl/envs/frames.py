@@ -4,9 +4,12 @@ where in the workspace it is."""
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 import numpy as np
 
 from serl import geometry as g
+from serl.envs.action_axes import ARM_AXES, hold_other_axes
 
 
 def tcp_rotation(raw_obs: dict) -> np.ndarray:
@@ -47,14 +50,22 @@ def clip_policy_action(p) -> np.ndarray:
     return np.concatenate([*blocks, np.clip(p[6:], -1.0, 1.0)])
 
 
-def operator_roundtrip(raw_obs: dict, b) -> np.ndarray:
+def operator_roundtrip(raw_obs: dict, b, axes: Sequence[str] = ARM_AXES) -> np.ndarray:
     """The base-frame action executed for the operator's base-frame action b: b mapped into the
-    policy frame, clipped there (`clip_policy_action`), mapped back. Recording it in the policy
-    frame then reproduces exactly this motion, and the recording is inside the action space. Each
-    block is a scaled copy of b's, so the result stays inside [-1, 1] in the base frame too and the
-    raw env never clips it."""
+    policy frame, held still about the axes the policy does not command (`axes`), clipped there
+    (`clip_policy_action`), mapped back. Recording it in the policy frame then reproduces exactly
+    this motion, and the recording is inside the action space. Each block is a scaled copy of the
+    held one, so the result stays inside [-1, 1] in the base frame too and the raw env never clips
+    it."""
     R = tcp_rotation(raw_obs)
-    return from_policy_frame(clip_policy_action(to_policy_frame(b, R)), R)
+    held = hold_other_axes(to_policy_frame(b, R), axes)
+    return from_policy_frame(clip_policy_action(held), R)
+
+
+def base_frame_roundtrip(raw_obs: dict, b, axes: Sequence[str] = ARM_AXES) -> np.ndarray:
+    """`operator_roundtrip` for a policy acting in the base frame (no relative frame)."""
+    del raw_obs
+    return clip_policy_action(hold_other_axes(b, axes))
 
 
 def relative_pose(pose, reset_pose) -> np.ndarray:

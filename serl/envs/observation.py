@@ -19,7 +19,6 @@ from serl.envs.contract import (
 )
 from serl.envs.frames import (
     from_policy_frame,
-    operator_roundtrip,
     quat_pose_to_euler,
     relative_pose,
     rotate_vectors,
@@ -33,13 +32,11 @@ class RelativeFrameWrapper(gym.Wrapper):
 
     Actions: p -> [R p_xyz, R p_rot, p_grip] with R the measured TCP orientation before the step
     (see `from_policy_frame`). A policy action whose base-frame image leaves [-1, 1] is clipped per
-    component by the raw env; recorded operator actions never are (see `operator_roundtrip`, exposed
-    as `roundtrip` for the intervention wrapper). `info["intervene_action"]`, when present, is
+    component by the raw env; recorded operator actions never are (see `operator_roundtrip`, the
+    intervention wrapper's round trip). `info["intervene_action"]`, when present, is
     replaced by the policy-frame action. Observations: `tcp_pose` relative to the TCP pose at reset;
     `tcp_vel`, `tcp_force`, `tcp_torque` in the current TCP frame.
     """
-
-    roundtrip = staticmethod(operator_roundtrip)
 
     def __init__(self, env: gym.Env):
         super().__init__(env)

@@ -5,11 +5,16 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from serl.envs.action_axes import ARM_AXES, check_axes
+
 
 @dataclass(frozen=True)
 class PolicyEnvConfig:
     # the policy acts and sees its pose in the TCP frame (False: base frame, absolute pose)
     relative_frame: bool = True
+    # arm axes of the policy's frame the policy commands (others held still, for the operator too);
+    # a pick task that never tilts the hand: ("x", "y", "z", "yaw")
+    arm_axes: tuple[str, ...] = ARM_AXES
     # magnitude of info["grasp_penalty"] on steps where the gripper changes state
     grasp_penalty: float = 0.1
     # success probability at which the reward classifier ends the episode
@@ -23,3 +28,6 @@ class PolicyEnvConfig:
     operator_poll_s: float = 0.05
     # "mark_success" ends the episode; False: it only labels the steps it is held
     marks_end_episode: bool = True
+
+    def __post_init__(self) -> None:
+        check_axes(self.arm_axes)

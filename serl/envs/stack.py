@@ -1,6 +1,6 @@
 """The wrapper stack between the raw env of DESIGN.md and the policy, inside out: intervention →
-relative frame → quaternion to euler → flatten → reward classifier or the operator's reward →
-gripper penalty → video, under `PolicyEnv`. `make_policy_env` builds it; its spaces are
+relative frame → action axes → quaternion to euler → flatten → reward classifier or the operator's
+reward → gripper penalty → video, under `PolicyEnv`. `make_policy_env` builds it; its spaces are
 `serl.envs.contract.policy_spaces`.
 
 The stack's owner (the actor, a command) changes what it may through `PolicyEnv.controls`, never by
@@ -9,12 +9,17 @@ setting wrapper attributes by name.
 
 from __future__ import annotations
 
+import functools
 import threading
 from pathlib import Path
 
 import gymnasium as gym
 
 from serl.devices.base import InterventionDevice
+from serl.envs import frames
+from serl.envs.action_axes import ARM_AXES
+from serl.envs.axes_wrapper import ActionAxesWrapper
+from serl.envs.contract import policy_gripper
 from serl.envs.intervention import InterventionWrapper
 from serl.envs.observation import FlattenWrapper, QuatToEulerWrapper, RelativeFrameWrapper
 from serl.envs.penalty import GripperPenaltyWrapper
@@ -99,20 +104,33 @@ class PolicyEnv(gym.Wrapper):
                                       _find(env, RewardClassifierWrapper))
 
 
+def operator_roundtrip(cfg: PolicyEnvConfig):
+    """The intervention wrapper's round trip: the operator's base-frame action as executed, in the
+    policy's frame and held to its axes (None: clipped per component, as the raw env would)."""
+    if cfg.relative_frame:
+        return functools.partial(frames.operator_roundtrip, axes=cfg.arm_axes)
+    if cfg.arm_axes != ARM_AXES:
+        return functools.partial(frames.base_frame_roundtrip, axes=cfg.arm_axes)
+    return None
+
+
 def make_policy_env(env: gym.Env, cfg: PolicyEnvConfig = PolicyEnvConfig(), classifier=None,
                     device: InterventionDevice | None = None,
                     video_path: str | Path | None = None, predicate=None,
                     human_reward: bool = False) -> PolicyEnv:
     """The raw env wrapped, inside out: intervention (if a device is given) → relative frame (if
-    configured) → quaternion to euler → flatten → reward classifier (if given; `predicate` ANDed) or
-    the operator's reward (if `human_reward`) → gripper penalty → video (if a path is given), under
-    `PolicyEnv`."""
+    configured) → action axes (if the policy commands fewer than the 7 entries) → quaternion to
+    euler → flatten → reward classifier (if given; `predicate` ANDed) or the operator's reward (if
+    `human_reward`) → gripper penalty → video (if a path is given), under `PolicyEnv`."""
+    gripper = policy_gripper(getattr(env.unwrapped, "cfg", None))  # False: the env locks it
     if device is not None:
-        roundtrip = RelativeFrameWrapper.roundtrip if cfg.relative_frame else None
-        env = InterventionWrapper(env, device, roundtrip, cfg.intervention_hold_steps,
-                                  cfg.confirm_reset, cfg.operator_poll_s, cfg.marks_end_episode)
+        env = InterventionWrapper(env, device, operator_roundtrip(cfg),
+                                  cfg.intervention_hold_steps, cfg.confirm_reset,
+                                  cfg.operator_poll_s, cfg.marks_end_episode)
     if cfg.relative_frame:
         env = RelativeFrameWrapper(env)
+    if cfg.arm_axes != ARM_AXES or not gripper:
+        env = ActionAxesWrapper(env, cfg.arm_axes, gripper)
     env = FlattenWrapper(QuatToEulerWrapper(env))
     if classifier is not None:
         env = RewardClassifierWrapper(env, classifier, cfg.classifier_threshold, predicate)

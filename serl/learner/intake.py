@@ -14,7 +14,7 @@ from pathlib import Path
 import numpy as np
 
 from serl.data import ReplayStorage, TransitionSpec
-from serl.data.demos import load_demos
+from serl.data.demos import UnusableDemos, load_demos
 from serl.data.feature_memo import FeatureMemo
 from serl.data.intake import INVALID
 from serl.faults import fault_point
@@ -94,8 +94,14 @@ class Intake:
 
     def load_demos(self, folder: Path) -> int:
         """Append every demo file to the demo buffer, each as its own source: reloading (on resume)
-        adds nothing twice. A corrupt or foreign file is reported by name and skipped."""
+        adds nothing twice. A corrupt or foreign file is reported by name and skipped; a folder of
+        files none of which loads is an `UnusableDemos` error."""
         episodes, problems = load_demos(folder, self.spec)
+        if problems and not episodes:
+            raise UnusableDemos(
+                f"none of the {len(problems)} demo files in {folder} loads for this config, "
+                f"e.g. {problems[0]}; record them again for it (serl record-demos TASK "
+                "--demos-dir FOLDER) or name another folder (--demos-dir)")
         for problem in problems:
             log.warning("skipped a demo file: %s", problem)
         added = sum(self.demo.append(batch, f"demo:{name}", 0).appended

@@ -31,7 +31,7 @@ def test_grasp_critic_learns_a_three_armed_bandit():
             "masks": np.zeros((2, CFG.batch_size), np.float32),
         }
         agent, info = agent.update(batch)
-    action = np.asarray(eval_actions(agent.policy_params(), obs, cfg=CFG))
+    action = np.asarray(eval_actions(agent.policy_params(), obs, cfg=CFG, arm_dims=6))
     assert action.shape == (7,) and action[6] == 0.0  # stay
     from serl.agents.hybrid import GraspCritic
 
@@ -44,5 +44,15 @@ def test_grasp_critic_learns_a_three_armed_bandit():
 def test_grasp_index_follows_the_env_thresholds():
     gripper = np.array([-1, -0.5, -0.49, 0, 0.49, 0.5, 1.0])
     np.testing.assert_array_equal(np.asarray(grasp_index(gripper)), [0, 0, 1, 1, 1, 2, 2])
-    with pytest.raises(ValueError, match="7-D"):
-        HybridAgent.create(jax.random.PRNGKey(0), {"state": np.zeros(3, np.float32)}, 6, CFG)
+    with pytest.raises(ValueError, match="at least one arm axis and the gripper, got 1-D"):
+        HybridAgent.create(jax.random.PRNGKey(0), {"state": np.zeros(3, np.float32)}, 1, CFG)
+
+
+@pytest.mark.timeout(60)
+def test_the_arm_has_the_axes_the_policy_commands():
+    # x, y, z, yaw and the gripper: SAC over 4 arm dimensions, the grasp critic on the last entry
+    obs = {"state": np.ones(3, np.float32)}
+    agent = HybridAgent.create(jax.random.PRNGKey(0), obs, 5, CFG)
+    assert agent.sac.action_dim == 4
+    action = np.asarray(eval_actions(agent.policy_params(), obs, cfg=CFG, arm_dims=4))
+    assert action.shape == (5,) and action[4] in (-1.0, 0.0, 1.0)
