@@ -56,6 +56,11 @@ class ExperimentConfig:
             raise ValueError(f"actor.free_steps ({self.actor.free_steps}) must be at least "
                              f"learner.min_online ({self.learner.min_online}): the rate-limited "
                              "actor would wait for updates that never start")
+        steps, updates = self.actor.max_steps_per_update, self.learner.max_updates_per_step
+        if updates is not None and (updates <= 0 or (steps is not None and steps * updates < 1)):
+            raise ValueError(f"learner.max_updates_per_step ({updates}) must be positive and, "
+                             f"with actor.max_steps_per_update ({steps}), their product at least "
+                             "1: else the actor waits for updates the learner holds back for data")
         if self.agent.grasp_critic and self.env.gripper_locked:
             raise ValueError("agent.grasp_critic needs a gripper the policy commands, but "
                              "env.gripper_locked holds it closed: set one of them False")

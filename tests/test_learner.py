@@ -271,6 +271,18 @@ def test_minutes_budget_stops_the_learner(tmp_path):
     learner.close()
 
 
+@pytest.mark.timeout(120)
+def test_the_learner_holds_its_update_to_data_ratio(tmp_path):
+    # 80 transitions at most 0.5 updates each: 40 updates, however long the learner runs
+    transport = InProcessTransport(max_batch=16)
+    produce(transport, "robot-1", 80, [])
+    learner = make_learner(tmp_path, transport, dataclasses.replace(
+        LEARNER, max_updates=None, max_minutes=0.15, max_updates_per_step=0.5))
+    counters = learner.run(threading.Event())
+    assert len(learner.online) == 80 and counters.updates == 40
+    learner.close()
+
+
 LEARNER_ONLY = """
 import sys
 from serl.commands import learner

@@ -23,6 +23,9 @@ class LearnerConfig:
     checkpoint_every: int = resumable(500)
     # updates between TensorBoard scalars
     log_every: int = resumable(50)
+    # at most this many updates per online transition received (the update-to-data ratio a recipe
+    # was measured at, on any machine); None: as many as the hardware allows
+    max_updates_per_step: float | None = resumable(None)
     # stop after this many updates in total
     max_updates: int | None = resumable(None)
     # stop after this long (this process)

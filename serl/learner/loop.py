@@ -100,6 +100,12 @@ class Learner:
     def ready(self) -> bool:
         return self.online.size >= self.cfg.min_online
 
+    def may_update(self) -> bool:
+        """Ready, and not ahead of the data: with `max_updates_per_step`, updates so far stay
+        within that many per online transition received (both counted over the whole run)."""
+        ratio = self.cfg.max_updates_per_step
+        return self.ready() and (ratio is None or self.counters.updates < ratio * len(self.online))
+
     def publish(self) -> None:
         """Publish the policy weights, unless this version was already published."""
         c = self.counters
@@ -130,10 +136,10 @@ class Learner:
             clock = self.clock
             while not stop.is_set() and not self._budget_spent():
                 with clock.phase("intake"):
-                    self.ingest(timeout=0.0 if self.ready() else 0.05)
+                    self.ingest(timeout=0.0 if self.may_update() else 0.05)
                 with clock.phase("actors"):
                     self.observe_actors()
-                if not self.ready():
+                if not self.may_update():
                     continue
                 # its own phases: "sampling" and "update"
                 info = self.training.update(self.online, self.demo, self.rng)
