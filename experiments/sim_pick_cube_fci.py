@@ -9,9 +9,17 @@ renders none (franky-sim's 1 kHz loop shares the CPU with nothing but the task s
 privileged `object_pose` and the scripted operator's cube are one reading
 (`FrankaScene.object_pose`): the pose the robot server reports from franky-sim's task status, or,
 from a server that reports none, the cube's reset placement carried with the gripper. Networks,
-operator and budgets as in `sim_pick_cube_state` (128-wide MLPs, the hybrid grasp critic), without
-its update-rate limit: here the robot's clock paces the actor, and the learner runs as many updates
-as the CPU allows (~45 a second with the rig on 2 cores).
+operator and budgets as in `sim_pick_cube_state` (128-wide MLPs, the hybrid grasp critic).
+
+Recipe, and why: the learner holds `sim_pick_cube_state`'s measured update-to-data ratio
+(`max_updates_per_step=1.5`; that task runs ~1.35 updates per env step): the robot's clock paces the
+actor here, and a learner left free runs ~6 updates per env step on 2 cores, which learned nothing
+in 64 minutes (0% in 8 evaluations, `bench/results/sample_efficiency_sim_pick_cube_fci.json` at
+321845e); in simulation the same recipe at 4 updates per step also fell behind its 1.35 (training
+success, operator included, 10-20% against 24-39% from 2k to 8k env steps, one seed each). The
+policy commands x, y, z, yaw and the gripper (`wrappers.arm_axes`): the cube lies flat, so tilting
+the hand only loses it (a policy of all six axes tilted the hand ~30 degrees by 13k steps in
+simulation).
 
 A joint reset before every 10th episode: franky-sim's arm has no joint friction, so its nullspace
 drifts under Cartesian impedance until joint-limit avoidance holds the TCP ~1 cm off a reset pose
@@ -30,15 +38,18 @@ from serl.actor.config import ActorConfig
 from serl.agents.config import SACConfig
 from serl.devices.scripted import ScriptedOperatorConfig
 from serl.envs.franka_config import FrankaEnvConfig
+from serl.envs.policy_config import PolicyEnvConfig
 from serl.learner.config import LearnerConfig
 
 CONFIG = RigExperimentConfig(
     demos_dir="demos/sim_pick_cube_fci",
     env=FrankaEnvConfig(hardware_config="hardware_configs/franky_sim.yaml", launch_sim=True,
                         image_obs=False, object_pose=True, joint_reset_every=10),
+    wrappers=PolicyEnvConfig(arm_axes=("x", "y", "z", "yaw")),
     agent=SACConfig(grasp_critic=True, hidden_dims=(128, 128)),
     # ~30% of steps at first
     operator=ScriptedOperatorConfig(takeover_prob=0.03, takeover_steps=15),
     actor=ActorConfig(eval_every_episodes=30, eval_episodes=10),
-    learner=LearnerConfig(min_online=500, target_eval_success=0.8, max_minutes=90.0),
+    learner=LearnerConfig(min_online=500, max_updates_per_step=1.5, target_eval_success=0.8,
+                          max_minutes=90.0),
 )
