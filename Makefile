@@ -13,7 +13,7 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/python -m pip install --quiet --upgrade pip
-	$(BIN)/python -m pip install --quiet -e '.[dev,ros,robot]'
+	$(BIN)/python -m pip install --quiet -e '.[dev,ros,robot,wandb]'
 	touch $(STAMP)
 
 # Trains the state-based pick-cube task to its 80% evaluation target (or 30 minutes) in a fresh run folder.

@@ -16,7 +16,8 @@ EXIT_DISK = 3
 # refused to serve or connect without the security the config asks for: a network bind without
 # CURVE, or no CURVE key named after this actor id
 EXIT_INSECURE = 4
-# the config cannot train as it stands (a frozen trunk without weights, demos for another spec)
+# the config cannot train as it stands (a frozen trunk without weights, demos for another spec,
+# the wandb switch on without wandb)
 EXIT_CONFIG = 5
 
 
@@ -25,13 +26,14 @@ def known_failures() -> tuple[tuple[type[BaseException], int], ...]:
     from serl.actor.config import LearnerRefused, MissingKey
     from serl.data.demos import UnusableDemos
     from serl.learner.config import DiskWriteError, ListenError
+    from serl.learner.wandb_config import WandbUnavailable
     from serl.networks.config import MissingTrunkWeights
     from serl.transport.security import InsecureBindError
 
     return ((LearnerRefused, EXIT_REFUSED), (ListenError, EXIT_LISTEN),
             (DiskWriteError, EXIT_DISK), (InsecureBindError, EXIT_INSECURE),
             (MissingKey, EXIT_INSECURE), (MissingTrunkWeights, EXIT_CONFIG),
-            (UnusableDemos, EXIT_CONFIG))
+            (UnusableDemos, EXIT_CONFIG), (WandbUnavailable, EXIT_CONFIG))
 
 
 def known_cause(err: BaseException | None) -> tuple[BaseException, int] | None:

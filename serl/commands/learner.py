@@ -20,6 +20,7 @@ def main(argv: list[str]) -> int:
                         help="continue an existing run from its checkpoint")
     args, config = parse_task_config(parser, argv)
     from serl.commands.errors import refusal, run_command
+    from serl.learner.wandb_config import require_wandb
     from serl.networks.config import check_trunk_weights
     from serl.run_dir import RunDirError, prepare_run_dir
     from serl.transport.security import check_bind
@@ -28,7 +29,8 @@ def main(argv: list[str]) -> int:
     if code := refusal("serl learner",
                        lambda: check_bind(t.bind_host, bool(t.curve_keys),
                                           t.allow_unauthenticated_network),
-                       lambda: check_trunk_weights(config.agent.encoder)):
+                       lambda: check_trunk_weights(config.agent.encoder),
+                       lambda: require_wandb(config.learner.wandb)):
         return code
     run_dir = Path(config.runs_dir) / (args.run or args.task)
     try:

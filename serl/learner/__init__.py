@@ -6,7 +6,9 @@
 - `training`: the agent on its device mesh, sampling half online / half demo, prefetch, the update.
 - `publishing`: weights out under versioned, incarnation-stamped names.
 - `bookkeeping`: checkpoints, resume and incarnation records, the progress file.
-- `reporting`: the run monitor, TensorBoard scalars, the live progress line.
+- `reporting`: the run monitor, TensorBoard scalars (and Weights & Biases), the live progress line.
+- `wandb_config`, `wandb_sink`: the `learner.wandb` switch (no wandb import when off) and the sink
+  that logs scalars, the evaluation curve, evaluation videos and the resolved config.
 - `timing`: where the loop's wall time goes (the share outside `update`, by part).
 - `loop`: the `Learner` that composes them.
 - `build`: `build_learner`, the one way `serl learner` and `serl train --single-process` wire a

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
+from serl.learner.wandb_config import WandbConfig
 from serl.resumable import resumable
 
 
@@ -45,6 +46,8 @@ class LearnerConfig:
     on_disk_error: str = resumable("continue")
     # seconds between retries of a failed buffer write
     disk_retry_s: float = resumable(5.0)
+    # Weights & Biases beside TensorBoard (off by default; `--learner.wandb.enabled`)
+    wandb: WandbConfig = field(default_factory=WandbConfig)
 
 
 class DiskWriteError(RuntimeError):

@@ -1,7 +1,9 @@
 """Reporting: what the actors say (episodes, evaluations) into the run monitor and TensorBoard,
 the learner's own scalars, and the live progress line (the monitor's, with the share of wall time
 spent outside `update` since the previous line). A failed write here (full disk) is a disk error
-like any other: reported, never fatal unless the policy says stop."""
+like any other: reported, never fatal unless the policy says stop. With `learner.wandb.enabled`
+the same scalars, the evaluation videos and the resolved config go to Weights & Biases too
+(`serl.learner.wandb_sink`)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,7 @@ import jax
 
 from serl.learner.config import LearnerConfig
 from serl.learner.timing import LoopClock
+from serl.learner.wandb_sink import ENV_STEPS, UPDATE, WandbSink
 from serl.monitor import RunMonitor
 from serl.scalar_log import ScalarWriter
 
@@ -28,10 +31,13 @@ def actor_scalars(report: dict) -> dict[str, float]:
 
 
 class Reporting:
-    """`run_dir/tensorboard/learner`, the monitor's history and curve, the progress line."""
+    """`run_dir/tensorboard/learner`, the monitor's history and curve, the progress line, and
+    the W&B run when switched on (`WandbUnavailable` here when it cannot be)."""
 
     def __init__(self, run_dir: Path, cfg: LearnerConfig,
                  on_error: Callable[[str, OSError], None], clock: LoopClock | None = None):
+        # first: a switch that cannot work stops the start before any writer opens
+        self.wandb = WandbSink(cfg.wandb, run_dir, cfg) if cfg.wandb.enabled else None
         self.directory = Path(run_dir) / "tensorboard" / "learner"
         self.on_error = on_error
         self.writer = ScalarWriter(self.directory)
@@ -48,7 +54,10 @@ class Reporting:
             # its history file on a full disk
             self.on_error("recording evaluation history", err)
         for r in reports:
-            self.scalars(int(r.get("env_steps", 0)), actor_scalars(r))
+            self.scalars(int(r.get("env_steps", 0)), actor_scalars(r), ENV_STEPS)
+        if self.wandb is not None and any("eval_success" in r for r in reports):
+            # an actor sharing the run folder wrote the evaluation's video before reporting it
+            self.wandb.log_new_videos()
         if time.monotonic() - self._printed_at >= self.monitor.progress_every_s:
             self._printed_at = time.monotonic()
             print(self.progress_line(version), flush=True)
@@ -65,7 +74,10 @@ class Reporting:
         scalars.update({"learner/updates_per_s": self.updates_per_s, **extra})
         self.scalars(step, scalars)
 
-    def scalars(self, step: int, scalars: dict) -> None:
+    def scalars(self, step: int, scalars: dict, axis: str = UPDATE) -> None:
+        """Scalars at `step` of `axis` (the learner's updates, or the actors' env steps)."""
+        if self.wandb is not None:
+            self.wandb.log(axis, step, scalars)
         try:
             self.writer.write(step, scalars)
         except OSError as err:
@@ -77,6 +89,8 @@ class Reporting:
                 pass  # tried again at the next scalars
 
     def close(self) -> None:
+        if self.wandb is not None:
+            self.wandb.close()
         try:
             self.writer.close()
         except OSError as err:
