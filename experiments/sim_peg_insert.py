@@ -1,8 +1,11 @@
 """Insert a held square peg into a randomly placed and turned hole, from pixels and state.
 
 The hole's position and yaw are randomised. The gripper stays closed, so the agent is plain SAC over
-the 7-D action (its gripper dimension is ignored by the env). Trained with the CPU pixel recipe of
-`sim_pick_cube`."""
+the six arm axes: a locked gripper is never a policy entry (`serl.envs.action_axes`; a 7th entry
+would be constant in demos and random in policy data, a spurious "this is a demo" cue). Trained with
+the CPU pixel recipe of `sim_pick_cube` (`experiments.base.on_cpu_from_pixels`: a frozen, randomly
+initialised ResNet-10 with cached features, no random crop since batches carry features, at least
+0.5 updates per env step)."""
 
 from experiments.base import ExperimentConfig, on_cpu_from_pixels
 from serl.agents.config import SACConfig
