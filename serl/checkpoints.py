@@ -69,14 +69,17 @@ class Checkpointer:
         self.directory = Path(directory).absolute()
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
-    def save(self, agent, counters: LearnerCounters) -> None:
+    def save(self, agent, counters: LearnerCounters, trunk_weights: str | None = None) -> None:
         """Write a checkpoint for `counters.updates`; one for that step already on disk holds the
-        same agent."""
+        same agent. `trunk_weights`: the fingerprint of the frozen trunk whose features the agent
+        was trained on (`serl.networks.trunk.trunk_fingerprint`), kept beside it."""
         if counters.updates == self.latest_step():
             return
-        args = ocp.args.Composite(
-            agent=ocp.args.StandardSave(agent), counters=ocp.args.JsonSave(asdict(counters))
-        )
+        items = {"agent": ocp.args.StandardSave(agent),
+                 "counters": ocp.args.JsonSave(asdict(counters))}
+        if trunk_weights is not None:
+            items["trunk"] = ocp.args.JsonSave({"trunk_weights": trunk_weights})
+        args = ocp.args.Composite(**items)
         # left by an earlier failed save (its threads may have outlived it)
         self._remove_partial("*")
         absl = logging.getLogger("absl")
@@ -119,6 +122,27 @@ class Checkpointer:
         )
         restored = self._manager.restore(step, args=args)
         return restored.agent, LearnerCounters(**restored.counters)
+
+    def trunk_weights(self, step: int) -> str | None:
+        """The frozen trunk's fingerprint checkpoint `step` was saved with (None: it records none,
+        as checkpoints before the fingerprint was kept did not)."""
+        if not (self.directory / str(step) / "trunk").exists():
+            return None
+        restored = self._manager.restore(step, args=ocp.args.Composite(
+            trunk=ocp.args.JsonRestore()))
+        return restored.trunk["trunk_weights"]
+
+    def check_trunk(self, step: int, expected: str) -> None:
+        """Refuse checkpoint `step` when it was trained on another frozen trunk's features than
+        `expected` (a ValueError saying what changed); one that records none is taken as is."""
+        recorded = self.trunk_weights(step)
+        if recorded is not None and recorded != expected:
+            raise ValueError(
+                f"checkpoint {step} in {self.directory} was trained on the features of another "
+                f"frozen trunk (fingerprint {recorded}; this config's trunk is {expected}): the "
+                "trunk's weights changed (agent.encoder.pretrained_path, its file, or "
+                "agent.encoder.trunk_seed). Use the weights the run was trained with, or start a "
+                "new run")
 
     def close(self) -> None:
         self._manager.close()

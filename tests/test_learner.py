@@ -164,8 +164,25 @@ def test_a_checkpoint_with_the_trunk_inside_is_refused_clearly(tmp_path):
     fields = ("actor", "critic", "target_critic_params", "temperature", "rng", "skipped_updates")
     old = {**{f: getattr(agent, f) for f in fields}, "frozen": {"trunk": {"w": np.ones(3)}}}
     Checkpointer(tmp_path / "run" / "checkpoints").save(old, LearnerCounters(updates=5))
-    records = Bookkeeping(tmp_path / "run", LEARNER)
+    records = Bookkeeping(tmp_path / "run", LEARNER, "none")
     with pytest.raises(ValueError, match="holds the frozen trunk inside the agent.*new run"):
+        records.restore(agent)
+    records.close()
+
+
+@pytest.mark.timeout(60)
+def test_a_checkpoint_trained_on_another_trunk_is_refused(tmp_path):
+    from serl.agents.factory import make_agent
+    from serl.learner.bookkeeping import Bookkeeping
+
+    agent = make_agent(dataclasses.replace(AGENT, grasp_critic=False),
+                       {"state": np.zeros(5, np.float32)}, 7, seed=3)
+    records = Bookkeeping(tmp_path / "run", LEARNER, "sha256:aaaa")
+    records.checkpoint(agent, LearnerCounters(updates=5), dict, lambda *_: None)
+    records.close()
+    assert Bookkeeping(tmp_path / "run", LEARNER, "sha256:aaaa").restore(agent)[0] is not None
+    records = Bookkeeping(tmp_path / "run", LEARNER, "sha256:bbbb")
+    with pytest.raises(ValueError, match="another frozen trunk.*sha256:aaaa.*sha256:bbbb"):
         records.restore(agent)
     records.close()
 
@@ -254,6 +271,13 @@ def test_frozen_trunk_feature_cache(tmp_path):
     with_cache = encode(agent.sac.critic.params["encoder"], None, cached, encoder)
     np.testing.assert_allclose(np.asarray(with_frames), np.asarray(with_cache), atol=2e-2)
     learner.close()
+    # the cached features are pinned to the trunk that made them: another trunk cannot resume
+    other = dataclasses.replace(agent_cfg, encoder=dataclasses.replace(
+        encoder, trunk_seed=encoder.trunk_seed + 1))
+    with pytest.raises(ValueError, match="features computed by another source.*trunk_seed"):
+        Learner(other, LearnerConfig(min_online=16, min_demo=8, buffer_chunk_size=16),
+                env.observation_space, env.action_space, tmp_path / "run",
+                transport.transition_source(), transport.publisher(), resume=True)
 
 
 @pytest.mark.timeout(120)

@@ -32,6 +32,7 @@ def main(argv: list[str]) -> int:
     from serl.agents.factory import example_observation, make_agent, policy_functions
     from serl.checkpoints import Checkpointer
     from serl.commands.runtime import build_env
+    from serl.networks.trunk import trunk_fingerprint
 
     video = None if args.no_video else args.run / "eval"
     env = build_env(config, operator=False)
@@ -42,6 +43,10 @@ def main(argv: list[str]) -> int:
     step = checkpointer.latest_step()
     if step is None:
         parser.error(f"{args.run} has no checkpoint yet")
+    try:  # a policy head trained on another trunk's features would evaluate as noise
+        checkpointer.check_trunk(step, trunk_fingerprint(config.agent.encoder))
+    except ValueError as err:
+        parser.error(str(err))
     agent, counters = checkpointer.restore(agent)
     _, evaluate = policy_functions(config.agent, action_dim)
     params = agent.policy_params()

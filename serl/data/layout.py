@@ -3,7 +3,7 @@
 Three record kinds, each in its own chunk folder: a *slot* is one observation (state + every camera
 frame), a *row* is one transition without its observations (it points at two slots), a *feature*
 record holds the derived features of the slot with the same index. `storage.json` pins the spec,
-chunk size and feature spec of the folder.
+chunk size, feature spec and feature source (a frozen trunk's fingerprint) of the folder.
 """
 
 from __future__ import annotations
@@ -39,17 +39,20 @@ class StorageLayout:
     spec: TransitionSpec
     chunk_size: int
     features: tuple[tuple[str, Shape, str], ...] = ()
+    # what computes the features (a frozen trunk's fingerprint); None: unnamed
+    feature_source: str | None = None
 
     @classmethod
     def create(cls, spec: TransitionSpec, chunk_size: int,
-               features: Mapping[str, tuple[Shape, Any]] | None) -> StorageLayout:
+               features: Mapping[str, tuple[Shape, Any]] | None,
+               feature_source: str | None = None) -> StorageLayout:
         """Normalise the feature spec ({name: (shape, dtype)}) into a hashable, canonical form."""
         feats = tuple(sorted((n, tuple(int(d) for d in s), np.dtype(t).name) for n,
                              (s, t) in (features or {}).items()))
         clash = {n for n, _, _ in feats} & set(spec.observation_spec)
         if clash:
             raise ValueError(f"feature names clash with observation keys: {sorted(clash)}")
-        return cls(spec, int(chunk_size), feats)
+        return cls(spec, int(chunk_size), feats, feature_source if feats else None)
 
     @cached_property
     def slot_dtype(self) -> np.dtype:
@@ -67,9 +70,12 @@ class StorageLayout:
         return _record_dtype({**links, **fixed_fields(self.spec.action_dim)})
 
     def to_json(self) -> dict[str, Any]:
-        return {"format": FORMAT_VERSION, "spec": self.spec.to_json(),
-                "chunk_size": self.chunk_size, "features": {n: [list(s), t] for n, s,
-                                                            t in self.features}}
+        out = {"format": FORMAT_VERSION, "spec": self.spec.to_json(),
+               "chunk_size": self.chunk_size, "features": {n: [list(s), t] for n, s,
+                                                           t in self.features}}
+        if self.feature_source is not None:
+            out["feature_source"] = self.feature_source
+        return out
 
     def pin(self, directory: Path) -> None:
         """Write `storage.json` in a new folder, or refuse to open a folder written with a different
@@ -80,6 +86,13 @@ class StorageLayout:
             return
         stored = json.loads(path.read_text())
         mine = json.loads(json.dumps(self.to_json()))  # tuples -> lists, as stored
+        if stored.get("feature_source") != mine.get("feature_source"):
+            raise ValueError(
+                f"{directory} holds features computed by another source (stored "
+                f"{stored.get('feature_source')!r}, this config's {mine.get('feature_source')!r}):"
+                " the frozen trunk's weights changed (agent.encoder.pretrained_path, its file, or "
+                "agent.encoder.trunk_seed), and its cached features would mix with the new ones. "
+                "Use the weights the run was trained with, or start a new run")
         diffs = [f"{k}: stored {stored.get(k)!r}, requested {v!r}" for k,
                  v in mine.items() if stored.get(k) != v]
         if diffs:

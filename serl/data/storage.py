@@ -45,8 +45,9 @@ class ReplayStorage:
     features (computed once per new slot, batched, at append time), returned as `observations[name]`
     in samples; with `drop_images_in_samples` the camera frames are then left out of samples (`get`
     still returns them). A `feature_memo` shared with another storage computes the features of an
-    observation both are given (the very objects) once. With `action_limit` an action component
-    beyond +-limit makes a transition invalid.
+    observation both are given (the very objects) once; `feature_source` names what computes them
+    (a frozen trunk's fingerprint), pinned with the folder so features of another source never mix
+    in. With `action_limit` an action component beyond +-limit makes a transition invalid.
     """
 
     def __init__(self, directory: str | Path, spec: TransitionSpec, capacity: int,
@@ -54,14 +55,14 @@ class ReplayStorage:
                  features: Mapping[str, tuple[tuple[int, ...], Any]] | None = None,
                  feature_fn: FeatureFn | None = None, drop_images_in_samples: bool = False,
                  action_limit: float | None = None, feature_memo: FeatureMemo | None = None,
-                 ) -> None:
+                 feature_source: str | None = None) -> None:
         if capacity < 1 or chunk_size < 1:
             raise ValueError(f"capacity and chunk_size must be >= 1, got {capacity}, {chunk_size}")
         if bool(features) != (feature_fn is not None):
             raise ValueError("features and feature_fn go together")
         self.directory, self.spec, self.capacity = Path(directory), spec, int(capacity)
         self.directory.mkdir(parents=True, exist_ok=True)
-        self.layout = StorageLayout.create(spec, chunk_size, features)
+        self.layout = StorageLayout.create(spec, chunk_size, features, feature_source)
         self.layout.pin(self.directory)
         self._feature_fn, self._drop_images = feature_fn, drop_images_in_samples
         self._feature_memo = feature_memo

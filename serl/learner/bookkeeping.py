@@ -20,8 +20,10 @@ log = logging.getLogger("serl.learner")
 class Bookkeeping:
     """`run_dir/checkpoints`, `learner_progress.json` and `resumes.jsonl`."""
 
-    def __init__(self, run_dir: Path, cfg: LearnerConfig):
+    def __init__(self, run_dir: Path, cfg: LearnerConfig, trunk_weights: str):
         self.checkpointer = Checkpointer(Path(run_dir) / "checkpoints", cfg.keep_checkpoints)
+        # the frozen trunk's fingerprint: kept with each checkpoint, compared on resume
+        self.trunk_weights = trunk_weights
         self.progress = LearnerProgress(run_dir)
         self.retry_s = cfg.disk_retry_s
         # when a checkpoint write last failed (monotonic)
@@ -50,6 +52,7 @@ class Bookkeeping:
         return agent, counters, redone
 
     def _restore(self, like_agent):
+        self.checkpointer.check_trunk(self.latest_step(), self.trunk_weights)
         try:
             return self.checkpointer.restore(like_agent)
         except ValueError as err:
@@ -77,7 +80,7 @@ class Bookkeeping:
         try:
             with KillDuringWrite("during_checkpoint", self.checkpointer.directory,
                                  f"{counters.updates}.orbax-checkpoint-tmp"):
-                self.checkpointer.save(agent, counters)
+                self.checkpointer.save(agent, counters, self.trunk_weights)
         except OSError as err:
             self._failed_at = time.monotonic()
             return on_error(f"checkpoint at update {counters.updates}", err)

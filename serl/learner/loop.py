@@ -26,6 +26,7 @@ from serl.learner.publishing import WeightsOut, version_label
 from serl.learner.reporting import Reporting
 from serl.learner.timing import LoopClock
 from serl.learner.training import Training
+from serl.networks.trunk import trunk_fingerprint
 from serl.transport.interfaces import TransitionSource, WeightsPublisher
 
 log = logging.getLogger("serl.learner")
@@ -47,7 +48,7 @@ class Learner:
                                  self.clock)
         self.intake = Intake(source, self.spec, cfg, self.run_dir, self.disk,
                              self.training.storage_options)
-        self.records = Bookkeeping(self.run_dir, cfg)
+        self.records = Bookkeeping(self.run_dir, cfg, trunk_fingerprint(agent_cfg.encoder))
         self.weights = WeightsOut(publisher)
         self.counters = LearnerCounters()
         # updates done after the restored checkpoint, lost in the crash and redone

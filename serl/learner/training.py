@@ -19,7 +19,7 @@ from serl.networks.observation_encoder import (
     trunk_feature_fn,
     trunk_feature_shape,
 )
-from serl.networks.trunk import frozen_trunk
+from serl.networks.trunk import frozen_trunk, trunk_fingerprint
 
 # what the update reads of a sampled minibatch
 UPDATE_FIELDS = ("observations", "next_observations", "actions", "rewards", "masks",
@@ -35,7 +35,7 @@ def feature_cache_options(agent_cfg: SACConfig, trunk, observation_space) -> dic
     features = {k + FEATURES_SUFFIX: (trunk_feature_shape(enc, observation_space[k].shape),
                                       np.float16) for k in enc.image_keys}
     return {"features": features, "feature_fn": trunk_feature_fn(trunk, enc),
-            "drop_images_in_samples": True}
+            "drop_images_in_samples": True, "feature_source": trunk_fingerprint(enc)}
 
 
 def sample_update_batch(online: ReplayStorage, demo: ReplayStorage, agent_cfg: SACConfig,
