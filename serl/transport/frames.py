@@ -6,7 +6,7 @@ actor's cache that makes the policy's view and the wire share one JPEG encode pe
 from __future__ import annotations
 
 from collections import deque
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -91,12 +91,6 @@ class FrameCodec:
     def roundtrip(self, frame: np.ndarray) -> np.ndarray:
         """What the learner will decode from `frame`: run it on frames before inference."""
         return jpeg_roundtrip(frame, self.jpeg_quality) if self._jpeg_ok(frame) else frame
-
-    def roundtrip_observation(self, observation: Mapping[str, Any],
-                              camera_keys: tuple[str, ...]) -> dict[str, Any]:
-        """`observation` with every camera frame replaced by its `roundtrip` (other keys as they
-        are)."""
-        return {k: self.roundtrip(v) if k in camera_keys else v for k, v in observation.items()}
 
 
 def jpeg_roundtrip(frame: np.ndarray, quality: int) -> np.ndarray:

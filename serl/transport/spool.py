@@ -163,12 +163,6 @@ class Spool:
                 self._trim(sequence)
                 self._cond.notify_all()
 
-    def trim(self, watermark: int) -> None:
-        """Delete whole segments whose records are all <= `watermark` (never the one being appended
-        to)."""
-        with self._cond:
-            self._trim(min(watermark, self._acked))
-
     def _trim(self, watermark: int) -> None:
         keep = []
         for i, segment in enumerate(self._segments):

@@ -45,9 +45,8 @@ class ZmqActorTransport:
 
     `template_params` (the actor's own policy params) is what received weights are checked against:
     structure, shapes and dtypes; without it any tree of numeric arrays is accepted. `frames` picks
-    JPEG (and its quality) or lossless camera frames; run `frames.roundtrip_observation` on
-    observations before inference, or better, give the policy view's `frame_cache` (the same
-    codec): then each frame is JPEG-encoded once, for the policy and the wire.
+    JPEG (and its quality) or lossless camera frames; give the policy view's `frame_cache` (the
+    same codec): then each frame is JPEG-encoded once, for the policy and the wire.
     """
 
     def __init__(self, learner_host: str, data_port: int, weights_port: int, actor_id: str,
