@@ -295,15 +295,26 @@ def test_minutes_budget_stops_the_learner(tmp_path):
     learner.close()
 
 
-@pytest.mark.timeout(120)
+@pytest.mark.timeout(150)
 def test_the_learner_holds_its_update_to_data_ratio(tmp_path):
     # 80 transitions at most 0.5 updates each: 40 updates, however long the learner runs
+    import time
+
     transport = InProcessTransport(max_batch=16)
     produce(transport, "robot-1", 80, [])
     learner = make_learner(tmp_path, transport, dataclasses.replace(
-        LEARNER, max_updates=None, max_minutes=0.15, max_updates_per_step=0.5))
-    counters = learner.run(threading.Event())
-    assert len(learner.online) == 80 and counters.updates == 40
+        LEARNER, max_updates=None, max_updates_per_step=0.5))
+    stop = threading.Event()
+    runner = threading.Thread(target=learner.run, args=(stop,))
+    runner.start()
+    deadline = time.monotonic() + 90
+    while learner.counters.updates < 40 and time.monotonic() < deadline:
+        time.sleep(0.05)
+    time.sleep(2.0)  # ~40 more updates' time on this CPU, were the learner not held
+    stop.set()
+    runner.join(timeout=30)
+    assert len(learner.online) == 80 and learner.counters.updates == 40
+    assert learner.clock.window("test").shares["data_wait"] > 0  # held, and reported as such
     learner.close()
 
 

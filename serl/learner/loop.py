@@ -136,8 +136,9 @@ class Learner:
         try:
             clock = self.clock
             while not stop.is_set() and not self._budget_spent():
-                with clock.phase("intake"):
-                    self.ingest(timeout=0.0 if self.may_update() else 0.05)
+                may_update = self.may_update()
+                with clock.phase("intake" if may_update else "data_wait"):
+                    self.ingest(timeout=0.0 if may_update else 0.05)
                 with clock.phase("actors"):
                     self.observe_actors()
                 if not self.may_update():

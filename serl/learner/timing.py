@@ -1,7 +1,7 @@
 """Where the learner's wall time goes: each part of the loop is timed around its call (the update
-until its result is ready, waiting for a sampled batch, intake, the actors' reports, publishing,
-bookkeeping), so the share of wall time spent outside `update` is a measured figure in the progress
-line, TensorBoard and `bench/learner.py`, with what dominates it."""
+until its result is ready, waiting for a sampled batch, intake, waiting for data, the actors'
+reports, publishing, bookkeeping), so the share of wall time spent outside `update` is a measured
+figure in the progress line, TensorBoard and `bench/learner.py`, with what dominates it."""
 
 from __future__ import annotations
 
@@ -10,8 +10,9 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-# the loop's parts; what no part covers (the loop's own checks) is "other"
-PHASES = ("update", "sampling", "intake", "actors", "publishing", "bookkeeping")
+# the loop's parts; what no part covers (the loop's own checks) is "other"; "data_wait" is intake
+# while no update may run (too little online data, or `max_updates_per_step` holding the learner)
+PHASES = ("update", "sampling", "intake", "data_wait", "actors", "publishing", "bookkeeping")
 # timed inside a phase, reported beside it (not added again): the frozen trunk's pass over the new
 # frames at insertion (the feature cache), inside intake
 NESTED = {"trunk_features": "intake"}
