@@ -36,7 +36,8 @@ def held_out(env, near_miss, episodes: int, seed: int) -> dict:
         sim_done = fired = False
         done = False
         while not done:
-            _, reward, terminated, truncated, info = env.step(np.zeros(7, np.float32))
+            _, reward, terminated, truncated, info = env.step(
+                np.zeros(env.action_space.shape, np.float32))
             sim_done |= bool(info["succeed"])
             if reward > 0:
                 fired = True

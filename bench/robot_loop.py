@@ -89,12 +89,12 @@ def run(adapter: str, steps: int, policy_ms: float, image_rate_hz: float | None,
         env = make_policy_env(raw, device=ScriptedOperator(raw, seed=0))
         try:
             env.reset(seed=0)
-            episode_step = 0
+            episode_step, hold = 0, np.zeros(env.action_space.shape, np.float32)
             for _ in range(steps):
                 if policy_ms > 0:
                     # stands in for policy inference between observation and action
                     time.sleep(policy_ms / 1e3)
-                _, _, terminated, truncated, _ = env.step(np.zeros(7, np.float32))
+                _, _, terminated, truncated, _ = env.step(hold)
                 episode_step += 1
                 ages.append(raw.loop["obs_age_s"])
                 rtts.append(raw.loop["rtt_s"])
