@@ -35,6 +35,12 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "import-encoder": ("serl.commands.import_encoder",
                        "convert a pretrained ResNet-10 weights pickle you trust into msgpack (the "
                        "only unpickling)"),
+    "export": ("serl.commands.export",
+               "a run's buffers or a demos folder as a LeRobotDataset v3.0: serl export SOURCE "
+               "OUT --format lerobot"),
+    "import-demos": ("serl.commands.import_demos",
+                     "a LeRobotDataset as a task's demonstrations: serl import-demos DATASET "
+                     "TASK"),
 }
 
 
