@@ -1,5 +1,5 @@
-"""`serl record-demos TASK [--device scripted|spacemouse|keyboard] [--n N] [--out DIR]`: record
-demonstrations.
+"""`serl record-demos TASK [--device scripted|spacemouse|gamepad|keyboard] [--n N] [--out DIR]`:
+record demonstrations.
 
 The operator drives through the same intervention path as during training (in simulation the
 scripted operator by default); while nobody acts the robot holds. Only successful episodes are kept
@@ -125,7 +125,7 @@ def main(argv: list[str]) -> int:
     )
     parser.add_argument(
         "--device",
-        choices=["scripted", "spacemouse", "keyboard"],
+        choices=["scripted", "spacemouse", "gamepad", "keyboard"],
         default=None,
         help="who drives (default: the config's device.kind; scripted in simulation)",
     )

@@ -16,6 +16,7 @@ from serl.devices.base import (
     device_controls,
     require_controls,
 )
+from serl.devices.gamepad import Gamepad, GamepadConfig
 from serl.devices.keyboard import Keyboard, KeyboardConfig
 from serl.devices.replay import DeviceRecorder, Replay
 from serl.devices.scripted import ScriptedOperator, ScriptedOperatorConfig
@@ -27,6 +28,8 @@ __all__ = [
     "IDLE",
     "DeviceConfig",
     "DeviceState",
+    "Gamepad",
+    "GamepadConfig",
     "InterventionDevice",
     "Keyboard",
     "KeyboardConfig",
@@ -40,17 +43,19 @@ __all__ = [
     "make_device",
 ]
 
-DeviceKind = Literal["scripted", "spacemouse", "keyboard", "replay"]
+DeviceKind = Literal["scripted", "spacemouse", "keyboard", "replay", "gamepad"]
 
 
 @dataclass(frozen=True)
 class DeviceConfig:
-    # who drives: the simulated person (sim only), SpaceMouse, keyboard, a recording
+    # who drives: the simulated person (sim only), SpaceMouse, keyboard, a recording, a gamepad
     kind: DeviceKind = "scripted"
     # this rig's SpaceMouse mapping
     spacemouse: SpaceMouseConfig = field(default_factory=SpaceMouseConfig)
+    # this rig's gamepad (Xbox or PlayStation layout): axis map, dead zone, scaling, buttons
+    gamepad: GamepadConfig = field(default_factory=GamepadConfig)
     keyboard: KeyboardConfig = field(default_factory=KeyboardConfig)  # key bindings and speeds
-    # with a SpaceMouse: operator controls from the terminal's keyboard too
+    # with a SpaceMouse (or a gamepad): operator controls from the terminal's keyboard too
     keyboard_controls: bool = False
     replay_path: str = ""  # the recorded device stream that kind "replay" plays back
     record_path: str = ""  # if set, every device state read is recorded to this file (replayable)
@@ -61,6 +66,10 @@ class DeviceConfig:
         for a replay: whatever its recording holds)."""
         if self.kind == "spacemouse":
             return self.spacemouse.controls | (
+                self.keyboard.controls if self.keyboard_controls else frozenset()
+            )
+        if self.kind == "gamepad":
+            return self.gamepad.controls | (
                 self.keyboard.controls if self.keyboard_controls else frozenset()
             )
         if self.kind == "keyboard":
@@ -101,6 +110,7 @@ def check_device_controls(cfg: DeviceConfig, needed: dict[str, str]) -> None:
         "or map a "
         "button to it in device.spacemouse.buttons",
         "keyboard": "Bind a key to it in device.keyboard.keys",
+        "gamepad": "Map a button to it in device.gamepad.buttons (or set device.keyboard_controls)",
         "scripted": "The scripted operator only moves; use a spacemouse or keyboard device",
     }
     require_controls(cfg.controls, needed, f"{cfg.kind!r}", hints.get(cfg.kind, ""))
@@ -127,12 +137,17 @@ def make_device(
         device = SpaceMouse(cfg.spacemouse)
         if cfg.keyboard_controls:
             device = WithControls(device, Keyboard(cfg.keyboard))
+    elif cfg.kind == "gamepad":
+        device = Gamepad(cfg.gamepad)
+        if cfg.keyboard_controls:
+            device = WithControls(device, Keyboard(cfg.keyboard))
     elif cfg.kind == "keyboard":
         device = Keyboard(cfg.keyboard)
     elif cfg.kind == "replay":
         device = Replay(cfg.replay_path)
     else:
         raise ValueError(
-            f"unknown device.kind {cfg.kind!r}; one of scripted, spacemouse, keyboard, replay"
+            f"unknown device.kind {cfg.kind!r}; one of scripted, spacemouse, keyboard, replay, "
+            "gamepad"
         )
     return DeviceRecorder(device, cfg.record_path) if cfg.record_path else device

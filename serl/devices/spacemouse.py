@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import logging
 import threading
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -29,6 +30,14 @@ AXES = ("x", "y", "z", "roll", "pitch", "yaw")
 BUTTON_ROLES = ("close", "open", "takeover", *CONTROLS)  # what a SpaceMouse button can do
 # -> the HID devices present, as easyhid's `HIDDevice` objects
 HIDEnumerate = Callable[[], Sequence[Any]]
+ZERO_STREAM = (
+    "SpaceMouse %s is connected, but its %d reports in %.0f s were all zero. If the puck was "
+    "moved, this is the known failure of some wireless SpaceMouse receivers, which enumerate and "
+    "stream empty reports: check that the puck is switched on, charged and paired "
+    "with this receiver, that no other program (spacenavd, 3DxWare) is reading it, and try its "
+    "other connection (USB cable, Bluetooth or the receiver); `serl check-rig` lists the HID "
+    "devices found"
+)
 
 
 @dataclass(frozen=True)
@@ -50,6 +59,8 @@ class SpaceMouseConfig:
     buttons: tuple[tuple[str, str], ...] = (("LEFT", "close"), ("RIGHT", "open"))
     reconnect_s: float = 1.0  # seconds between searches for the device after it was unplugged
     poll_s: float = 0.002  # the reader's sleep when no report is waiting
+    # warn once when connected this long and every report so far read zero (0: never)
+    zero_warn_s: float = 20.0
 
     def __post_init__(self) -> None:
         if sorted(self.axes) != sorted(AXES):
@@ -191,6 +202,7 @@ class SpaceMouse:
         self._latched: set[str] = set()
         self.reconnects = 0  # times the device came back after being unplugged
         self._mouse = open_spacemouse(cfg, self._enumerate)
+        self._watch = ZeroStreamWatch(self._mouse.name)
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._run, name="spacemouse-reader", daemon=True)
         self._thread.start()
@@ -228,6 +240,7 @@ class SpaceMouse:
                 self._disconnected(err)
                 continue
             snapshot = (tuple(getattr(state, name) for name in AXES), tuple(state.buttons))
+            self._watch.report(state.t, snapshot, self.cfg.zero_warn_s)
             if snapshot != last:
                 last = snapshot
                 self._update(*snapshot)
@@ -262,4 +275,29 @@ class SpaceMouse:
         with self._lock:
             self._mouse = mouse
             self.reconnects += 1
+        self._watch = ZeroStreamWatch(mouse.name)
         log.warning("SpaceMouse back: %s", mouse.name)
+
+
+class ZeroStreamWatch:
+    """Warns once when a SpaceMouse has been connected `zero_warn_s`, has sent reports, and every
+    one decoded to zero axes and no button: the signature of a receiver that enumerates and streams
+    but delivers nothing. A puck nobody touched can look alike, hence "if the puck was moved"."""
+
+    def __init__(self, name: str, clock: Callable[[], float] = time.monotonic):
+        self.name, self.clock, self.opened = name, clock, clock()
+        self.reports, self.alive, self.warned = 0, False, False
+        self._last_t: float | None = None
+
+    def report(self, t: float, snapshot: tuple, zero_warn_s: float) -> None:
+        """After each read: `t` is pyspacemouse's report time (new report: new t), `snapshot` the
+        decoded (axes, buttons)."""
+        if t != self._last_t and t >= 0:
+            self._last_t, self.reports = t, self.reports + 1
+            self.alive = self.alive or any(snapshot[0]) or any(snapshot[1])
+        elapsed = self.clock() - self.opened
+        if zero_warn_s and self.reports and not (self.alive or self.warned) and (
+            elapsed >= zero_warn_s
+        ):
+            self.warned = True
+            log.warning(ZERO_STREAM, self.name, self.reports, elapsed)

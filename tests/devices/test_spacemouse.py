@@ -13,6 +13,7 @@ axes (+Rz clockwise seen from above).
 
 from __future__ import annotations
 
+import logging
 import time
 
 import numpy as np
@@ -21,6 +22,7 @@ import pytest
 from easyhid import HIDException
 
 from serl.devices.spacemouse import (
+    AXES,
     SpaceMouse,
     SpaceMouseConfig,
     SpaceMouseNotFound,
@@ -228,3 +230,37 @@ def test_dead_zone_is_continuous():
     values = np.array([-1.0, -0.1, -0.05, 0.0, 0.1, 0.1001, 0.55, 1.0])
     np.testing.assert_allclose(apply_dead_zone(values, 0.1), [-1, 0, 0, 0, 0, 0.0001 / 0.9, 0.5, 1],
                                atol=1e-9)
+
+
+def stream(hid, reports_, seconds):
+    """Queue `reports_` every 10 ms for `seconds`: a device that keeps sending."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        hid.queue += reports_
+        time.sleep(0.01)
+
+
+@pytest.mark.timeout(20)
+def test_a_stream_of_zero_reports_warns_once_about_the_receiver(opened, caplog):
+    caplog.set_level(logging.WARNING, logger="serl.devices.spacemouse")
+    cfg = SpaceMouseConfig(poll_s=0.001, zero_warn_s=0.3)
+    mouse, hid = opened("SpaceMouseWireless", cfg)
+    zeros = reports("SpaceMouseWireless", dict.fromkeys(AXES, 0.0), buttons=())
+    stream(hid, zeros, 0.8)  # connected, reporting, and every report empty
+    warnings = [r.getMessage() for r in caplog.records if "all zero" in r.getMessage()]
+    assert len(warnings) == 1, warnings
+    assert "receiver" in warnings[0] and "paired" in warnings[0] and "check-rig" in warnings[0]
+    assert not mouse.read().active
+
+
+@pytest.mark.timeout(20)
+def test_a_live_or_silent_spacemouse_does_not_warn(opened, caplog):
+    caplog.set_level(logging.WARNING, logger="serl.devices.spacemouse")
+    cfg = SpaceMouseConfig(poll_s=0.001, zero_warn_s=0.2)
+    moved, hid = opened("SpaceMouseCompact", cfg)
+    hid.queue += reports("SpaceMouseCompact", {"x": 0.5, "y": 0, "z": 0})
+    assert settle(moved, hid).active
+    stream(hid, reports("SpaceMouseCompact", {"x": 0, "y": 0, "z": 0}), 0.4)  # then at rest
+    silent, _ = opened("SpaceMouseCompact", cfg)  # nobody touches it: no reports at all
+    time.sleep(0.4)
+    assert not [r for r in caplog.records if "all zero" in r.getMessage()]
