@@ -43,7 +43,7 @@ from serl.devices.gamepad_input import (
     decode_pad,
     open_gamepad,
 )
-from serl.devices.spacemouse import apply_dead_zone
+from serl.devices.spacemouse import apply_dead_zone, check_signs_and_dead_zone
 
 __all__ = ["Gamepad", "GamepadConfig", "GamepadNotFound", "InputBackend", "gamepad_state"]
 
@@ -99,10 +99,7 @@ class GamepadConfig:
                 f"gamepad.axes must be six distinct names of {list(SOURCES)} (or ''), "
                 f"got {list(self.axes)}"
             )
-        if len(self.signs) != 6 or any(s not in (-1.0, 1.0) for s in self.signs):
-            raise ValueError(f"gamepad.signs must be six values of 1 or -1, got {list(self.signs)}")
-        if not 0.0 <= self.dead_zone < 1.0:
-            raise ValueError(f"gamepad.dead_zone must be in [0, 1), got {self.dead_zone}")
+        check_signs_and_dead_zone("gamepad", self.signs, self.dead_zone)
         bad = [f"{b}: {r}" for b, r in self.buttons if b not in BUTTONS or r not in BUTTON_ROLES]
         if bad:
             raise ValueError(

@@ -67,12 +67,7 @@ class SpaceMouseConfig:
             raise ValueError(
                 f"spacemouse.axes must name each of {list(AXES)} once, got {list(self.axes)}"
             )
-        if len(self.signs) != 6 or any(s not in (-1.0, 1.0) for s in self.signs):
-            raise ValueError(
-                f"spacemouse.signs must be six values of 1 or -1, got {list(self.signs)}"
-            )
-        if not 0.0 <= self.dead_zone < 1.0:
-            raise ValueError(f"spacemouse.dead_zone must be in [0, 1), got {self.dead_zone}")
+        check_signs_and_dead_zone("spacemouse", self.signs, self.dead_zone)
         bad = [role for _, role in self.buttons if role not in BUTTON_ROLES]
         if bad:
             raise ValueError(
@@ -91,6 +86,15 @@ class SpaceMouseNotFound(RuntimeError):
 
 
 # ---------- pure mapping ----------
+def check_signs_and_dead_zone(device: str, signs: tuple[float, ...], dead_zone: float) -> None:
+    """A ValueError naming `device`'s field unless `signs` are six values of 1 or -1 and
+    `dead_zone` is in [0, 1) (the SpaceMouse's and the gamepad's axis settings)."""
+    if len(signs) != 6 or any(s not in (-1.0, 1.0) for s in signs):
+        raise ValueError(f"{device}.signs must be six values of 1 or -1, got {list(signs)}")
+    if not 0.0 <= dead_zone < 1.0:
+        raise ValueError(f"{device}.dead_zone must be in [0, 1), got {dead_zone}")
+
+
 def apply_dead_zone(values: np.ndarray, dead_zone: float) -> np.ndarray:
     """0 inside the dead-zone, then linear from 0 at its edge to 1 at full deflection (no jump at
     the edge)."""

@@ -162,17 +162,24 @@ def to_v21(exported: Path, out: Path) -> Path:
     return out
 
 
-@pytest.mark.timeout(60)
-def test_the_v21_layout_imports_too(demos, exported, tmp_path):
-    dataset = to_v21(exported, tmp_path / "v21")
-    folder = tmp_path / "demos"
+def imported_beside_recorded(dataset, demos, folder):
+    """(imported, recorded) episode pairs, in episode order, after importing `dataset` into
+    `folder`; their actions are equal."""
     assert import_main([str(dataset), "sim_pick_cube", "--demos-dir", str(folder)]) == 0
     spec = task_spec(short_config())
     got, _ = load_demos(folder, spec)
     want, _ = load_demos(demos, spec)
-    for g, w in zip(sorted(got.values(), key=lambda b: int(b["episode_id"][0])),
-                    sorted(want.values(), key=lambda b: int(b["episode_id"][0])), strict=True):
+    pairs = list(zip(sorted(got.values(), key=lambda b: int(b["episode_id"][0])),
+                     sorted(want.values(), key=lambda b: int(b["episode_id"][0])), strict=True))
+    for g, w in pairs:
         np.testing.assert_array_equal(g["actions"], w["actions"])
+    return pairs
+
+
+@pytest.mark.timeout(60)
+def test_the_v21_layout_imports_too(demos, exported, tmp_path):
+    dataset = to_v21(exported, tmp_path / "v21")
+    for g, w in imported_beside_recorded(dataset, demos, tmp_path / "demos"):
         np.testing.assert_array_equal(g["next_observations"]["state"],
                                       w["next_observations"]["state"])
         assert np.abs(g["observations"]["front"].astype(int)
@@ -202,13 +209,6 @@ def test_image_features_import_like_videos(demos, exported, tmp_path):
     (out / "meta/info.json").write_text(json.dumps(info))
     (out / "data/chunk-000").mkdir(parents=True)
     pq.write_table(table, out / "data/chunk-000/file-000.parquet")
-    folder = tmp_path / "demos"
-    assert import_main([str(out), "sim_pick_cube", "--demos-dir", str(folder)]) == 0
-    spec = task_spec(short_config())
-    got, _ = load_demos(folder, spec)
-    want, _ = load_demos(demos, spec)
-    for g, w in zip(sorted(got.values(), key=lambda b: int(b["episode_id"][0])),
-                    sorted(want.values(), key=lambda b: int(b["episode_id"][0])), strict=True):
-        np.testing.assert_array_equal(g["actions"], w["actions"])
+    for g, w in imported_beside_recorded(out, demos, tmp_path / "demos"):
         assert np.abs(g["next_observations"]["wrist"].astype(int)
                       - w["next_observations"]["wrist"].astype(int)).mean() < 3.0
