@@ -26,6 +26,7 @@ def known_failures() -> tuple[tuple[type[BaseException], int], ...]:
     from serl.actor.config import LearnerRefused, MissingKey
     from serl.data.demos import UnusableDemos
     from serl.learner.config import DiskWriteError, ListenError
+    from serl.learner.prior import PriorDataError
     from serl.learner.wandb_config import WandbUnavailable
     from serl.networks.config import MissingTrunkWeights
     from serl.transport.security import InsecureBindError
@@ -33,7 +34,8 @@ def known_failures() -> tuple[tuple[type[BaseException], int], ...]:
     return ((LearnerRefused, EXIT_REFUSED), (ListenError, EXIT_LISTEN),
             (DiskWriteError, EXIT_DISK), (InsecureBindError, EXIT_INSECURE),
             (MissingKey, EXIT_INSECURE), (MissingTrunkWeights, EXIT_CONFIG),
-            (UnusableDemos, EXIT_CONFIG), (WandbUnavailable, EXIT_CONFIG))
+            (UnusableDemos, EXIT_CONFIG), (WandbUnavailable, EXIT_CONFIG),
+            (PriorDataError, EXIT_CONFIG))
 
 
 def known_cause(err: BaseException | None) -> tuple[BaseException, int] | None:

@@ -5,7 +5,12 @@ The mapping names the dataset feature behind each part of the task's transitions
 and/or the flags, which win); what it leaves out follows this project's export names. A missing or
 mis-shaped feature, a camera of another size, an fps other than the task's control rate or an
 action outside [-1, 1] is refused before anything is written, naming the feature and what to map
-(docs/datasets.md)."""
+(docs/datasets.md).
+
+With `--prior` the episodes are unlabelled prior data, not demonstrations: the dataset needs no
+reward or done features (any it has are not read), the files go to the prior folder
+(`learner.prior_dir`, default the demos folder's name + "-prior", or `--demos-dir`) and a learner
+with `--learner.prior-fraction` > 0 rewards them with the task's classifier at start."""
 
 from __future__ import annotations
 
@@ -47,8 +52,19 @@ def build_parser() -> argparse.ArgumentParser:
                         help="feature or zero (default complementary_info.discrete_penalty, "
                              "else zero)")
     parser.add_argument("--demos-dir", type=Path, default=None,
-                        help="where the episode files go (default: the config's demos_dir)")
+                        help="where the episode files go (default: the config's demos_dir; with "
+                             "--prior, learner.prior_dir, else DEMOS_DIR-prior)")
+    parser.add_argument("--prior", action="store_true",
+                        help="import as unlabelled prior data (no reward needed): the learner's "
+                             "reward classifier rewards it, sampled at learner.prior_fraction")
     return parser
+
+
+def prior_conflicts(args) -> list[str]:
+    """The reward-side flags given with --prior (prior data is rewarded by the classifier)."""
+    given = (("--reward", args.reward), ("--terminated", args.terminated),
+             ("--truncated", args.truncated))
+    return [flag for flag, value in given if args.prior and value is not None]
 
 
 def main(argv: list[str]) -> int:
@@ -61,7 +77,13 @@ def main(argv: list[str]) -> int:
     args, config = parse_task_config(parser, argv)
     from serl.datasets.import_map import ImportMapping, MappingError
     from serl.datasets.importing import import_lerobot
+    from serl.learner.prior import default_prior_dir
 
+    if conflicts := prior_conflicts(args):
+        print(f"serl import-demos: {', '.join(conflicts)}: prior data is rewarded by the task's "
+              "reward classifier when the learner starts; drop the flag, or import without "
+              "--prior to use the dataset's own reward", file=sys.stderr)
+        return 2
     try:
         mapping = ImportMapping.from_yaml(args.map) if args.map else ImportMapping()
         mapping = mapping.updated(
@@ -69,14 +91,20 @@ def main(argv: list[str]) -> int:
             cameras=tuple(args.camera), action=args.action, reward=args.reward,
             terminated=args.terminated, truncated=args.truncated,
             grasp_penalty=args.grasp_penalty)
-        folder = args.demos_dir or Path(config.demos_dir)
+        folder = args.demos_dir or (default_prior_dir(config) if args.prior else Path(
+            config.demos_dir))
         paths = import_lerobot(dataset, config, folder, mapping,
-                               lambda line: print(line, flush=True))
+                               lambda line: print(line, flush=True), prior=args.prior)
     except MappingError as err:
         print(f"serl import-demos: {err}", file=sys.stderr)
         return 2
     except ValueError as err:
         print(f"serl import-demos: {dataset}: {err}", file=sys.stderr)
         return 2
+    if args.prior:
+        print(f"saved {len(paths)} prior episodes (reward unknown) to {folder}/; the learner "
+              "rewards them with the task's classifier when started with "
+              "--learner.prior-fraction F (and --learner.prior-dir if elsewhere)", flush=True)
+        return 0
     print(f"saved {len(paths)} demonstrations to {folder}/", flush=True)
     return 0

@@ -20,6 +20,7 @@ def main(argv: list[str]) -> int:
                         help="continue an existing run from its checkpoint")
     args, config = parse_task_config(parser, argv)
     from serl.commands.errors import refusal, run_command
+    from serl.learner.prior import check_prior
     from serl.learner.wandb_config import require_wandb
     from serl.networks.config import check_trunk_weights
     from serl.run_dir import RunDirError, prepare_run_dir
@@ -30,7 +31,8 @@ def main(argv: list[str]) -> int:
                        lambda: check_bind(t.bind_host, bool(t.curve_keys),
                                           t.allow_unauthenticated_network),
                        lambda: check_trunk_weights(config.agent.encoder),
-                       lambda: require_wandb(config.learner.wandb)):
+                       lambda: require_wandb(config.learner.wandb),
+                       lambda: check_prior(config)):
         return code
     run_dir = Path(config.runs_dir) / (args.run or args.task)
     try:

@@ -107,11 +107,13 @@ def main(argv: list[str]) -> int:
                         help="learner and actor in this process")
     args, config = parse_task_config(parser, argv)
     from serl.commands.errors import refusal
+    from serl.learner.prior import check_prior
     from serl.learner.wandb_config import require_wandb
     from serl.networks.config import check_trunk_weights
 
     if code := refusal("serl train", lambda: check_trunk_weights(config.agent.encoder),
-                       lambda: require_wandb(config.learner.wandb)):
+                       lambda: require_wandb(config.learner.wandb),
+                       lambda: check_prior(config)):
         return code  # before demos are recorded or a process started
     if config.demo_episodes and not any(Path(config.demos_dir).glob("*.npz")):
         from serl.commands.record_demos import record

@@ -1,5 +1,6 @@
-"""RLPD batches: half online, half demo; and a prefetcher that samples the next batch while the
-current one trains."""
+"""RLPD batches: half online, half demo (optionally a fixed share from a third, prior buffer first
+taken out of the batch); and a prefetcher that samples the next batch while the current one
+trains."""
 
 from __future__ import annotations
 
@@ -17,12 +18,29 @@ class Sampler(Protocol):
     def sample(self, batch_size: int, rng: np.random.Generator) -> Batch: ...
 
 
-def sample_mixed(online: Sampler, demo: Sampler, batch_size: int,
-                 rng: np.random.Generator) -> Batch:
-    """`batch_size` transitions: the first ceil(b/2) from `online`, the rest from `demo`,
-    concatenated."""
-    n_online = (batch_size + 1) // 2
-    return concatenate([online.sample(n_online, rng), demo.sample(batch_size - n_online, rng)])
+def prior_count(batch_size: int, prior_fraction: float) -> int:
+    """Transitions of a `batch_size` batch drawn from the prior buffer: `prior_fraction` of it,
+    rounded, and never the whole batch (the fraction is below 1)."""
+    return max(0, min(batch_size - 1, round(prior_fraction * batch_size)))
+
+
+def sample_mixed(online: Sampler, demo: Sampler | None, batch_size: int,
+                 rng: np.random.Generator, prior: Sampler | None = None,
+                 prior_fraction: float = 0.0) -> Batch:
+    """`batch_size` transitions, concatenated in this order: ceil(r/2) from `online`, the other
+    r - ceil(r/2) from `demo` (all r from `online` when `demo` is None), then `prior_count(b,
+    prior_fraction)` from `prior`, where r is what the prior share leaves. Without `prior` (or
+    with a share that rounds to 0) it draws exactly what it drew before the prior buffer existed,
+    with the same rng calls."""
+    n_prior = 0 if prior is None else prior_count(batch_size, prior_fraction)
+    rest = batch_size - n_prior
+    n_online = rest if demo is None else (rest + 1) // 2
+    parts = [online.sample(n_online, rng)]
+    if demo is not None:
+        parts.append(demo.sample(rest - n_online, rng))
+    if n_prior:
+        parts.append(prior.sample(n_prior, rng))
+    return concatenate(parts)
 
 
 class _Failure:

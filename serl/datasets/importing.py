@@ -6,10 +6,16 @@ features and fps, then one pass over the action column for values outside [-1, 1
 this project's export (marked final observations) gives back its transitions exactly, frames
 within the video codec's error; any other dataset follows LeRobot's own convention: transition t
 goes from frame t to frame t + 1, and the last frame's transition observes itself next.
+
+With `prior` the episodes are written as unlabelled prior episodes (`serl.learner.prior`): the
+dataset's reward and done features are not read (a dataset without them imports), every
+transition gets `classifier_version` -1 (reward unknown) with placeholder reward 0, mask 1 and
+done on the last step; the learner's reward classifier rewards them at start.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -31,6 +37,7 @@ from serl.datasets.import_map import (
     resolve,
 )
 from serl.datasets.reader import EpisodeRef, LeRobotReader
+from serl.learner.prior import UNLABELLED
 
 ACTION_LIMIT = 1.0 + 1e-6  # the replay storage's own tolerance for a policy action
 
@@ -107,14 +114,25 @@ def episode_batch(reader: LeRobotReader, ref: EpisodeRef, got: Resolved, task: T
     return batch
 
 
+def unlabelled(batch: Batch) -> Batch:
+    """An episode's transitions as a prior episode: reward unknown (`classifier_version` -1),
+    placeholder reward 0 and mask 1, done only on the last step."""
+    n = len(batch["rewards"])
+    return {**batch, "rewards": np.zeros(n, np.float32), "masks": np.ones(n, np.float32),
+            "dones": np.arange(n) == n - 1, "classifier_version": np.full(n, UNLABELLED, np.int32)}
+
+
 def import_lerobot(dataset: Path, config, folder: Path, mapping: ImportMapping,
-                   progress: Callable[[str], None] = print) -> list[Path]:
-    """Write each episode of `dataset` as a demo file of `config`'s task in `folder`; returns the
-    paths. A refusal (MappingError) comes before anything is written; a later failure removes the
-    files this import wrote."""
+                   progress: Callable[[str], None] = print, prior: bool = False) -> list[Path]:
+    """Write each episode of `dataset` as a demo file of `config`'s task in `folder` (with `prior`,
+    as an unlabelled prior episode: `unlabelled`); returns the paths. A refusal (MappingError)
+    comes before anything is written; a later failure removes the files this import wrote."""
     from serl.commands.record_demos import next_episode_id
 
     task = TaskFeatures.of(config)
+    if prior:  # rules, not features: nothing about the dataset's reward is read or required
+        mapping = dataclasses.replace(mapping, reward=SUCCESS_AT_END, terminated=NEVER,
+                                      truncated=NEVER)
     reader = LeRobotReader(dataset)
     try:
         got = resolve(mapping, reader.features, reader.fps, task)
@@ -128,6 +146,8 @@ def import_lerobot(dataset: Path, config, folder: Path, mapping: ImportMapping,
         try:
             for k, ref in enumerate(reader.episodes):
                 batch = episode_batch(reader, ref, got, task, first_id + k)
+                if batch is not None and prior:
+                    batch = unlabelled(batch)
                 if batch is not None:
                     try:
                         written.append(save_episode(folder, batch, task.spec))

@@ -3,7 +3,10 @@
 - `config`: `LearnerConfig`, `DiskWriteError`, `ListenError` (no jax, flax or orbax).
 - `intake`: receive, validate and store batches durably, acknowledge, retry failed writes, and the
   disk-error policy.
-- `training`: the agent on its device mesh, sampling half online / half demo, prefetch, the update.
+- `training`: the agent on its device mesh, sampling half online / half demo (and the prior share),
+  prefetch, the update.
+- `prior`: unlabelled prior episodes (`serl import-demos --prior`) rewarded by the task's classifier
+  into a third buffer, sampled at `learner.prior_fraction` of each batch (default 0: no buffer).
 - `publishing`: weights out under versioned, incarnation-stamped names.
 - `bookkeeping`: checkpoints, resume and incarnation records, the progress file.
 - `reporting`: the run monitor, TensorBoard scalars (and Weights & Biases), the live progress line.

@@ -13,6 +13,7 @@ from serl.data import TransitionSpec
 from serl.envs.contract import policy_spaces
 from serl.learner.config import ListenError
 from serl.learner.loop import Learner
+from serl.learner.prior import PriorSource
 from serl.transport.interfaces import TransitionSource, WeightsPublisher
 
 
@@ -61,4 +62,4 @@ def build_learner(config, side: LearnerSide, run_dir: Path, resume: bool) -> Lea
     observation_space, action_space = policy_spaces(config.env, config.wrappers)
     return Learner(config.agent, config.learner, observation_space, action_space, run_dir,
                    side.source, side.publisher, seed=config.seed, resume=resume,
-                   demos_dir=config.demos_dir)
+                   demos_dir=config.demos_dir, prior=PriorSource.of(config))

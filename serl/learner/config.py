@@ -48,6 +48,25 @@ class LearnerConfig:
     disk_retry_s: float = resumable(5.0)
     # Weights & Biases beside TensorBoard (off by default; `--learner.wandb.enabled`)
     wandb: WandbConfig = field(default_factory=WandbConfig)
+    # share of each minibatch from the prior buffer (unlabelled episodes rewarded by the reward
+    # classifier at start, `serl.learner.prior`), in [0, 1); the online/demo halves split the rest.
+    # 0: no prior buffer, not even opened. (The prior fields are resumable: a resume loads only
+    # files not yet in the prior buffer, and a run recorded before they existed still resumes.)
+    prior_fraction: float = resumable(0.0)
+    # prior transitions before batches take `prior_fraction` from the prior buffer
+    min_prior: int = resumable(50)
+    # prior episode files (`serl import-demos DATASET TASK --prior`); None: demos_dir + "-prior"
+    prior_dir: str | None = resumable(None)
+    # classifier folder that rewards the prior episodes; None: reward.classifier_dir
+    prior_classifier_dir: str | None = resumable(None)
+
+    def __post_init__(self) -> None:
+        if not 0.0 <= self.prior_fraction < 1.0:  # (NaN fails too)
+            raise ValueError(f"learner.prior_fraction {self.prior_fraction} must be in [0, 1): "
+                             "the share of each batch drawn from the prior buffer (the online "
+                             "and demo halves share the rest); 0 turns prior data off")
+        if self.min_prior < 1:
+            raise ValueError(f"learner.min_prior {self.min_prior} must be at least 1")
 
 
 class DiskWriteError(RuntimeError):

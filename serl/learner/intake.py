@@ -1,7 +1,9 @@
 """Intake: batches from the transport are validated by the replay storage, appended durably (the
 online buffer; intervention steps also to the demo buffer) and only then acknowledged. A batch whose
 write fails (disk full) stays unacknowledged and is retried in order; `DiskErrors` is the policy for
-every failed write of the learner."""
+every failed write of the learner. With `learner.prior_fraction` > 0 a third buffer, `prior`, holds
+the prior episodes the reward classifier judged at start (`serl.learner.prior`); at 0 it is None and
+its folder is never opened."""
 
 from __future__ import annotations
 
@@ -19,6 +21,7 @@ from serl.data.feature_memo import FeatureMemo
 from serl.data.intake import INVALID
 from serl.faults import fault_point
 from serl.learner.config import DiskWriteError, LearnerConfig
+from serl.learner.prior import UNLABELLED, PriorSource, load_prior
 from serl.transport.interfaces import Continues, IncomingBatch, TransitionSource
 
 log = logging.getLogger("serl.learner")
@@ -73,7 +76,8 @@ def merged(batches: list[IncomingBatch], limit: int = 128) -> list[IncomingBatch
 
 
 class Intake:
-    """The online and demo buffers under `run_dir/buffers` and everything that fills them."""
+    """The online and demo buffers (and the prior buffer, when configured) under `run_dir/buffers`
+    and everything that fills them."""
 
     def __init__(self, source: TransitionSource, spec: TransitionSpec, cfg: LearnerConfig,
                  run_dir: Path, disk: DiskErrors, storage_options: dict):
@@ -87,6 +91,8 @@ class Intake:
                                     cfg.buffer_chunk_size, **options)
         self.demo = ReplayStorage(buffers / "demo", spec, cfg.buffer_capacity,
                                   cfg.buffer_chunk_size, **options)
+        self.prior = None if cfg.prior_fraction <= 0 else ReplayStorage(
+            buffers / "prior", spec, cfg.buffer_capacity, cfg.buffer_chunk_size, **options)
         self.invalid_transitions = 0
         # batches whose append failed, in arrival order, retried before new ones
         self._unstored: deque = deque()
@@ -104,10 +110,24 @@ class Intake:
                 "--demos-dir FOLDER) or name another folder (--demos-dir)")
         for problem in problems:
             log.warning("skipped a demo file: %s", problem)
+        for name in [n for n, b in episodes.items()
+                     if (b["classifier_version"] == UNLABELLED).any()]:
+            # zero placeholder rewards must never pass for a demonstration's
+            log.warning("skipped a demo file: %s.npz is an unlabelled prior episode (reward "
+                        "unknown): its folder goes in learner.prior_dir", name)
+            del episodes[name]
         added = sum(self.demo.append(batch, f"demo:{name}", 0).appended
                     for name, batch in episodes.items())
         log.info("demo buffer: %d transitions from %d files in %s (%d new)", len(self.demo),
                  len(episodes), folder, added)
+        return added
+
+    def load_prior(self, source: PriorSource) -> int:
+        """Judge the prior episodes not yet in the prior buffer and append them (`load_prior`)."""
+        added = load_prior(self.prior, source, self.spec, self.cfg.prior_fraction)
+        if self.prior.size < self.cfg.min_prior:
+            log.warning("the prior buffer holds %d transitions, fewer than learner.min_prior (%d): "
+                        "batches take nothing from it", self.prior.size, self.cfg.min_prior)
         return added
 
     def ingest(self, timeout: float) -> int:
@@ -182,3 +202,5 @@ class Intake:
     def close(self) -> None:
         self.online.close()
         self.demo.close()
+        if self.prior is not None:
+            self.prior.close()

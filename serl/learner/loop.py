@@ -22,6 +22,7 @@ from serl.data import TransitionSpec
 from serl.learner.bookkeeping import Bookkeeping
 from serl.learner.config import DiskWriteError, LearnerConfig
 from serl.learner.intake import DiskErrors, Intake
+from serl.learner.prior import PriorSource, require_classifier
 from serl.learner.publishing import WeightsOut, version_label
 from serl.learner.reporting import Reporting
 from serl.learner.timing import LoopClock
@@ -33,11 +34,16 @@ log = logging.getLogger("serl.learner")
 
 
 class Learner:
-    """Owns the run's buffers, agent, checkpoints and logs under `run_dir`."""
+    """Owns the run's buffers, agent, checkpoints and logs under `run_dir`. With
+    `cfg.prior_fraction` > 0, `prior` (`PriorSource.of(config)`) names the prior episodes and the
+    classifier that rewards them (`serl.learner.prior`)."""
 
     def __init__(self, agent_cfg: SACConfig, cfg: LearnerConfig, observation_space, action_space,
                  run_dir: Path, source: TransitionSource, publisher: WeightsPublisher,
-                 seed: int = 0, resume: bool = False, demos_dir: str | Path | None = None):
+                 seed: int = 0, resume: bool = False, demos_dir: str | Path | None = None,
+                 prior: PriorSource | None = None):
+        if cfg.prior_fraction > 0:  # refused before anything is opened
+            require_classifier(prior, cfg.prior_fraction)
         self.disk = DiskErrors(cfg.on_disk_error, lambda: self.records.latest_step())
         self.cfg, self.agent_cfg, self.run_dir = cfg, agent_cfg, Path(run_dir)
         self.source = source
@@ -59,6 +65,12 @@ class Learner:
                 self.training.restored(agent)
         if demos_dir is not None:
             self.load_demos(Path(demos_dir))
+        if self.intake.prior is not None:
+            try:
+                self.intake.load_prior(prior)
+            except BaseException:  # a refused prior folder leaves no buffer locked
+                self.intake.close()
+                raise
         self.reporting = Reporting(self.run_dir, cfg, self.disk.report, self.clock)
         self.rng = np.random.default_rng(seed + 7919 * self.counters.incarnation)
         self._deadline: float | None = None
@@ -144,7 +156,7 @@ class Learner:
                 if not self.may_update():
                     continue
                 # its own phases: "sampling" and "update"
-                info = self.training.update(self.online, self.demo, self.rng)
+                info = self.training.update(self.online, self.demo, self.rng, self.intake.prior)
                 self.counters.updates += 1
                 u = self.counters.updates
                 if u == start_updates + 1:

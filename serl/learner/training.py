@@ -1,7 +1,11 @@
 """The training step: the agent replicated over the device mesh, minibatches sampled half online /
 half demo on a prefetch thread, and the jitted update (its non-finite guard lives in the agent). The
 frozen trunk, if any, is a constant beside the agent (replicated once, passed to every update, never
-copied, checkpointed or published)."""
+copied, checkpointed or published).
+
+With `learner.prior_fraction` > 0 and a prior buffer holding `learner.min_prior` transitions, that
+share of each minibatch comes from the prior buffer (`serl.learner.prior`) and the online/demo
+halves split the rest; at 0 (the default) the batches are exactly those of a learner without one."""
 
 from __future__ import annotations
 
@@ -39,11 +43,20 @@ def feature_cache_options(agent_cfg: SACConfig, trunk, observation_space) -> dic
 
 
 def sample_update_batch(online: ReplayStorage, demo: ReplayStorage, agent_cfg: SACConfig,
-                        min_demo: int, rng: np.random.Generator) -> dict:
+                        min_demo: int, rng: np.random.Generator,
+                        prior: ReplayStorage | None = None, prior_fraction: float = 0.0,
+                        min_prior: int = 1) -> dict:
     """critic_actor_ratio minibatches stacked on a leading axis, each half online and half demo
-    (all online until the demo buffer holds `min_demo`)."""
+    (all online until the demo buffer holds `min_demo`); with a `prior` buffer holding `min_prior`
+    transitions, `prior_fraction` of each minibatch comes from it first (`sample_mixed`)."""
     size = agent_cfg.batch_size
-    if demo.size >= min_demo:
+    if prior is None or prior_fraction <= 0 or prior.size < max(1, min_prior):
+        prior = None
+    with_demo = demo.size >= min_demo
+    if prior is not None:
+        draw = lambda: sample_mixed(  # noqa: E731
+            online, demo if with_demo else None, size, rng, prior, prior_fraction)
+    elif with_demo:
         draw = lambda: sample_mixed(online, demo, size, rng)  # noqa: E731
     else:
         draw = lambda: online.sample(size, rng)  # noqa: E731
@@ -87,15 +100,18 @@ class Training:
         """Take a restored agent (from a checkpoint) in place of the fresh one."""
         self.agent = replicate(agent, self.mesh)
 
-    def update(self, online: ReplayStorage, demo: ReplayStorage, rng: np.random.Generator) -> dict:
-        """One update; the first call starts the prefetch thread (sampling from these buffers).
+    def update(self, online: ReplayStorage, demo: ReplayStorage, rng: np.random.Generator,
+               prior: ReplayStorage | None = None) -> dict:
+        """One update; the first call starts the prefetch thread (sampling from these buffers, and
+        `prior` at `learner.prior_fraction` when given).
         It returns once the update is done, so the clock's "update" is the update's own time. (One
         update left in flight, so intake overlaps it, measured no faster on 2 cores: 1.49 against
         1.57 updates/s in `bench/learner.py`'s loop, and it hides what the loop costs.) The old
         agent's buffers are donated to the new one."""
         if self._prefetch is None:
             sample = lambda: sample_update_batch(  # noqa: E731
-                online, demo, self.agent_cfg, self.cfg.min_demo, rng)
+                online, demo, self.agent_cfg, self.cfg.min_demo, rng, prior,
+                self.cfg.prior_fraction, self.cfg.min_prior)
             self._prefetch = PrefetchIterator(sample, lambda b: shard_batch(b, self.mesh),
                                               depth=self.cfg.prefetch)
         with self.clock.phase("sampling"):
