@@ -17,9 +17,10 @@ actor here, and a learner left free runs ~6 updates per env step on 2 cores, whi
 in 64 minutes (0% in 8 evaluations, `bench/results/sample_efficiency_sim_pick_cube_fci.json` at
 321845e); in simulation the same recipe at 4 updates per step also fell behind its 1.35 (training
 success, operator included, 10-20% against 24-39% from 2k to 8k env steps, one seed each). The
-policy commands x, y, z, yaw and the gripper (`wrappers.arm_axes`): the cube lies flat, so tilting
-the hand only loses it (a policy of all six axes tilted the hand ~30 degrees by 13k steps in
-simulation).
+policy commands x, y, z and the gripper (`wrappers.arm_axes`): franky-sim's cube lies flat and
+square to the hand at every reset, so tilting or turning the hand only loses it (a policy of all
+six axes tilted the hand ~30 degrees by 13k steps in simulation; one with yaw here drifted to a
+mean yaw command of -0.44 by 5k steps while its assisted success fell from 46% to 0%).
 
 A joint reset before every 10th episode: franky-sim's arm has no joint friction, so its nullspace
 drifts under Cartesian impedance until joint-limit avoidance holds the TCP ~1 cm off a reset pose
@@ -45,7 +46,7 @@ CONFIG = RigExperimentConfig(
     demos_dir="demos/sim_pick_cube_fci",
     env=FrankaEnvConfig(hardware_config="hardware_configs/franky_sim.yaml", launch_sim=True,
                         image_obs=False, object_pose=True, joint_reset_every=10),
-    wrappers=PolicyEnvConfig(arm_axes=("x", "y", "z", "yaw")),
+    wrappers=PolicyEnvConfig(arm_axes=("x", "y", "z")),
     agent=SACConfig(grasp_critic=True, hidden_dims=(128, 128)),
     # ~30% of steps at first
     operator=ScriptedOperatorConfig(takeover_prob=0.03, takeover_steps=15),
