@@ -7,6 +7,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field, replace
 
 from serl.actor.config import ActorConfig
+from serl.agents.bc_config import BCConfig
 from serl.agents.config import ClassifierConfig, SACConfig
 from serl.devices import DeviceConfig
 from serl.devices.scripted import ScriptedOperatorConfig
@@ -47,6 +48,8 @@ class ExperimentConfig:
     demos_dir: str = "demos/sim_pick_cube"
     # `serl train` first records this many with the scripted operator if none exist
     demo_episodes: int = 20
+    # `serl train-bc`: the behaviour-cloned policy trained on demos_dir (never read by `serl train`)
+    bc: BCConfig = field(default_factory=BCConfig)
     seed: int = 0  # seeds env resets, the operator and the agent
     runs_dir: str = "runs"  # a run lives in runs_dir/<run name>/
 

@@ -19,6 +19,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
                       "run's --from-run"),
     "train-reward": ("serl.commands.train_reward",
                      "train the reward classifier on the labels folder; next version"),
+    "train-bc": ("serl.commands.train_bc",
+                 "behaviour-clone a policy from the task's demos: held-out error, success, file"),
     "train": ("serl.commands.train",
               "train a task: learner and actor (scripted operator in simulation)"),
     "eval": ("serl.commands.eval",
