@@ -117,10 +117,10 @@ def _size(feature: Mapping[str, Any]) -> int:
 def frame_size(feature: Mapping[str, Any]) -> tuple[int, int, int] | None:
     """(height, width, channels) of a camera feature: its video info, else its shape read by its
     names (channels first when the names say so)."""
-    info = feature.get("info") or {}
-    if "video.height" in info and "video.width" in info:
-        return int(info["video.height"]), int(info["video.width"]), int(
-            info.get("video.channels", 3))
+    video = feature.get("info") or {}  # LeRobot's per-feature video info, not a step's info
+    if "video.height" in video and "video.width" in video:
+        return int(video["video.height"]), int(video["video.width"]), int(
+            video.get("video.channels", 3))
     shape, names = list(feature.get("shape") or []), feature.get("names") or []
     if len(shape) != 3:
         return None
