@@ -38,7 +38,7 @@ from serl.envs.contract import (
     validate_action,
 )
 from serl.envs.franka_config import Confirm, FrankaEnvConfig, check_against_rig
-from serl.envs.franka_faults import TRANSIENT, FaultHandling
+from serl.envs.franka_faults import TRANSIENT, FaultHandling, ResetInterrupted
 from serl.envs.franka_loop import ControlClock
 from serl.envs.franka_scene import FrankaScene
 from serl.robot.client import RobotClient, RobotFault, RobotUnsettled
@@ -132,7 +132,7 @@ class FrankaEnv(FaultHandling, FrankaScene, gym.Env):
         while True:
             try:
                 return self._reset_once(joint_reset=unsettled)
-            except TRANSIENT as err:
+            except (*TRANSIENT, ResetInterrupted) as err:
                 # A reset that cannot settle (a joint near its limit after drifting in the
                 # nullspace) is retried as a joint reset, where the rig has one.
                 unsettled = unsettled or isinstance(err, RobotUnsettled)
@@ -160,9 +160,13 @@ class FrankaEnv(FaultHandling, FrankaScene, gym.Env):
         if not self.cfg.gripper_locked:
             self.client.gripper("open")
             self._gripper_closed = False
-        reply = self.client.reset(joint_reset=joint and rs.joint_reset is not None, pose=pose,
-                                  timeout_s=self.rig.robot.reset_timeout_s,
-                                  task=self.rig.sim is not None)
+        try:
+            reply = self.client.reset(joint_reset=joint and rs.joint_reset is not None, pose=pose,
+                                      timeout_s=self.rig.robot.reset_timeout_s,
+                                      task=self.rig.sim is not None)
+        except RobotFault as err:  # the next attempt recovers, then resets
+            self._fault = str(err)
+            raise ResetInterrupted(str(err)) from err
         self.task_info = reply.get("task")  # sim rigs: where the driver placed the task's object
         self._episodes += 1
         self._steps = 0

@@ -16,6 +16,11 @@ log = logging.getLogger("serl.envs.franka_env")
 TRANSIENT = (RobotTimeout, RobotBusy, RobotUnsettled, CameraError)
 
 
+class ResetInterrupted(RuntimeError):
+    """The arm faulted during a reset's move (a reflex on the way back, a lost connection): the
+    next attempt recovers first (after the operator confirms), then resets again."""
+
+
 class FaultHandling:
     """Mixin of `FrankaEnv` (which has `client`, `confirm_recovery`, `_observe`, `_obs`,
     `_info_stamps` and `_fault`)."""

@@ -268,6 +268,33 @@ def test_transient_errors_truncate_and_reset_retries_a_bounded_number_of_times(r
             raw.client.timeout_s = timeout
 
 
+@pytest.mark.timeout(90)
+def test_a_fault_during_a_reset_is_recovered_and_the_reset_done_again(raw):
+    """A reflex on the way back (or a lost connection) interrupts the reset's move: reset()
+    recovers after the operator's confirmation (here the scripted yes) and resets again, instead
+    of ending the actor."""
+    asked, scripted_yes = [], raw.confirm_recovery
+    raw.reset(seed=0)
+    import rclpy  # noqa: F401  (imported here, call_trigger in the timer takes ~0.3 s, not ~3)
+    from std_srvs.srv import Trigger  # noqa: F401
+
+    corner = raw.rig.safety.box_max  # ~2.3 s back to the reset pose from there
+    raw.client.reset(pose=np.array([*corner, *raw.rig.reset.tcp_quat]), timeout_s=20.0)
+    reflex = threading.Timer(0.2, call_trigger,
+                             (raw.domain_id, f"{raw.rig.ros.sim_namespace}/inject_reflex"))
+    raw.confirm_recovery = lambda reason: asked.append(reason) or True
+    try:
+        reflex.start()
+        obs, info = raw.reset(seed=1)
+    finally:
+        reflex.join()
+        raw.confirm_recovery = scripted_yes
+    assert len(asked) == 1 and "reflex" in asked[0]
+    assert raw.observation_space.contains(obs) and raw.client.get_state()["mode"] != "fault"
+    np.testing.assert_allclose(obs["state"]["tcp_pose"][:3], raw.rig.reset.tcp_xyz,
+                               atol=raw.rig.reset.xy_range + raw.rig.reset.settle_tolerance)
+
+
 @pytest.mark.timeout(60)
 def test_a_reset_that_outlived_its_request_is_waited_for_not_raised(raw):
     cfg = raw.cfg
