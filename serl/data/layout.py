@@ -86,6 +86,11 @@ class StorageLayout:
             return
         stored = json.loads(path.read_text())
         mine = json.loads(json.dumps(self.to_json()))  # tuples -> lists, as stored
+        if stored.get("features") and "feature_source" not in stored and self.feature_source:
+            raise ValueError(
+                f"{directory} holds cached features from before buffers recorded the trunk that "
+                "computed them, so this version cannot tell whether they match this config's "
+                "frozen trunk; start a new run (another --run name)")
         if stored.get("feature_source") != mine.get("feature_source"):
             raise ValueError(
                 f"{directory} holds features computed by another source (stored "

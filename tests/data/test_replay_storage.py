@@ -165,3 +165,21 @@ def test_malformed_batch_dict_is_refused_or_dropped_whole(tmp_path):
             storage.append(batch, "a", 0)
         result = storage.append(batch, "a", 0, on_invalid="drop")
         assert (result.appended, result.invalid, result.watermark) == (0, 4, 3)
+
+
+@pytest.mark.timeout(10)
+def test_cached_features_are_pinned_to_the_trunk_that_computed_them(tmp_path):
+    import json
+
+    from serl.data.layout import StorageLayout
+
+    features = {"cam_features": ((4,), np.float16)}
+    StorageLayout.create(SMALL_SPEC, 8, features, "sha256:aaaa").pin(tmp_path)
+    StorageLayout.create(SMALL_SPEC, 8, features, "sha256:aaaa").pin(tmp_path)  # same trunk: opens
+    with pytest.raises(ValueError, match="another source.*sha256:aaaa.*sha256:bbbb"):
+        StorageLayout.create(SMALL_SPEC, 8, features, "sha256:bbbb").pin(tmp_path)
+    stored = json.loads((tmp_path / "storage.json").read_text())
+    del stored["feature_source"]  # as folders were written before the trunk was recorded
+    (tmp_path / "storage.json").write_text(json.dumps(stored))
+    with pytest.raises(ValueError, match="before buffers recorded the trunk.*new run"):
+        StorageLayout.create(SMALL_SPEC, 8, features, "sha256:aaaa").pin(tmp_path)
