@@ -20,6 +20,13 @@ from typing import Protocol, runtime_checkable
 import numpy as np
 
 CONTROLS = ("pause", "abort", "mark_success", "mark_failure", "confirm_reset")
+# what a hardware device's button can be mapped to (the SpaceMouse's, the gamepad's)
+BUTTON_ROLES = ("close", "open", "takeover", *CONTROLS)
+
+
+def mapped_controls(buttons) -> frozenset[str]:
+    """The operator controls some (button, role) pair of a button map is mapped to."""
+    return frozenset(role for _, role in buttons if role in CONTROLS)
 
 
 @dataclass(frozen=True)

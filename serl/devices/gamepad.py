@@ -29,7 +29,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
-from serl.devices.base import CONTROLS, DeviceState
+from serl.devices.base import BUTTON_ROLES, CONTROLS, DeviceState, mapped_controls
 from serl.devices.gamepad_input import (
     LAYOUTS,
     POSITIONAL,
@@ -50,7 +50,6 @@ __all__ = ["Gamepad", "GamepadConfig", "GamepadNotFound", "InputBackend", "gamep
 log = logging.getLogger("serl.devices.gamepad")
 
 BUTTONS = tuple(dict.fromkeys(POSITIONAL.values()))  # button names, by position on the pad
-BUTTON_ROLES = ("close", "open", "takeover", *CONTROLS)  # what a button can do
 DEFAULT_BUTTONS = (
     ("south", "close"),  # A / Cross
     ("east", "open"),  # B / Circle
@@ -110,7 +109,7 @@ class GamepadConfig:
     @property
     def controls(self) -> frozenset[str]:
         """The operator controls some button is mapped to (the default map has all five)."""
-        return frozenset(role for _, role in self.buttons if role in CONTROLS)
+        return mapped_controls(self.buttons)
 
 
 def gamepad_state(

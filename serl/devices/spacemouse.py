@@ -22,12 +22,11 @@ from typing import Any
 
 import numpy as np
 
-from serl.devices.base import CONTROLS, DeviceState
+from serl.devices.base import BUTTON_ROLES, CONTROLS, DeviceState, mapped_controls
 
 log = logging.getLogger("serl.devices.spacemouse")
 
 AXES = ("x", "y", "z", "roll", "pitch", "yaw")
-BUTTON_ROLES = ("close", "open", "takeover", *CONTROLS)  # what a SpaceMouse button can do
 # -> the HID devices present, as easyhid's `HIDDevice` objects
 HIDEnumerate = Callable[[], Sequence[Any]]
 ZERO_STREAM = (
@@ -78,7 +77,7 @@ class SpaceMouseConfig:
     @property
     def controls(self) -> frozenset[str]:
         """The operator controls some button is mapped to (the default two-button map has none)."""
-        return frozenset(role for _, role in self.buttons if role in CONTROLS)
+        return mapped_controls(self.buttons)
 
 
 class SpaceMouseNotFound(RuntimeError):
