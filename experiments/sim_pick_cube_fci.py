@@ -22,6 +22,11 @@ square to the hand at every reset, so tilting or turning the hand only loses it 
 six axes tilted the hand ~30 degrees by 13k steps in simulation; one with yaw here drifted to a
 mean yaw command of -0.44 by 5k steps while its assisted success fell from 46% to 0%).
 
+RLPD's critic ensemble (10 critics, the target the minimum of a random 2): with 2 critics the policy
+led the arm away from the cube after ~4k env steps (assisted success 20-46% over the first 3k
+steps, 0% from 4k on, in three runs); with 10 it kept 36-83% per 1k steps up to 7.3k steps (one
+21-minute run at 4634062). At 1.5 updates per env step the 2 cores have the time for it.
+
 A joint reset before every 10th episode: franky-sim's arm has no joint friction, so its nullspace
 drifts under Cartesian impedance until joint-limit avoidance holds the TCP ~1 cm off a reset pose
 (two benchmark runs stopped there after ~20 episodes); a reset that still cannot settle is retried
@@ -47,7 +52,8 @@ CONFIG = RigExperimentConfig(
     env=FrankaEnvConfig(hardware_config="hardware_configs/franky_sim.yaml", launch_sim=True,
                         image_obs=False, object_pose=True, joint_reset_every=10),
     wrappers=PolicyEnvConfig(arm_axes=("x", "y", "z")),
-    agent=SACConfig(grasp_critic=True, hidden_dims=(128, 128)),
+    agent=SACConfig(grasp_critic=True, hidden_dims=(128, 128), critic_ensemble_size=10,
+                    critic_subsample=2),
     # ~30% of steps at first
     operator=ScriptedOperatorConfig(takeover_prob=0.03, takeover_steps=15),
     actor=ActorConfig(eval_every_episodes=30, eval_episodes=10),
