@@ -5,9 +5,25 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed-stamp
 export MUJOCO_GL ?= egl
 
-.PHONY: setup demo test bench bench-long lint clean
+.PHONY: setup browser demo test bench bench-long lint clean
 
-setup: $(STAMP)
+setup: $(STAMP) browser
+
+# The dashboard's browser test drives a system Chromium (serl/dashboard/browser.py). On Debian, as root, this
+# installs the `chromium` package; anywhere else it says what is missing (Ubuntu's chromium is a snap, which
+# containers cannot run: install Google Chrome's .deb and set SERL_CHROMIUM=/usr/bin/google-chrome).
+browser:
+	@if [ -n "$$SERL_CHROMIUM" ] || command -v chromium >/dev/null 2>&1 || command -v chromium-browser >/dev/null 2>&1; then :; \
+	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && grep -q '^ID=debian' /etc/os-release 2>/dev/null; then \
+		echo "make setup: installing Debian's chromium (the dashboard's browser test)"; \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; \
+	else \
+		echo "make setup: no Chromium found; the dashboard's browser test will fail until there is one."; \
+		echo "  Debian: sudo apt-get install chromium"; \
+		echo "  Ubuntu (chromium is a snap): install Google Chrome's .deb, then export SERL_CHROMIUM=/usr/bin/google-chrome"; \
+		echo "  elsewhere: any Chromium or Chrome binary, named by SERL_CHROMIUM"; \
+	fi
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 11), "Python >= 3.11 is required"'

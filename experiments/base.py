@@ -9,6 +9,7 @@ from dataclasses import dataclass, field, replace
 from serl.actor.config import ActorConfig
 from serl.agents.bc_config import BCConfig
 from serl.agents.config import ClassifierConfig, SACConfig
+from serl.dashboard.config import DashboardConfig
 from serl.devices import DeviceConfig
 from serl.devices.scripted import ScriptedOperatorConfig
 from serl.envs.franka_config import FrankaEnvConfig
@@ -42,6 +43,8 @@ class ExperimentConfig:
     actor: ActorConfig = field(default_factory=ActorConfig)
     # ZeroMQ addresses, frames, CURVE keys
     transport: TransportConfig = field(default_factory=TransportConfig)
+    # the operator's web page, served by the actor
+    dashboard: DashboardConfig = field(default_factory=DashboardConfig)
     # env reward, a learned classifier, or the operator
     reward: RewardConfig = field(default_factory=RewardConfig)
     # demonstration episodes; loaded into the demo buffer at start

@@ -15,7 +15,7 @@ from serl.actor.frames import FrameView, RoundtripAdder
 from serl.actor.loop import Actor
 from serl.commands.runtime import build_env, handshake_info, transition_spec
 from serl.data import TransitionSpec
-from serl.envs.contract import policy_spaces
+from serl.envs.contract import policy_gripper, policy_spaces
 from serl.transport.codec import FrameCodec
 from serl.transport.interfaces import Adder, StatsSink, VariableClient
 
@@ -38,6 +38,12 @@ class ActorSide:
     link_error: Callable[[], str | None] = lambda: None
     # closes the transport (after the actor)
     close: Callable[[], None] = lambda: None
+    # the learner's newest status and when it came (`StatusSource.learner_status`)
+    learner_status: Callable[[], tuple | None] = lambda: None
+    # whether the learner's link is up (None: no link, the learner is in this process)
+    connected: Callable[[], bool | None] = lambda: None
+    # the spool's fill, 0..1 (None: no spool)
+    spool_fill: Callable[[], float | None] = lambda: None
 
 
 def actor_spec(config) -> TransitionSpec:
@@ -57,7 +63,7 @@ def inprocess_actor_side(transport, config, first_sequence: int = 0) -> ActorSid
     actor_id, view = config.actor.actor_id, frame_view(config)
     adder = RoundtripAdder(transport.adder(actor_id, first_sequence), view)
     return ActorSide(adder, transport.variable_client(), transport.stats_sink(actor_id), view,
-                     produced=first_sequence)
+                     produced=first_sequence, learner_status=transport.status.learner_status)
 
 
 def zmq_actor_side(config, actor_dir: Path, run: str) -> ActorSide:
@@ -85,14 +91,19 @@ def zmq_actor_side(config, actor_dir: Path, run: str) -> ActorSide:
                                   spool_capacity_bytes=int(t.spool_capacity_gb * (1 << 30)))
     return ActorSide(transport.adder(), transport.variable_client(), transport.stats_sink(), view,
                      produced=transport.spool.next_sequence,
-                     link_error=lambda: transport.refused, close=transport.close)
+                     link_error=lambda: transport.refused, close=transport.close,
+                     learner_status=transport.learner_status,
+                     connected=lambda: transport.connected, spool_fill=transport.spool_fill)
 
 
-def build_actor(config, side: ActorSide, actor_dir: Path, env=None) -> Actor:
+def build_actor(config, side: ActorSide, actor_dir: Path, env=None, dashboard=None) -> Actor:
     """The task's actor over `side`, keeping its counters in `actor_dir` and evaluation videos in
     `actor_dir/../videos`. `env` (default: `build_env(config)`, the configured operator at the
-    intervention device) must have the contract's spaces; the caller closes it (`actor.env`)."""
-    env = build_env(config) if env is None else env
+    intervention device, with the `dashboard`'s buttons beside it) must have the contract's
+    spaces; the caller closes it (`actor.env`). `dashboard` (`serl.dashboard.opening.Dashboard`)
+    is fed at every step."""
+    if env is None:
+        env = build_env(config, page_controls=dashboard.controls if dashboard else None)
     expected, built = actor_spec(config), transition_spec(env)
     if built != expected:
         env.close()
@@ -100,7 +111,15 @@ def build_actor(config, side: ActorSide, actor_dir: Path, env=None) -> Actor:
                          f"(serl.envs.contract.policy_spaces): it has {built.observations}, "
                          f"the contract says {expected.observations}")
     actor_dir = Path(actor_dir)
+    feed = None if dashboard is None else dashboard.feed(
+        side.view, action_labels(config), config.actor.actor_id, side, env)
     return Actor(env, config.agent, config.actor, side.adder, side.client, side.stats,
                  state_dir=actor_dir, seed=config.seed, policy_view=side.view.observation,
                  produced=side.produced, link_error=side.link_error,
-                 video_dir=actor_dir.parent / "videos")
+                 video_dir=actor_dir.parent / "videos", feed=feed)
+
+
+def action_labels(config) -> tuple[str, ...]:
+    """The names of the policy's action dims: its arm axes, then the gripper when it has one."""
+    gripper = ("gripper",) if policy_gripper(config.env) else ()
+    return (*config.wrappers.arm_axes, *gripper)

@@ -54,18 +54,19 @@ class Actor:
                  client: VariableClient, stats: StatsSink, state_dir: Path | None = None,
                  seed: int = 0, policy_view: Callable[[dict], dict] = lambda obs: obs,
                  produced: int = 0, link_error: Callable[[], str | None] = lambda: None,
-                 video_dir: Path | None = None):
+                 video_dir: Path | None = None, feed=None):
         """`policy_view` maps an observation to what the policy sees (the wire's JPEG round trip
         of frames); `produced` is how many transitions this actor id has ever produced (its
         spool's next sequence), which can be ahead of the state file after a crash mid-episode;
         `link_error` returns why the learner refused this actor (a handshake mismatch), if it
         did; `video_dir` receives a video of each evaluation's first episode
-        (`eval_<env steps>.mp4`)."""
+        (`eval_<env steps>.mp4`); `feed` (a `serl.dashboard.feed.DashboardFeed`) is told every
+        reset, step and episode end."""
         self.env, self.cfg, self.adder, self.client, self.stats = env, cfg, adder, client, stats
         self.controls = getattr(env, "controls", None) or NoControls()
         action_dim = int(np.prod(env.action_space.shape))
         self.sample, self.evaluate = policy_functions(agent_cfg, action_dim)
-        self.policy_view, self.link_error = policy_view, link_error
+        self.policy_view, self.link_error, self.feed = policy_view, link_error, feed
         self.video_dir = Path(video_dir) if video_dir else None
         self.counter_file = CounterFile(Path(state_dir) / f"{cfg.actor_id}.json"
                                         if state_dir else None)
@@ -88,9 +89,13 @@ class Actor:
             self.params = jax.device_put(params)
             self.counters.weights = version
 
-    def wait_for_weights(self) -> None:
+    def wait_for_weights(self, stop: threading.Event | None = None) -> None:
+        """Wait for the learner's first weights; TimeoutError after `weights_timeout_s`. A `stop`
+        set meanwhile (SIGTERM) ends the wait without weights."""
         deadline = time.monotonic() + self.cfg.weights_timeout_s
         while self.params is None and time.monotonic() < deadline:
+            if stop is not None and stop.is_set():
+                return
             self._check_link()
             self._take(self.client.poll() or self.client.wait(0.5))
         if self.params is None:
@@ -121,7 +126,7 @@ class Actor:
 
     def run(self, stop: threading.Event) -> ActorCounters:
         """Run episodes until `stop` or the step budget; a started episode is always finished."""
-        self.wait_for_weights()
+        self.wait_for_weights(stop)
         while not stop.is_set() and not self._budget_spent():
             self._check_link()
             while getattr(self.adder, "full", False) and not stop.is_set():
@@ -163,26 +168,39 @@ class Actor:
                   "env_steps": self.counters.env_steps,
                   "policy_step": weights.step if weights else -1}
         self.stats.episode(report)
+        if self.feed:
+            self.feed.evaluation(report)
         return report
 
     def _evaluation_episode(self, stop: threading.Event, video: EpisodeVideo | None) -> bool:
         obs, info = self.env.reset()
-        done = False
+        if self.feed:
+            self.feed.reset(self.counters.episodes, True, obs, info)
+        done, step, ret = False, 0, 0.0
         while not done and not stop.is_set():
             if video:
                 video.capture()
             action = np.asarray(self.evaluate(self.params, self.policy_view(obs)))
-            obs, _, terminated, truncated, info = self.env.step(action)
-            done = terminated or truncated
+            obs, reward, terminated, truncated, info = self.env.step(action)
+            done, step, ret = terminated or truncated, step + 1, ret + float(reward)
+            if self.feed:
+                self.feed.step(step, obs, action, reward, info)
         if video and video.capture():
             video.write()
-        return bool(info.get("succeed", False))
+        success = bool(info.get("succeed", False))
+        if self.feed:
+            self.feed.episode_end({"return": ret, "length": step, "success": float(success),
+                                   "aborted": float(bool(info.get("aborted", False))),
+                                   "env_steps": self.counters.env_steps})
+        return success
 
     def run_episode(self, stop: threading.Event) -> dict:
         episode = self.counter_file.claim_episode(self.counters)
         # an operator wait ends on shutdown
         self.controls.set_operator_stop(stop)
         obs, info = self.env.reset()
+        if self.feed:
+            self.feed.reset(episode, False, obs, info)
         tracker, done, step = EpisodeTracker(), False, 0
         while not done:
             self._take(self.client.poll())
@@ -202,6 +220,10 @@ class Actor:
             tracker.step(float(reward), bool(info.get("intervened", False)),
                          float(info.get("paused_s", 0.0)), executed)
             obs, step, done = next_obs, step + executed, terminated or truncated
+            if self.feed:
+                self.feed.step(step, obs, action, reward, info)
         summary = tracker.summary(episode, info, self.counters.env_steps, self.counters.weights)
         self.stats.episode(summary)
+        if self.feed:
+            self.feed.episode_end(summary)
         return summary

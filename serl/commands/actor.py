@@ -25,23 +25,35 @@ def run_actor(config, run: str) -> int:
     """Act for run `run` over ZeroMQ until the step budget or SIGINT/SIGTERM."""
     from serl.actor.build import build_actor, zmq_actor_side
     from serl.commands.runtime import configure_logging, stop_on_signals
+    from serl.dashboard.opening import open_dashboard
 
     configure_logging()
     stop = stop_on_signals()
     actor_dir = Path(config.runs_dir) / run / "actor"
     side = zmq_actor_side(config, actor_dir, run)
+    dashboard = None
     try:
-        actor = build_actor(config, side, actor_dir)
+        dashboard = open_dashboard(config.dashboard, dashboard_token_path(actor_dir, config))
+        actor = build_actor(config, side, actor_dir, dashboard=dashboard)
     except BaseException:
+        if dashboard is not None:
+            dashboard.close()
         side.close()
         raise
     try:
         counters = actor.run(stop)
     finally:
         try:
+            if dashboard is not None:
+                dashboard.close()
             side.close()
         finally:  # a rig's robot client and cameras close even if the transport's close fails
             actor.env.close()
     print(f"actor {config.actor.actor_id} stopped after {counters.env_steps} env steps "
           f"({counters.episodes} episodes)")
     return 0
+
+
+def dashboard_token_path(actor_dir: Path, config) -> Path:
+    """Where an actor keeps its dashboard token (kept across restarts of the run)."""
+    return Path(actor_dir) / f"{config.actor.actor_id}.dashboard_token"

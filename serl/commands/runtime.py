@@ -19,23 +19,27 @@ from serl.transport.messages import PROTOCOL_VERSION
 LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 
-def build_env(config, *, operator: bool = True, video_path=None):
+def build_env(config, *, operator: bool = True, video_path=None, page_controls=None):
     """The policy env of a task config; with `operator` the configured device (`config.device`, the
-    scripted operator by default) sits at the intervention device; a device that cannot produce a
-    control the config waits for is refused before anything is opened."""
+    scripted operator by default) sits at the intervention device, with the dashboard's buttons
+    (`page_controls`, a `PageControls`) merged in when given; a device that cannot produce a
+    control the config waits for (and has no page beside it) is refused before anything is
+    opened."""
     import serl  # noqa: F401  (registers the envs)
-    from serl.devices import check_device_controls, make_device
+    from serl.devices import WithControls, check_device_controls, make_device
     from serl.envs.franka_config import attach_confirmation
     from serl.envs.registration import make
     from serl.envs.stack import make_policy_env
     from serl.reward.store import ClassifierFolder
 
-    if operator:
+    if operator and page_controls is None:
         check_device_controls(config.device, operator_needs(config))
     raw = make(config.env_id, config=config.env)
     device = (
         make_device(config.device, raw, config.operator, seed=config.seed) if operator else None
     )
+    if device is not None and page_controls is not None:
+        device = WithControls(device, page_controls)
     # a FrankaEnv's fault recovery
     attach_confirmation(raw, device, scripted=config.device.kind == "scripted")
     # None classifier_dir: the env's own reward; else the folder's newest classifier

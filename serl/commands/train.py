@@ -18,7 +18,9 @@ def run_single_process(config, run_dir: Path, resume: bool, make_env=None) -> di
     actor's env (`make_env()`, default `build_env(config)`) is built, used and closed on the
     actor's thread: an EGL renderer works only on the thread that made it."""
     from serl.actor.build import build_actor, inprocess_actor_side
+    from serl.commands.actor import dashboard_token_path
     from serl.commands.runtime import stop_on_signals
+    from serl.dashboard.opening import open_dashboard
     from serl.learner.build import build_learner, inprocess_learner_side
     from serl.transport.inprocess import InProcessTransport
 
@@ -31,11 +33,13 @@ def run_single_process(config, run_dir: Path, resume: bool, make_env=None) -> di
     # the actor's start-up wait returns at once
     learner.publish()
     actors, failure = [], []
+    dashboard = open_dashboard(config.dashboard,
+                               dashboard_token_path(run_dir / "actor", config))
 
     def act():
         try:
             env = None if make_env is None else make_env()
-            actors.append(build_actor(config, side, run_dir / "actor", env))
+            actors.append(build_actor(config, side, run_dir / "actor", env, dashboard))
             actors[0].run(stop)
         except BaseException as err:
             # re-raised below: a crashed actor must not look like a finished run
@@ -52,6 +56,8 @@ def run_single_process(config, run_dir: Path, resume: bool, make_env=None) -> di
     finally:
         stop.set()
         thread.join(timeout=30)
+        if dashboard is not None:
+            dashboard.close()
         # everything the actor produced is stored before the run ends
         while learner.ingest(timeout=0.1):
             pass

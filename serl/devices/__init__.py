@@ -37,6 +37,7 @@ __all__ = [
     "ScriptedOperator",
     "ScriptedOperatorConfig",
     "SpaceMouse",
+    "WithControls",
     "SpaceMouseConfig",
     "check_device_controls",
     "device_controls",
@@ -95,6 +96,15 @@ class WithControls:
         return DeviceState(
             np.asarray(acting.action, np.float32), buttons, acting.active, dict(first.extra)
         )
+
+    @property
+    def takeover_scale(self) -> float | None:
+        """The motion device's take-over schedule (the scripted operator's), if it has one."""
+        return getattr(self.motion, "takeover_scale", None)
+
+    @takeover_scale.setter
+    def takeover_scale(self, scale: float) -> None:
+        self.motion.takeover_scale = scale
 
     def close(self) -> None:
         for device in (self.motion, self.control_device):

@@ -168,6 +168,7 @@ class StepInfo(TypedDict, total=False):
     timestamps: dict  # capture time (monotonic s) of the state and of each camera frame
     gripper_changed: bool  # the gripper command changed the gripper's state this step
     safety_hold: Any  # the robot server's safety hold that dropped this command (None: none)
+    safety_clip_m: float  # how far (m) the env's safety box and cone moved this step's target
     fault: str  # FrankaEnv: the arm faulted; the episode is truncated and reset() recovers
     error: str  # FrankaEnv: a transient server or camera failure truncated the episode
     # intervention wrapper
@@ -184,6 +185,7 @@ class StepInfo(TypedDict, total=False):
     reset_wait_s: float  # reset info: seconds waited for the operator's reset confirmation
     # reward wrappers
     classifier_prob: float  # the reward classifier's success probability this step
+    classifier_threshold: float  # the probability the classifier's success needs
     classifier_version: int  # the classifier version that judged this step (and reset)
     classifier_error: str  # why the classifier failed this step (its reward is 0)
     operator_label: str  # HumanRewardWrapper: the operator's mark that gave this step's reward

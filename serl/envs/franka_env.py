@@ -183,6 +183,7 @@ class FrankaEnv(FaultHandling, FrankaScene, gym.Env):
         target_quat = g.quat_mul(g.euler_to_quat(a[3:6] * ctl.action_scale_rot), quat)
         clipped = clip_target(target_pos, target_quat, pos, quat, self.limits)
         target = self.last_target = np.concatenate(clipped)
+        clip_m = float(np.linalg.norm(clipped[0] - target_pos))
         obs_time = min(self._info_stamps.values())
         try:
             sent = time.monotonic()
@@ -205,7 +206,7 @@ class FrankaEnv(FaultHandling, FrankaScene, gym.Env):
             return self._truncate_on_fault(str(self._state.get("fault")), obs, info)
         success = bool(info["succeed"])
         truncated = self._steps >= self.cfg.max_episode_steps and not success
-        info["gripper_changed"], info["safety_hold"] = changed, hold
+        info["gripper_changed"], info["safety_hold"], info["safety_clip_m"] = changed, hold, clip_m
         return obs, float(success), success, truncated, info
 
     def restart_clock(self) -> None:

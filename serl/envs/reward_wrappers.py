@@ -86,6 +86,7 @@ class RewardClassifierWrapper(gym.Wrapper):
         self._streak = self._streak + 1 if called else 0
         success = self._streak >= int(getattr(self.classifier, "confirm_steps", 1))
         info["classifier_prob"] = prob
+        info["classifier_threshold"] = threshold
         info["classifier_version"] = self.classifier_version
         # aborted: a repeat frame
         if success and self.positives_dir is not None and info.get("executed", True):

@@ -14,7 +14,7 @@ from serl.envs.contract import policy_spaces
 from serl.learner.config import ListenError
 from serl.learner.loop import Learner
 from serl.learner.prior import PriorSource
-from serl.transport.interfaces import TransitionSource, WeightsPublisher
+from serl.transport.interfaces import StatusPublisher, TransitionSource, WeightsPublisher
 
 
 @dataclass(frozen=True)
@@ -27,6 +27,8 @@ class LearnerSide:
     publisher: WeightsPublisher
     # closes the transport (after the learner)
     close: Callable[[], None] = lambda: None
+    # where the learner's status goes (the actors' dashboards)
+    status: StatusPublisher | None = None
 
 
 def learner_spec(config) -> TransitionSpec:
@@ -36,7 +38,8 @@ def learner_spec(config) -> TransitionSpec:
 
 def inprocess_learner_side(transport) -> LearnerSide:
     """The learner's end of an `InProcessTransport` (single-process training)."""
-    return LearnerSide(transport.transition_source(), transport.publisher())
+    return LearnerSide(transport.transition_source(), transport.publisher(),
+                       status=transport.status)
 
 
 def zmq_learner_side(config, run: str) -> LearnerSide:
@@ -53,7 +56,7 @@ def zmq_learner_side(config, run: str) -> LearnerSide:
             curve, allow_unauthenticated_network=t.allow_unauthenticated_network)
     except OSError as err:
         raise ListenError(str(err)) from err
-    return LearnerSide(transport, transport, transport.close)
+    return LearnerSide(transport, transport, transport.close, status=transport)
 
 
 def build_learner(config, side: LearnerSide, run_dir: Path, resume: bool) -> Learner:
@@ -62,4 +65,4 @@ def build_learner(config, side: LearnerSide, run_dir: Path, resume: bool) -> Lea
     observation_space, action_space = policy_spaces(config.env, config.wrappers)
     return Learner(config.agent, config.learner, observation_space, action_space, run_dir,
                    side.source, side.publisher, seed=config.seed, resume=resume,
-                   demos_dir=config.demos_dir, prior=PriorSource.of(config))
+                   demos_dir=config.demos_dir, prior=PriorSource.of(config), status=side.status)

@@ -25,10 +25,11 @@ from serl.learner.intake import DiskErrors, Intake
 from serl.learner.prior import PriorSource, require_classifier
 from serl.learner.publishing import WeightsOut, version_label
 from serl.learner.reporting import Reporting
+from serl.learner.status import StatusOut
 from serl.learner.timing import LoopClock
 from serl.learner.training import Training
 from serl.networks.trunk import trunk_fingerprint
-from serl.transport.interfaces import TransitionSource, WeightsPublisher
+from serl.transport.interfaces import StatusPublisher, TransitionSource, WeightsPublisher
 
 log = logging.getLogger("serl.learner")
 
@@ -36,12 +37,13 @@ log = logging.getLogger("serl.learner")
 class Learner:
     """Owns the run's buffers, agent, checkpoints and logs under `run_dir`. With
     `cfg.prior_fraction` > 0, `prior` (`PriorSource.of(config)`) names the prior episodes and the
-    classifier that rewards them (`serl.learner.prior`)."""
+    classifier that rewards them (`serl.learner.prior`). `status` receives the learner's status
+every second (the actors' dashboards show it)."""
 
     def __init__(self, agent_cfg: SACConfig, cfg: LearnerConfig, observation_space, action_space,
                  run_dir: Path, source: TransitionSource, publisher: WeightsPublisher,
                  seed: int = 0, resume: bool = False, demos_dir: str | Path | None = None,
-                 prior: PriorSource | None = None):
+                 prior: PriorSource | None = None, status: StatusPublisher | None = None):
         if cfg.prior_fraction > 0:  # refused before anything is opened
             require_classifier(prior, cfg.prior_fraction)
         self.disk = DiskErrors(cfg.on_disk_error, lambda: self.records.latest_step())
@@ -56,6 +58,7 @@ class Learner:
                              self.training.storage_options)
         self.records = Bookkeeping(self.run_dir, cfg, trunk_fingerprint(agent_cfg.encoder))
         self.weights = WeightsOut(publisher)
+        self.status = StatusOut(status)
         self.counters = LearnerCounters()
         # updates done after the restored checkpoint, lost in the crash and redone
         self.redone_updates = 0
@@ -137,6 +140,7 @@ class Learner:
         """Take the actors' reports into the monitor and TensorBoard; print progress when due."""
         version = version_label(self.counters.incarnation, self.counters.updates)
         self.reporting.observe_actors(self.source.stats(), version)
+        self.status.maybe_publish(self, self.reporting.updates_per_s, self.weights.published)
 
     def run(self, stop: threading.Event) -> LearnerCounters:
         """Train until `stop` is set or a budget is spent; always ends with a checkpoint."""

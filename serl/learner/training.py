@@ -34,7 +34,7 @@ def feature_cache_options(agent_cfg: SACConfig, trunk, observation_space) -> dic
     """Storage options for the frozen-trunk feature cache (computed once per frame at insertion);
     `trunk`: the frozen trunk's parameters."""
     enc = agent_cfg.encoder
-    if not enc.feature_cache:
+    if not enc.feature_cache or not enc.image_keys:  # a state-only policy has no trunk to cache
         return {}
     features = {k + FEATURES_SUFFIX: (trunk_feature_shape(enc, observation_space[k].shape),
                                       np.float16) for k in enc.image_keys}

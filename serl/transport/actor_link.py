@@ -68,6 +68,8 @@ class ActorLink(threading.Thread):
         self.counters: Counter[str] = Counter()
         self.connected = False  # welcomed by the learner
         self.refused: str | None = None  # why the learner refused us (then we stop trying)
+        # (monotonic time received, the learner's newest LearnerStatus), None before the first
+        self.status = None
         self._ctx = zmq.Context()
         self._dealer = self._sub = None
         self._poller: zmq.Poller | None = None
@@ -239,6 +241,10 @@ class ActorLink(threading.Thread):
             # a publication we missed (e.g. dropped while we were slow)
             self._send("weights_request")
             self._last_request = now
+
+    def _on_status(self, message: dict) -> None:
+        # one reference assignment, read by the actor's dashboard
+        self.status = (time.monotonic(), m.status_of(message))
 
     def _on_weights(self, message: dict) -> None:
         version = m.version_of(message["version"])

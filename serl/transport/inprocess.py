@@ -11,11 +11,13 @@ from __future__ import annotations
 
 import itertools
 import threading
+import time
 from collections import deque
 
 from serl.transport.continuity import Continuity
 from serl.transport.interfaces import (
     IncomingBatch,
+    LearnerStatus,
     Params,
     Transition,
     WeightsVersion,
@@ -206,6 +208,19 @@ class InProcessWeights:
             return self._cond.wait_for(lambda: predicate(self._current), timeout)
 
 
+class InProcessStatus:
+    """The learner's newest status: `StatusPublisher` and `StatusSource` in one."""
+
+    def __init__(self):
+        self._current: tuple[float, LearnerStatus] | None = None
+
+    def publish_status(self, status: LearnerStatus) -> None:
+        self._current = (time.monotonic(), status)  # one reference assignment
+
+    def learner_status(self) -> tuple[float, LearnerStatus] | None:
+        return self._current
+
+
 class InProcessVariableClient:
     """`VariableClient` reading a `InProcessWeights`."""
 
@@ -238,6 +253,7 @@ class InProcessTransport:
             raise ValueError(f"max_batch must be >= 1, got {max_batch}")
         self._ledger = _Ledger(max_batch)
         self._weights = InProcessWeights()
+        self.status = InProcessStatus()  # both ends of the learner's status
 
     def adder(self, actor_id: str, first_sequence: int = 0) -> InProcessAdder:
         """The actor's adder; `first_sequence` continues an actor whose earlier transitions the

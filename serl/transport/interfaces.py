@@ -121,6 +121,37 @@ class VariableClient(Protocol):
         ...
 
 
+@dataclass(frozen=True)
+class LearnerStatus:
+    """What the learner tells its actors about itself (for the operator's dashboard): a flat map
+    (`updates`, `updates_per_s`, `weights_step`, `buffer_online`, `buffer_demo`, `ready`, ...), the
+    last evaluations as `(env_steps, success)` and the last training episodes as
+    `(env_steps, success, intervention_rate)`, oldest first."""
+
+    status: dict
+    evals: tuple[tuple[float, float], ...] = ()
+    train: tuple[tuple[float, float, float], ...] = ()
+
+
+@runtime_checkable
+class StatusPublisher(Protocol):
+    """Learner side: its status, for every actor (best effort, like stats)."""
+
+    def publish_status(self, status: LearnerStatus) -> None:
+        """Make `status` the one actors receive next. Never blocks."""
+        ...
+
+
+@runtime_checkable
+class StatusSource(Protocol):
+    """Actor side: the learner's newest status."""
+
+    def learner_status(self) -> tuple[float, LearnerStatus] | None:
+        """(`time.monotonic()` when it arrived, the status), or None before the first. Never
+        blocks."""
+        ...
+
+
 @runtime_checkable
 class WeightsPublisher(Protocol):
     """Learner side: sends policy weights to every actor."""

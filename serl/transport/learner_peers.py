@@ -47,7 +47,8 @@ class Peer:
 class LearnerPeers:
     """Connections by routing id, and the answer to each actor message.
 
-    `send_raw(rid, data)` sends one message to a connection; `published()` reads the newest weights.
+    `send_raw(rid, data)` sends one message to a connection; `published()` reads the newest weights,
+`status()` the newest encoded `status` message (None: none yet).
     `counters` and `stats` are the transport's own (shared, written here). `bound_keys`: CURVE is
     on, so each connection may act only as its key's name.
     """
@@ -55,12 +56,15 @@ class LearnerPeers:
     def __init__(self, info: dict[str, Any], codec: TransitionCodec, ledger: Ledger,
                  counters: Counter[str], stats: deque, send_raw: Callable[[bytes, bytes], None],
                  published: Callable[[], Published], max_message_bytes: int, actor_timeout: float,
-                 bound_keys: bool = False, log_interval: float = 10.0):
+                 bound_keys: bool = False, log_interval: float = 10.0,
+                 status: Callable[[], bytes | None] = lambda: None):
         self.info, self.max_message_bytes = info, max_message_bytes
         self.actor_timeout, self.bound_keys = actor_timeout, bound_keys
         self._pairs, self._ledger, self._counters, self._stats = (Predecessors(codec), ledger,
                                                                   counters, stats)
         self._send_raw, self._published = send_raw, published
+        # the newest `status` message, sent after each heartbeat reply
+        self._status = status
         self._peers: dict[bytes, str] = {}  # routing id -> actor id, for actors that said hello
         self._last_seen: dict[bytes, float] = {}
         self.log = RateLimitedLog(log, log_interval)
@@ -197,6 +201,8 @@ class LearnerPeers:
         latest, _ = self._published()
         version = None if latest is None else [latest[0].incarnation, latest[0].step]
         self._send(rid, "heartbeat", latest=version)
+        if (status := self._status()) is not None:
+            self._send_raw(rid, status)
 
     def _send(self, rid: bytes, kind: str, **fields: Any) -> None:
         self._send_raw(rid, m.pack(kind, **fields))

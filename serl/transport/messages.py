@@ -24,6 +24,9 @@ Learner -> actor (data socket):
                      hello again)
     weights          version: [incarnation, step], params: bin (see `params_codec`); also the only
                      PUB message
+    status           status: {str: scalar}, evals: [[env_steps, success], ...] (<= 64),
+                     train: [[env_steps, success, intervention_rate], ...] (<= 256): the
+                     learner's `LearnerStatus`, sent after each heartbeat reply (protocol 3)
 Every field is checked (type, range, length); extra or missing fields are a `BadMessage`.
 """
 
@@ -35,11 +38,12 @@ from typing import Any
 import msgpack
 
 from serl.data.schema import TransitionSpec
-from serl.transport.interfaces import WeightsVersion
+from serl.transport.interfaces import LearnerStatus, WeightsVersion
 from serl.transport.wire import BadMessage, unpack
 
 # 2: a transition's observations may refer to its predecessor's next observations
-PROTOCOL_VERSION = 2
+# 3: the learner's `status` message
+PROTOCOL_VERSION = 3
 MAX_SEQUENCE = 2**62
 MAX_BATCH_ITEMS = 4096
 MAX_TEXT = 4096  # handshake values and refusal reasons
@@ -95,6 +99,17 @@ def _bins(value, path) -> None:
         _fail(path, "every transition must be a byte string")
 
 
+def _points(width: int, max_len: int) -> Checker:
+    def check(value, path):
+        if not isinstance(value, list) or len(value) > max_len:
+            _fail(path, f"expected a list of at most {max_len} points, got {_short(value)}")
+        for k, point in enumerate(value):
+            if not (isinstance(point, list) and len(point) == width and all(
+                    isinstance(v, int | float) and not isinstance(v, bool) for v in point)):
+                _fail(f"{path}[{k}]", f"expected {width} numbers, got {_short(point)}")
+    return check
+
+
 def _bin(value, path) -> None:
     if not isinstance(value, bytes):
         _fail(path, f"expected bytes, got {_short(value)}")
@@ -116,6 +131,7 @@ LEARNER_MESSAGES: dict[str, dict[str, Checker]] = {
     "heartbeat": {"latest": _version_or_none},
     "reset": {"reason": _text(MAX_TEXT)},
     "weights": {"version": _version, "params": _bin},
+    "status": {"status": _scalar_map, "evals": _points(2, 64), "train": _points(3, 256)},
 }
 
 
@@ -142,6 +158,19 @@ def parse(data: Any, accepted: Mapping[str, Mapping[str, Checker]],
     for name, check in schema.items():
         check(message[name], f"{kind}.{name}")
     return kind, message
+
+
+def status_message(status: LearnerStatus) -> bytes:
+    """`status` as a `status` message (its lists cut to the newest the schema allows)."""
+    return pack("status", status=dict(status.status),
+                evals=[[float(v) for v in p] for p in status.evals[-64:]],
+                train=[[float(v) for v in p] for p in status.train[-256:]])
+
+
+def status_of(message: dict) -> LearnerStatus:
+    """A checked `status` message's fields as a LearnerStatus."""
+    return LearnerStatus(dict(message["status"]), tuple(map(tuple, message["evals"])),
+                         tuple(map(tuple, message["train"])))
 
 
 def version_of(value: list[int] | None) -> WeightsVersion | None:

@@ -30,7 +30,7 @@ from serl.transport.actor_link import ActorLink, LinkSettings
 from serl.transport.codec import FrameCodec, TransitionCodec
 from serl.transport.continuity import Continuity
 from serl.transport.frames import FrameCache
-from serl.transport.interfaces import Params, Transition, WeightsVersion
+from serl.transport.interfaces import LearnerStatus, Params, Transition, WeightsVersion
 from serl.transport.keys import ActorCurve
 from serl.transport.params_codec import ParamsDecoder
 from serl.transport.spool import Spool
@@ -94,6 +94,14 @@ class ZmqActorTransport:
         """Why the learner refused this actor (spec or config mismatch): stop acting and show it.
         None if not."""
         return self._link.refused
+
+    def learner_status(self) -> tuple[float, LearnerStatus] | None:
+        """`StatusSource.learner_status`: the learner's newest status and when it arrived."""
+        return self._link.status
+
+    def spool_fill(self) -> float:
+        """The spool's bytes as a fraction of its capacity (1: full, no new episode starts)."""
+        return self.spool.nbytes / max(1, self.spool.capacity_bytes)
 
     def counters(self) -> dict[str, int]:
         """connects, disconnects, batches_sent, acks, weights, bad_messages."""

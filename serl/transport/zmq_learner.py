@@ -1,5 +1,5 @@
-"""The learner's end of the ZeroMQ transport: `TransitionSource`, `WeightsPublisher` and
-`VariableSource`.
+"""The learner's end of the ZeroMQ transport: `TransitionSource`, `WeightsPublisher`,
+`VariableSource` and `StatusPublisher`.
 
 Sockets: a ROUTER on the data port (actors' DEALERs connect: hello, batches, stats, heartbeats,
 weights requests) and a PUB on the weights port. One I/O thread owns both (ZeroMQ sockets are not
@@ -26,7 +26,7 @@ import zmq
 from serl.data.schema import TransitionSpec
 from serl.transport import messages as m
 from serl.transport.codec import TransitionCodec
-from serl.transport.interfaces import IncomingBatch, Params, WeightsVersion, snapshot
+from serl.transport.interfaces import IncomingBatch, LearnerStatus, Params, WeightsVersion, snapshot
 from serl.transport.keys import LearnerCurve, make_server, start_authenticator
 from serl.transport.learner_ledger import Ledger
 from serl.transport.learner_peers import LearnerPeers, Peer
@@ -62,11 +62,13 @@ class ZmqLearnerTransport:
         self._latest: tuple[WeightsVersion, Params] | None = None
         self._weights_message: bytes | None = None
         self._publish_lock = threading.Lock()
+        self._status_message: bytes | None = None
         self._peers = LearnerPeers(self.info, self._codec, self._ledger, self._counters,
                                    self._stats, self._send_raw,
                                    lambda: (self._latest, self._weights_message),
                                    self.max_message_bytes, actor_timeout,
-                                   bound_keys=curve is not None)
+                                   bound_keys=curve is not None,
+                                   status=lambda: self._status_message)
         self._stop = False
         self._ctx = zmq.Context()
         self._auth = start_authenticator(self._ctx, curve) if curve is not None else None
@@ -123,6 +125,11 @@ class ZmqLearnerTransport:
 
     def latest(self) -> tuple[WeightsVersion, Params] | None:
         return self._latest
+
+    # ---------- StatusPublisher ----------
+    def publish_status(self, status: LearnerStatus) -> None:
+        # one reference assignment: the I/O thread sends old or new, never a mix
+        self._status_message = m.status_message(status)
 
     # ---------- state ----------
     def counters(self) -> dict[str, int]:

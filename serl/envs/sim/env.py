@@ -70,6 +70,7 @@ class PandaSimEnv(SimScene, gym.Env):
         target_pos = pos + a[:3] * cfg.action_scale_xyz
         target_quat = g.quat_mul(g.euler_to_quat(a[3:6] * cfg.action_scale_rot), quat)
         self.commanded_pose = clip_target(target_pos, target_quat, pos, quat, cfg.safety)
+        clip_m = float(np.linalg.norm(self.commanded_pose[0] - target_pos))
         self.sim.set_target(*self.commanded_pose)
         changed = self._apply_gripper(a[6])
         if cfg.realtime:
@@ -89,6 +90,7 @@ class PandaSimEnv(SimScene, gym.Env):
             "succeed": success,
             "gripper_changed": changed,
             "safety_hold": None,
+            "safety_clip_m": clip_m,
             "timestamps": stamps,
         }
         return obs, reward, terminated, truncated, info

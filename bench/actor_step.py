@@ -1,0 +1,155 @@
+"""What the operator's dashboard costs the actor: the actor loop's time per env step with the
+dashboard fed and a headless Chromium showing the page (frames, events), against the same loop
+with no dashboard, in alternating blocks of the same actor on the same env (resets excluded).
+
+The env runs unpaced (as fast as the CPU allows), so the browser asks for frames several times
+faster than at a rig's 10 Hz: the cost measured is an upper bound. Also reports the feed's own time
+per step on the actor's thread (`DashboardFeed.seconds`). Weights are the policy's template (zeros:
+the same compute as trained weights); the transport is in-process, drained between episodes.
+
+Run: `MUJOCO_GL=egl .venv/bin/python bench/actor_step.py [--task sim_pick_cube] [--blocks 4]
+[--steps-per-block 200] [--no-browser]`. Prints one JSON line; target: <= 0.5 ms added per step.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import json
+import os
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+from header import cpus, load_1m, machine, run_footer
+
+TARGET_ADDED_MS = 0.5
+
+
+def log(msg: str) -> None:
+    print(f"[actor step] {msg}", file=sys.stderr, flush=True)
+
+
+class StepClock:
+    """The env as the actor sees it, with the wall time between one step's return and the next
+    step's return summed (the whole loop iteration: policy, env, spool, feed), resets excluded."""
+
+    def __init__(self, env):
+        self.env, self.seconds, self.steps, self._last = env, 0.0, 0, None
+
+    def reset(self, **kwargs):
+        out = self.env.reset(**kwargs)
+        self._last = time.perf_counter()
+        return out
+
+    def step(self, action):
+        out = self.env.step(action)
+        now = time.perf_counter()
+        self.seconds += now - self._last
+        self.steps += 1
+        self._last = now
+        return out
+
+    def __getattr__(self, name):
+        return getattr(self.env, name)
+
+
+def task_config(task: str, folder: Path):
+    import experiments
+
+    base = experiments.load(task)
+    return dataclasses.replace(
+        base, runs_dir=str(folder),
+        env=dataclasses.replace(base.env, realtime=False, max_episode_steps=100),
+        actor=dataclasses.replace(base.actor, eval_every_episodes=0, max_steps_per_update=None),
+        dashboard=dataclasses.replace(base.dashboard, port=0))
+
+
+def block(actor, clock: StepClock, steps: int, source) -> float:
+    """Mean ms per step over at least `steps` steps of whole episodes."""
+    seconds, count, stop = clock.seconds, clock.steps, threading.Event()
+    while clock.steps - count < steps:
+        actor.run_episode(stop)
+        for batch in source.receive(1000, 0.0):  # the in-process spool is memory: drain it
+            source.acknowledge(batch.actor_id, batch.last_sequence)
+    return 1000 * (clock.seconds - seconds) / (clock.steps - count)
+
+
+def run(task: str, blocks: int, steps: int, browser: bool) -> dict:
+    from serl.actor.build import build_actor, inprocess_actor_side
+    from serl.agents.factory import policy_params_template
+    from serl.dashboard.browser import dashboard_page
+    from serl.dashboard.opening import open_dashboard
+    from serl.envs.contract import policy_spaces
+    from serl.transport.inprocess import InProcessTransport
+    from serl.transport.interfaces import WeightsVersion
+
+    folder = Path(tempfile.mkdtemp(prefix="actor_step_"))
+    config = task_config(task, folder)
+    observation_space, action_space = policy_spaces(config.env, config.wrappers)
+    transport = InProcessTransport()
+    template = policy_params_template(config.agent, observation_space, action_space.shape[0])
+    transport.publisher().publish(WeightsVersion(0, 1), template)
+    side, source = inprocess_actor_side(transport, config), transport.transition_source()
+    dashboard = open_dashboard(config.dashboard, folder / "token")
+    actor = build_actor(config, side, folder / "actor", dashboard=dashboard)
+    feed, clock = actor.feed, StepClock(actor.env)
+    actor.env = clock
+    actor.wait_for_weights()
+    off, on, shown = [], [], None
+    try:
+        page_context = dashboard_page(dashboard.url) if browser else None
+        page = page_context.__enter__() if page_context else None
+        try:
+            log("warm-up")
+            block(actor, clock, 50, source)
+            actor.feed = None
+            block(actor, clock, 50, source)
+            feed.seconds, feed.calls = 0.0, 0
+            for k in range(blocks):
+                actor.feed = None
+                off.append(block(actor, clock, steps, source))
+                actor.feed = feed
+                on.append(block(actor, clock, steps, source))
+                log(f"block {k}: {off[-1]:.3f} ms without, {on[-1]:.3f} ms with the dashboard")
+            if page is not None:
+                shown = int(page.evaluate("document.body.dataset.states || 0"))
+        finally:
+            if page_context:
+                page_context.__exit__(None, None, None)
+    finally:
+        dashboard.close()
+        actor.env.env.close()
+    diffs = [b - a for a, b in zip(off, on, strict=True)]
+    return {"step_ms_without": round(statistics.mean(off), 3),
+            "step_ms_with": round(statistics.mean(on), 3),
+            "added_ms": round(statistics.mean(diffs), 3),
+            "added_ms_se": round(statistics.stdev(diffs) / len(diffs) ** 0.5, 3)
+            if len(diffs) > 1 else None,
+            "feed_ms_per_call": round(1000 * feed.seconds / max(1, feed.calls), 4),
+            "page_states_shown": shown, "cameras": list(side.view.camera_keys)}
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--task", default="sim_pick_cube")
+    parser.add_argument("--blocks", type=int, default=4)
+    parser.add_argument("--steps-per-block", type=int, default=200)
+    parser.add_argument("--no-browser", action="store_true",
+                        help="feed the dashboard with no page open")
+    args = parser.parse_args()
+    os.environ.setdefault("MUJOCO_GL", "egl")
+    started, load_start = time.perf_counter(), load_1m()
+    result = run(args.task, args.blocks, args.steps_per_block, not args.no_browser)
+    print(json.dumps({"bench": "actor_step", "task": args.task, "blocks": args.blocks,
+                      "steps_per_block": args.steps_per_block, "browser": not args.no_browser,
+                      **result, "target_added_ms": TARGET_ADDED_MS, "cores": cpus(),
+                      "machine": machine(), **run_footer(load_start, started)}))
+
+
+if __name__ == "__main__":
+    main()

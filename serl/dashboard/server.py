@@ -1,0 +1,202 @@
+"""The dashboard's HTTP server (the standard library's threading server, one thread per browser
+connection; every thread a daemon, none the actor's):
+
+    GET  /?token=T              the page
+    GET  /state?token=T         the newest state as JSON
+    GET  /events?token=T        the same as Server-Sent Events, one per new state (a slow reader
+                                skips states), a comment every second when nothing changes
+    GET  /frame/<camera>?token=T  the camera's newest frame as the policy sees it (JPEG)
+    POST /control               {"control": NAME}, with the X-Serl-Token header (`access`)
+
+Every request is checked by `serl.dashboard.access`; a refusal answers its status with a JSON
+`{"error": reason}` and changes nothing, and is logged at a bounded rate.
+"""
+
+from __future__ import annotations
+
+import errno
+import json
+import logging
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from importlib import resources
+from urllib.parse import parse_qs, urlsplit
+
+import msgpack
+
+from serl.dashboard.access import (
+    MAX_CONTROL_BYTES,
+    Refused,
+    allowed_hosts,
+    check_control,
+    check_host,
+    check_token,
+)
+from serl.dashboard.board import Board
+from serl.dashboard.config import DashboardConfig
+from serl.dashboard.controls import PageControls
+from serl.transport.frames import FrameCodec
+from serl.transport.rate_log import RateLimitedLog
+
+log = logging.getLogger("serl.dashboard")
+PAGE = resources.files("serl.dashboard").joinpath("page.html").read_bytes()
+# frames of a lossless codec are JPEG-encoded here, on the server's thread
+DISPLAY_CODEC = FrameCodec(85)
+# at most this many states a second to each page (above a rig's 10 Hz; an unpaced simulation steps
+# faster, and the page need not follow every step)
+MAX_EVENTS_HZ = 15.0
+
+
+class DashboardServer(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False
+
+    def __init__(self, cfg: DashboardConfig, board: Board, controls: PageControls | None,
+                 token: str):
+        self.cfg, self.board, self.page_controls, self.token = cfg, board, controls, token
+        self.closing = False
+        self.refusals = RateLimitedLog(log, 10.0)
+        try:
+            super().__init__((cfg.host, cfg.port), Handler)
+        except OSError as err:
+            if err.errno != errno.EADDRINUSE or cfg.port == 0:
+                raise
+            super().__init__((cfg.host, 0), Handler)
+            log.warning("dashboard port %d is taken (another actor?): serving on port %d instead",
+                        cfg.port, self.server_address[1])
+        self.port = self.server_address[1]
+        self.hosts = allowed_hosts(cfg.host, self.port)
+        self._thread = threading.Thread(target=self.serve_forever, kwargs={"poll_interval": 0.2},
+                                        name="serl-dashboard", daemon=True)
+
+    @property
+    def url(self) -> str:
+        host = "127.0.0.1" if self.cfg.host in ("0.0.0.0", "", "*") else self.cfg.host
+        return f"http://{host}:{self.port}/?token={self.token}"
+
+    @property
+    def controls_enabled(self) -> bool:
+        return self.page_controls is not None and self.cfg.controls_enabled
+
+    def start(self) -> DashboardServer:
+        self._thread.start()
+        return self
+
+    def close(self) -> None:
+        self.closing = True
+        self.board.wake_all()
+        self.shutdown()
+        self.server_close()
+        self._thread.join(timeout=5.0)
+
+
+class Handler(BaseHTTPRequestHandler):
+    server: DashboardServer
+    protocol_version = "HTTP/1.1"
+
+    def log_message(self, format, *args) -> None:  # noqa: A002 -- the base class's name
+        log.debug("%s " + format, self.client_address[0], *args)
+
+    # ---------- GET ----------
+    def do_GET(self) -> None:
+        url = urlsplit(self.path)
+        try:
+            check_host(self.headers, self.server.hosts)
+            check_token((parse_qs(url.query).get("token") or [None])[0], self.server.token)
+            if url.path == "/":
+                return self._send(200, PAGE, "text/html; charset=utf-8")
+            if url.path == "/state":
+                return self._json(200, self._state(self.server.board.snapshot()[1]))
+            if url.path == "/events":
+                return self._events()
+            if url.path.startswith("/frame/"):
+                return self._frame(url.path[len("/frame/"):])
+            raise Refused(404, f"no such page {url.path[:80]!r}")
+        except Refused as refused:
+            self._refuse(refused)
+
+    def _state(self, state: dict) -> dict:
+        return {**state, "controls_enabled": self.server.controls_enabled}
+
+    def _frame(self, key: str) -> None:
+        frame = self.server.board.frame(key)
+        if frame is None:
+            raise Refused(404, f"no frame from camera {key[:40]!r} yet")
+        data = frame.jpeg
+        if not isinstance(data, bytes):
+            encoded = DISPLAY_CODEC.encode(data)
+            if not isinstance(encoded, msgpack.ExtType):
+                raise Refused(415, f"camera {key[:40]!r} frames are not RGB images")
+            data = encoded.data
+        self._send(200, data, "image/jpeg")
+
+    def _events(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/event-stream")
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("Connection", "close")
+        self.end_headers()
+        self.close_connection = True
+        board, version = self.server.board, -1
+        try:
+            self.wfile.write(b"retry: 1000\n\n")
+            while not self.server.closing:
+                got = board.wait_newer(version, timeout=1.0)
+                if got is None:
+                    self.wfile.write(b": idle\n\n")
+                else:
+                    version, state = got
+                    self.wfile.write(b"data: " + json.dumps(self._state(state)).encode()
+                                     + b"\n\n")
+                self.wfile.flush()
+                if got is not None:
+                    time.sleep(1.0 / MAX_EVENTS_HZ)
+        except OSError:  # the browser went away
+            return
+
+    # ---------- POST ----------
+    def do_POST(self) -> None:
+        try:
+            if urlsplit(self.path).path != "/control":
+                raise Refused(404, f"no such endpoint {self.path[:80]!r}")
+            length = self._length()
+            body = self.rfile.read(length) if length else b""
+            name = check_control(self.headers, body, self.server.token, self.server.hosts,
+                                 self.server.controls_enabled)
+            self.server.page_controls.press(name)
+            log.info("dashboard: the operator pressed %s", name)
+            self._json(200, {"ok": True, "control": name})
+        except Refused as refused:
+            self._refuse(refused)
+
+    def _length(self) -> int:
+        try:
+            length = int(self.headers.get("Content-Length") or 0)
+        except ValueError:
+            raise Refused(400, "Content-Length is not a number") from None
+        if not 0 <= length <= MAX_CONTROL_BYTES:
+            # unread: the connection cannot be reused
+            self.close_connection = True
+            raise Refused(413, f"a control body is at most {MAX_CONTROL_BYTES} bytes")
+        return length
+
+    # ---------- answers ----------
+    def _refuse(self, refused: Refused) -> None:
+        self.server.refusals.log(logging.WARNING, ("refused", refused.status, self.command),
+                                 "dashboard: refused %s %s from %s: %s", self.command,
+                                 self.path[:80], self.client_address[0], refused.reason)
+        self._json(refused.status, {"error": refused.reason})
+
+    def _json(self, status: int, value: dict) -> None:
+        self._send(status, json.dumps(value).encode(), "application/json")
+
+    def _send(self, status: int, body: bytes, content_type: str) -> None:
+        self.send_response(status)
+        self.send_header("Content-Type", content_type)
+        self.send_header("Content-Length", str(len(body)))
+        self.send_header("Cache-Control", "no-store")
+        self.send_header("X-Content-Type-Options", "nosniff")
+        self.send_header("X-Frame-Options", "DENY")
+        self.end_headers()
+        self.wfile.write(body)
