@@ -57,6 +57,12 @@ class ExperimentConfig:
     runs_dir: str = "runs"  # a run lives in runs_dir/<run name>/
 
     def __post_init__(self) -> None:
+        if (self.agent.residual_scale is not None) != bool(self.wrappers.base_policy):
+            raise ValueError(
+                "agent.residual_scale and wrappers.base_policy go together (residual RL corrects "
+                "a base policy's action): set both, e.g. --base-policy FILE, or neither "
+                f"(residual_scale={self.agent.residual_scale}, "
+                f"base_policy={self.wrappers.base_policy!r})")
         if (self.actor.max_steps_per_update is not None
                 and self.actor.free_steps < self.learner.min_online):
             raise ValueError(f"actor.free_steps ({self.actor.free_steps}) must be at least "

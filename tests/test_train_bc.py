@@ -251,3 +251,83 @@ def test_pixel_bc_trains_on_cached_trunk_features_and_acts_on_frames():
     on_frames, on_features = (bc.predict(evaluate, params, o) for o in (obs, cached))
     np.testing.assert_allclose(on_frames[:, :6], on_features[:, :6], atol=2e-2)
     assert np.mean(on_frames[:, 6] == on_features[:, 6]) >= 0.9
+
+
+# ---------- residual RL on the BC base (`--base-policy`) ----------
+RESIDUAL_TINY = ["--single-process", "--learner.min-online", "40", "--learner.min-demo", "10",
+                 "--learner.publish-every", "5", "--agent.batch-size", "16",
+                 "--agent.hidden-dims", "32", "32", "--actor.max-steps-per-update", "3",
+                 "--actor.free-steps", "40", "--env.max-episode-steps", "30",
+                 "--learner.max-updates", "20", "--dashboard.no-enabled", "--agent.no-grasp-critic"]
+
+
+@pytest.mark.timeout(180)
+def test_residual_training_on_the_bc_base(trained):
+    """`serl train --base-policy FILE`: every stored observation and next observation carries the
+    base's action for it (online transitions from the actor, demos annotated at load), the policy
+    only moves within `residual_scale` of it, the run records the base, and `serl eval` on the
+    run rebuilds the base, and `serl export` carries it as `observation.base_action`."""
+    from serl.agents.base_policy import FileBasePolicy
+    from serl.data import ReplayStorage, TransitionSpec
+
+    _, tmp = trained
+    base_file = tmp / "policy.npz"
+    out = serl("train", "sim_pick_cube_state", "--runs-dir", tmp / "runs", "--demos-dir",
+               tmp / "demos", "--base-policy", base_file, *RESIDUAL_TINY, timeout=170)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp / "runs" / "sim_pick_cube_state"
+    recorded = json.loads((run / "config.json").read_text())["config"]
+    assert recorded["wrappers"]["base_policy"] == str(base_file)
+    assert recorded["agent"]["residual_scale"] == 0.5
+    config = experiments.load("sim_pick_cube_state")
+    config = dataclasses.replace(
+        config, wrappers=dataclasses.replace(config.wrappers, base_policy=str(base_file)),
+        agent=dataclasses.replace(config.agent, grasp_critic=False, residual_scale=0.5))
+    base = FileBasePolicy(base_file, config)
+    for buffer in ("online", "demo"):
+        folder = run / "buffers" / buffer
+        spec = TransitionSpec.from_json(json.loads((folder / "storage.json").read_text())["spec"])
+        with ReplayStorage(folder, spec, capacity=10**6) as storage:
+            batch = storage.get(np.arange(len(storage)))
+        for field in ("observations", "next_observations"):
+            np.testing.assert_allclose(batch[field]["base_action"], base(batch[field]),
+                                       atol=1e-5)
+        if buffer == "online":
+            policy = ~batch["intervened"]
+            assert policy.sum() > 10
+            moved = np.abs(batch["actions"][policy] - batch["observations"]["base_action"][policy])
+            assert moved.max() <= 0.5 + 1e-5
+    evaluated = serl("eval", run, "--episodes", "1", timeout=120)
+    assert evaluated.returncode == 0, evaluated.stderr[-3000:]
+    exported = serl("export", run, tmp / "export", "--format", "lerobot", timeout=120)
+    assert exported.returncode == 0, exported.stderr[-3000:]
+    import pyarrow.parquet as pq
+
+    info = json.loads((tmp / "export" / "meta" / "info.json").read_text())
+    assert info["features"]["observation.base_action"]["shape"] == [7]
+    table = pq.read_table(sorted((tmp / "export" / "data").rglob("*.parquet"))[0])
+    assert "observation.base_action" in table.column_names
+
+
+def test_a_residual_needs_its_base_and_a_plain_agent(trained):
+    """A residual without a base (or a base without a residual) and a residual hybrid agent are
+    refused naming the fields; the base's identity (not its path) is in the handshake, and its
+    action in the transition spec."""
+    from serl.actor.build import actor_spec
+    from serl.commands.runtime import handshake_info
+
+    _, tmp = trained
+    config = experiments.load("sim_pick_cube_state")
+    with pytest.raises(ValueError, match="go together"):
+        dataclasses.replace(config, agent=dataclasses.replace(config.agent, grasp_critic=False,
+                                                              residual_scale=0.5))
+    with pytest.raises(ValueError, match="no-grasp-critic"):
+        dataclasses.replace(config.agent, residual_scale=0.5)
+    with_base = dataclasses.replace(
+        config, wrappers=dataclasses.replace(config.wrappers,
+                                             base_policy=str(tmp / "policy.npz")),
+        agent=dataclasses.replace(config.agent, grasp_critic=False, residual_scale=0.5))
+    info = handshake_info(with_base, actor_spec(with_base), "run")
+    assert info["base_policy"] == load_policy(tmp / "policy.npz").identity
+    assert ("base_action", (7,), "float32") in actor_spec(with_base).observations
+    assert handshake_info(config, actor_spec(config), "run")["base_policy"] == ""

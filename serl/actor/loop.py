@@ -74,6 +74,7 @@ class Actor:
         self.counters.env_steps = max(self.counters.env_steps, produced)
         self.key = jax.random.PRNGKey(seed + 104729 * self.counters.episodes)
         self.params = None
+        self.weights_at: float | None = None  # when the weights in use arrived (monotonic)
         # a restarted actor keeps its operator schedule
         self.set_takeover_scale(self.counters.takeover_scale)
         # Frames a reward classifier calls success are kept in the run folder for review (no-op
@@ -87,7 +88,7 @@ class Actor:
             version, params = update
             # once per version, not per inference
             self.params = jax.device_put(params)
-            self.counters.weights = version
+            self.counters.weights, self.weights_at = version, time.monotonic()
 
     def wait_for_weights(self, stop: threading.Event | None = None) -> None:
         """Wait for the learner's first weights; TimeoutError after `weights_timeout_s`. A `stop`
@@ -101,6 +102,12 @@ class Actor:
         if self.params is None:
             raise TimeoutError(f"no policy weights from the learner within "
                                f"{self.cfg.weights_timeout_s} s")
+
+    def _weights_age(self) -> tuple[list[int] | None, float | None]:
+        """The weights in use ([incarnation, step]) and their age in seconds, for the dashboard."""
+        version, at = self.counters.weights, self.weights_at
+        return ([version.incarnation, version.step] if version else None,
+                None if at is None else time.monotonic() - at)
 
     def _check_link(self) -> None:
         if (error := self.link_error()) is not None:
@@ -168,8 +175,6 @@ class Actor:
                   "env_steps": self.counters.env_steps,
                   "policy_step": weights.step if weights else -1}
         self.stats.episode(report)
-        if self.feed:
-            self.feed.evaluation(report)
         return report
 
     def _evaluation_episode(self, stop: threading.Event, video: EpisodeVideo | None) -> bool:
@@ -184,7 +189,7 @@ class Actor:
             obs, reward, terminated, truncated, info = self.env.step(action)
             done, step, ret = terminated or truncated, step + 1, ret + float(reward)
             if self.feed:
-                self.feed.step(step, obs, action, reward, info)
+                self.feed.step(step, obs, action, reward, info, self._weights_age())
         if video and video.capture():
             video.write()
         success = bool(info.get("succeed", False))
@@ -221,7 +226,7 @@ class Actor:
                          float(info.get("paused_s", 0.0)), executed)
             obs, step, done = next_obs, step + executed, terminated or truncated
             if self.feed:
-                self.feed.step(step, obs, action, reward, info)
+                self.feed.step(step, obs, action, reward, info, self._weights_age())
         summary = tracker.summary(episode, info, self.counters.env_steps, self.counters.weights)
         self.stats.episode(summary)
         if self.feed:

@@ -43,8 +43,18 @@ class SACConfig:
     augment_pad: int = 4
     # hybrid agent: SAC on the arm, a double-DQN critic on {close, stay, open}
     grasp_critic: bool = False
+    # residual RL on a base policy (`wrappers.base_policy`): the executed action is the base's
+    # plus this times the policy's correction in [-1, 1] (clipped to [-1, 1]); the correction's
+    # mean starts at zero. None: no residual
+    residual_scale: float | None = None
 
     def __post_init__(self) -> None:
+        if self.residual_scale is not None and not 0 < self.residual_scale <= 2:
+            raise ValueError(f"agent.residual_scale {self.residual_scale} must be in (0, 2]")
+        if self.residual_scale is not None and self.grasp_critic:
+            raise ValueError("agent.residual_scale with agent.grasp_critic: a residual corrects "
+                             "every action entry of the base, the gripper's included; set "
+                             "agent.grasp_critic=False (--agent.no-grasp-critic)")
         if self.augment_pad < 0:
             raise ValueError(f"agent.augment_pad {self.augment_pad} must be >= 0 (0 disables the "
                              "random crop)")

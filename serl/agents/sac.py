@@ -1,9 +1,10 @@
 """SAC as RLPD runs it: a layer-normed critic ensemble with REDQ-style subsampling, a high
 critic-to-actor ratio (a `lax.scan` inside one jitted update), a tanh-Gaussian policy and a Lagrange
 temperature. The pixel encoder's parameters live in the critic's train state; the actor reads them
-with a stop-gradient. A frozen trunk is no part of the agent: `update` and the policy functions take
-it as an argument (`serl.networks.trunk.frozen_trunk`), and `update` donates the old agent's
-buffers."""
+with a stop-gradient. With `residual_scale` the policy corrects a base policy's action carried in
+the observation (`executed`); the critics see the executed action. A frozen trunk is no part of the
+agent: `update` and the policy functions take it as an argument
+(`serl.networks.trunk.frozen_trunk`), and `update` donates the old agent's buffers."""
 
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from serl.agents.common import (
     soft_update,
 )
 from serl.agents.config import SACConfig
+from serl.envs.contract import BASE_ACTION_KEY
 from serl.networks.config import FEATURES_SUFFIX
 from serl.networks.ensemble import Ensemble, subsample
 from serl.networks.mlp import MLP
@@ -66,7 +68,22 @@ def critic_module(cfg: SACConfig) -> Ensemble:
 
 
 def actor_module(cfg: SACConfig, action_dim: int) -> TanhGaussianHead:
-    return TanhGaussianHead(cfg.hidden_dims, action_dim)
+    return TanhGaussianHead(cfg.hidden_dims, action_dim, residual=cfg.residual_scale is not None)
+
+
+def policy_features(feats: jax.Array, obs: dict, cfg: SACConfig) -> jax.Array:
+    """What the actor and critics read: the encoder's features, and a residual's base action."""
+    if cfg.residual_scale is None:
+        return feats
+    return jnp.concatenate([feats, obs[BASE_ACTION_KEY].astype(feats.dtype)], axis=-1)
+
+
+def executed(actions: jax.Array, obs: dict, cfg: SACConfig) -> jax.Array:
+    """The action the env executes for the policy's output: itself, or for a residual the base's
+    action plus the scaled correction, clipped to [-1, 1]."""
+    if cfg.residual_scale is None:
+        return actions
+    return jnp.clip(obs[BASE_ACTION_KEY] + cfg.residual_scale * actions, -1.0, 1.0)
 
 
 def _batched(obs: dict) -> tuple[dict, bool]:
@@ -81,9 +98,10 @@ def sample_actions(
     """Exploration actions in [-1, 1] from `policy_params()` for one observation or a batch;
     `trunk`: the frozen trunk's parameters, if the config has one."""
     obs, single = _batched(obs)
-    feats = encode(params["encoder"], trunk, obs, cfg.encoder)
+    feats = policy_features(encode(params["encoder"], trunk, obs, cfg.encoder), obs, cfg)
     mean, log_std = actor_module(cfg, action_dim).apply({"params": params["actor"]}, feats)
     actions, _ = sample_tanh_gaussian(mean, log_std, rng)
+    actions = executed(actions, obs, cfg)
     return actions[0] if single else actions
 
 
@@ -91,9 +109,10 @@ def sample_actions(
 def eval_actions(params: dict, obs: dict, cfg: SACConfig, action_dim: int, trunk=None) -> jax.Array:
     """Deterministic actions (the squashed mean) for evaluation."""
     obs, single = _batched(obs)
-    feats = encode(params["encoder"], trunk, obs, cfg.encoder)
+    feats = policy_features(encode(params["encoder"], trunk, obs, cfg.encoder), obs, cfg)
     mean, _ = actor_module(cfg, action_dim).apply({"params": params["actor"]}, feats)
-    return jnp.tanh(mean[0] if single else mean)
+    actions = executed(jnp.tanh(mean), obs, cfg)
+    return actions[0] if single else actions
 
 
 class SACAgent(struct.PyTreeNode):
@@ -119,7 +138,8 @@ class SACAgent(struct.PyTreeNode):
     def _create(cls, rng: jax.Array, obs: dict, action_dim: int, cfg: SACConfig) -> SACAgent:
         rng, enc_rng, actor_rng, critic_rng, temp_rng = jax.random.split(rng, 5)
         enc_params = init_encoder(enc_rng, obs, cfg.encoder)
-        feats = encode(enc_params, None, trunk_output_example(obs, cfg), cfg.encoder)
+        feats = policy_features(encode(enc_params, None, trunk_output_example(obs, cfg),
+                                       cfg.encoder), obs, cfg)
         actions = jnp.zeros((1, action_dim))
         opt = optax.adam(cfg.learning_rate)
         q_params = critic_module(cfg).init(critic_rng, feats, actions)["params"]
@@ -151,8 +171,10 @@ class SACAgent(struct.PyTreeNode):
 
     # ---------- pieces ----------
     def features(self, params: dict, obs: dict) -> jax.Array:
-        """Encoder output; a frozen trunk's features must already be in `obs` (`bind_trunk`)."""
-        return encode(params["encoder"], None, obs, self.cfg.encoder)
+        """Encoder output (and a residual's base action); a frozen trunk's features must already
+        be in `obs` (`bind_trunk`)."""
+        return policy_features(encode(params["encoder"], None, obs, self.cfg.encoder), obs,
+                               self.cfg)
 
     def q_values(self, q_params: dict, feats: jax.Array, actions: jax.Array) -> jax.Array:
         # (ensemble, batch)
@@ -173,6 +195,7 @@ class SACAgent(struct.PyTreeNode):
             self.features(self.critic.params, batch["next_observations"])
         )
         next_actions, next_logp = self.policy(self.actor.params, next_feats, next_rng)
+        next_actions = executed(next_actions, batch["next_observations"], cfg)
         target_feats = self.features(self.target_critic_params, batch["next_observations"])
         target_q = self.q_values(self.target_critic_params["q"], target_feats, next_actions)
         target_q = subsample(target_q, sub_rng, cfg.critic_subsample).min(axis=0)
@@ -206,6 +229,7 @@ class SACAgent(struct.PyTreeNode):
 
         def loss_fn(params):
             actions, logp = self.policy(params, feats, rng)
+            actions = executed(actions, batch["observations"], self.cfg)
             q = self.q_values(self.critic.params["q"], feats, actions).mean(axis=0)
             return (alpha * logp - q).mean(), -logp.mean()
 

@@ -11,6 +11,8 @@ import experiments
 from serl.commands.tasks import task_lines
 
 HELP_FLAGS = ("-h", "--help")
+# how far a residual may move the base's action (in action units), unless a run says otherwise
+DEFAULT_RESIDUAL_SCALE = 0.5
 
 
 def parse_task_config(parser: argparse.ArgumentParser, argv: list[str]):
@@ -23,6 +25,10 @@ def parse_task_config(parser: argparse.ArgumentParser, argv: list[str]):
     # Optional to argparse only so that `SUB --help` reaches the help below; a missing TASK is
     # refused there.
     task.nargs, task.required = "?", False
+    parser.add_argument("--base-policy", metavar="FILE", default=None,
+                        help="residual RL on this base policy file (serl train-bc): sets "
+                        "--wrappers.base-policy FILE and, unless given, --agent.residual-scale "
+                        f"{DEFAULT_RESIDUAL_SCALE}")
     parser.epilog = (parser.epilog + "\n\n" if parser.epilog else "") + (
         "Any config field can be overridden, e.g. --env.max-episode-steps 50 "
         "(TASK --help lists them).")
@@ -42,6 +48,10 @@ def parse_task_config(parser: argparse.ArgumentParser, argv: list[str]):
     if wants_help:
         parser.print_help()
         print()
+    if args.base_policy is not None:
+        rest = [*rest, "--wrappers.base-policy", args.base_policy]
+        if not any(a.startswith("--agent.residual-scale") for a in rest):
+            rest += ["--agent.residual-scale", str(DEFAULT_RESIDUAL_SCALE)]
     import tyro  # after the checks above: `SUB --help` and a bad task name answer without it
 
     try:

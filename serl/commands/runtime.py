@@ -45,6 +45,11 @@ def build_env(config, *, operator: bool = True, video_path=None, page_controls=N
     # None classifier_dir: the env's own reward; else the folder's newest classifier
     reward = config.reward
     classifier = ClassifierFolder(reward.classifier_dir) if reward.classifier_dir else None
+    base = None
+    if config.wrappers.base_policy:
+        from serl.agents.base_policy import FileBasePolicy
+
+        base = FileBasePolicy(config.wrappers.base_policy, config)
     return make_policy_env(
         raw,
         config.wrappers,
@@ -53,6 +58,7 @@ def build_env(config, *, operator: bool = True, video_path=None, page_controls=N
         video_path=video_path,
         predicate=reward.predicate if reward.predicate.name != "none" else None,
         human_reward=reward.human,
+        base=base,
     )
 
 
@@ -93,7 +99,18 @@ def handshake_info(config, spec: TransitionSpec, run: str) -> dict:
         "env_id": config.env_id,
         **{k: json.dumps(v) for k, v in agent.items() if k not in LOCAL_AGENT_FIELDS},
         TRUNK_WEIGHTS_KEY: trunk_fingerprint(config.agent.encoder),
+        # the base policy's identity, not its path (each machine has its own copy)
+        "base_policy": base_policy_identity(config),
     }
+
+
+def base_policy_identity(config) -> str:
+    """The identity of the config's base policy file ("" without one)."""
+    if not config.wrappers.base_policy:
+        return ""
+    from serl.agents.base_policy import base_identity
+
+    return base_identity(config.wrappers.base_policy)
 
 
 def configure_logging() -> None:

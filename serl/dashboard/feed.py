@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Mapping
 
 import msgpack
@@ -59,8 +58,6 @@ class DashboardFeed:
         self._episode: dict = {}
         self._probs: tuple = ()
         self._marks: tuple = ()
-        self._recent: deque = deque(maxlen=100)
-        self._evals: deque = deque(maxlen=20)
         self._status_seen, self._learner = None, {}
 
     def _guard(self, method, *args) -> None:
@@ -79,14 +76,13 @@ class DashboardFeed:
     def reset(self, episode: int, evaluation: bool, obs: Mapping, info: Mapping) -> None:
         self._guard(self._reset, episode, evaluation, obs, info)
 
-    def step(self, step: int, obs: Mapping, action, reward: float, info: Mapping) -> None:
-        self._guard(self._step, step, obs, action, reward, info)
+    def step(self, step: int, obs: Mapping, action, reward: float, info: Mapping,
+             weights: tuple = (None, None)) -> None:
+        """`weights`: the actor's weights in use ([incarnation, step]) and their age in s."""
+        self._guard(self._step, step, obs, action, reward, info, weights)
 
     def episode_end(self, summary: Mapping) -> None:
         self._guard(self._episode_end, summary)
-
-    def evaluation(self, report: Mapping) -> None:
-        self._guard(self._evaluation, report)
 
     # ---------- sections ----------
     def _frames(self, obs: Mapping, info: Mapping) -> dict:
@@ -115,11 +111,13 @@ class DashboardFeed:
         self.board.update(self._frames(obs, info), episode=self._episode, action=None,
                           reward={"probs": [], "marks": []}, updated=time.time(), **self._context())
 
-    def _step(self, step, obs, action, reward, info) -> None:
+    def _step(self, step, obs, action, reward, info, weights) -> None:
         operator = info.get("intervene_action") if info.get("intervened") else None
+        version, age = weights
         episode = {**self._episode, "step": int(step),
                    "return": round(self._episode.get("return", 0.0) + float(reward), 4),
-                   "who": "operator" if operator is not None else "policy"}
+                   "who": "operator" if operator is not None else "policy", "weights": version,
+                   "weights_age_s": None if age is None else round(age, 1)}
         self._episode = episode
         prob = info.get("classifier_prob")
         if prob is not None:
@@ -144,11 +142,4 @@ class DashboardFeed:
                                             "aborted", "interventions", "intervention_rate",
                                             "env_steps")}
         last["mode"] = self._episode.get("mode", "training")
-        if last["mode"] == "training":
-            self._recent.append(last)
-        self.board.update(last_episode=last, recent=list(self._recent))
-
-    def _evaluation(self, report) -> None:
-        self._evals.append({"env_steps": report.get("env_steps"),
-                            "success": report.get("eval_success")})
-        self.board.update(evaluations=list(self._evals))
+        self.board.update(last_episode=last)

@@ -67,7 +67,7 @@ def export_episodes(episodes: Sequence[SourceEpisode], out: Path, features: Task
                 last = (columns, batch["next_observations"])
                 meter.step(len(batch["rewards"]))
             columns, next_obs = last
-            writer.add(features.final_columns(columns, next_obs["state"]),
+            writer.add(features.final_columns(columns, next_obs),
                        {c: next_obs[c][-1:] for c in cams})
             writer.end_episode()
             meter.step(0, episode_done=True)

@@ -19,6 +19,7 @@ import numpy as np
 from serl.data.schema import Batch, TransitionSpec
 from serl.datasets.lerobot_format import DEFAULT_FEATURES
 from serl.envs.contract import (
+    BASE_ACTION_KEY,
     euler_observation_space,
     flat_state_keys,
     observation_space,
@@ -27,6 +28,8 @@ from serl.envs.contract import (
 )
 
 STATE, IMAGES, ACTION = "observation.state", "observation.images.", "action"
+# a base policy's action for the frame's observation (runs with `wrappers.base_policy`)
+BASE = "observation.base_action"
 REWARD, DONE, TERMINATED, TRUNCATED, SUCCESS = ("next.reward", "next.done", "next.terminated",
                                                 "next.truncated", "next.success")
 GRASP_PENALTY = "complementary_info.discrete_penalty"  # LeRobot's name for the grasp penalty
@@ -99,7 +102,7 @@ class TaskFeatures:
     def of(cls, config) -> TaskFeatures:
         """A task config's features; ValueError for an observation this format has no place for."""
         spec = task_spec(config)
-        others = set(spec.observation_spec) - {"state", *spec.camera_keys}
+        others = set(spec.observation_spec) - {"state", BASE_ACTION_KEY, *spec.camera_keys}
         if others:
             raise ValueError(f"observation keys {sorted(others)} are neither the state nor a "
                              "camera: no LeRobot feature holds them")
@@ -109,6 +112,11 @@ class TaskFeatures:
     @property
     def cameras(self) -> tuple[str, ...]:
         return self.spec.camera_keys
+
+    @property
+    def has_base(self) -> bool:
+        """The transitions carry a base policy's actions."""
+        return BASE_ACTION_KEY in self.spec.observation_spec
 
     def features(self, video_info: Mapping[str, Mapping[str, Any]] | None = None) -> dict:
         """info.json's features (LeRobot's own last), cameras as video with `video_info[camera]`."""
@@ -123,6 +131,8 @@ class TaskFeatures:
                 out[IMAGES + cam]["info"] = dict(video_info[cam])
         out[ACTION] = {"dtype": "float32", "shape": [self.spec.action_dim],
                        "names": list(self.action_names)}
+        if self.has_base:
+            out[BASE] = {**out[ACTION]}
         out.update({k: {"dtype": d, "shape": s, "names": n} for k, (d, s, n) in SCALARS.items()})
         return {**out, **DEFAULT_FEATURES}
 
@@ -130,8 +140,9 @@ class TaskFeatures:
         """The frames of a batch of transitions (one per transition), by feature (no cameras, no
         LeRobot indices)."""
         n, terminated = len(batch["rewards"]), batch["masks"] == 0
+        base = {BASE: batch["observations"][BASE_ACTION_KEY]} if self.has_base else {}
         return {
-            STATE: batch["observations"]["state"], ACTION: batch["actions"],
+            STATE: batch["observations"]["state"], **base, ACTION: batch["actions"],
             REWARD: batch["rewards"], DONE: batch["dones"], TERMINATED: terminated,
             TRUNCATED: batch["dones"] & ~terminated,
             SUCCESS: terminated & (batch["rewards"] > 0), GRASP_PENALTY: batch["grasp_penalty"],
@@ -142,10 +153,11 @@ class TaskFeatures:
         }
 
     def final_columns(self, last: Mapping[str, np.ndarray],
-                      next_state: np.ndarray) -> dict[str, np.ndarray]:
+                      next_obs: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
         """The frame after an episode's last transition, from that transition's `columns` and its
-        next state: a zero action and reward, the same done flags and provenance."""
+        next observation: a zero action and reward, the same done flags and provenance."""
         row = {k: np.asarray(v[-1:]) for k, v in last.items()}
         zero = (ACTION, REWARD, SUCCESS, GRASP_PENALTY, INTERVENED)
-        return {**row, **{k: np.zeros_like(row[k]) for k in zero}, STATE: next_state[-1:],
-                STEP: row[STEP] + 1, FINAL: np.ones(1, bool)}
+        base = {BASE: next_obs[BASE_ACTION_KEY][-1:]} if self.has_base else {}
+        return {**row, **{k: np.zeros_like(row[k]) for k in zero}, STATE: next_obs["state"][-1:],
+                **base, STEP: row[STEP] + 1, FINAL: np.ones(1, bool)}

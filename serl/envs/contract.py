@@ -152,9 +152,25 @@ def policy_spaces(env_config, wrappers_config) -> tuple[spaces.Dict, spaces.Box]
     wrappers_config)`. The relative frame, reward, penalty and video wrappers keep the spaces; the
     euler and flatten wrappers change the observation's and the action-axes wrapper the action's,
     as here (they call these same functions): the arm axes of `wrappers_config.arm_axes`, then the
-    gripper unless the env locks it."""
+    gripper unless the env locks it. With a base policy (`wrappers_config.base_policy`) the
+    observation also has `BASE_ACTION_KEY`: the base's action for it, in the policy's action
+    space."""
     space = flat_observation_space(euler_observation_space(observation_space(env_config)))
-    return space, policy_action_space(wrappers_config.arm_axes, policy_gripper(env_config))
+    action = policy_action_space(wrappers_config.arm_axes, policy_gripper(env_config))
+    if getattr(wrappers_config, "base_policy", ""):
+        space = with_base_action(space, action)
+    return space, action
+
+
+BASE_ACTION_KEY = "base_action"
+
+
+def with_base_action(space: spaces.Dict, action: spaces.Box) -> spaces.Dict:
+    """`space` with the base policy's action as one more entry (`BaseActionWrapper`)."""
+    if BASE_ACTION_KEY in space.spaces:
+        raise ValueError(f"the observation already has an entry {BASE_ACTION_KEY!r}")
+    return spaces.Dict({**space.spaces, BASE_ACTION_KEY: spaces.Box(
+        action.low, action.high, action.shape, np.float32)})
 
 
 # ---------- info ----------

@@ -28,6 +28,9 @@ class PolicyEnvConfig:
     operator_poll_s: float = 0.05
     # "mark_success" ends the episode; False: it only labels the steps it is held
     marks_end_episode: bool = True
+    # a base policy file (`serl train-bc`): its action for each observation is the observation's
+    # "base_action" entry (residual RL corrects it: agent.residual_scale); "": none
+    base_policy: str = ""
 
     def __post_init__(self) -> None:
         check_axes(self.arm_axes)

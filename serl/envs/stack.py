@@ -19,6 +19,7 @@ from serl.devices.base import InterventionDevice
 from serl.envs import frames
 from serl.envs.action_axes import ARM_AXES
 from serl.envs.axes_wrapper import ActionAxesWrapper
+from serl.envs.base_action import BaseActionWrapper
 from serl.envs.contract import policy_gripper
 from serl.envs.intervention import InterventionWrapper
 from serl.envs.observation import FlattenWrapper, QuatToEulerWrapper, RelativeFrameWrapper
@@ -117,11 +118,12 @@ def operator_roundtrip(cfg: PolicyEnvConfig):
 def make_policy_env(env: gym.Env, cfg: PolicyEnvConfig = PolicyEnvConfig(), classifier=None,
                     device: InterventionDevice | None = None,
                     video_path: str | Path | None = None, predicate=None,
-                    human_reward: bool = False) -> PolicyEnv:
+                    human_reward: bool = False, base=None) -> PolicyEnv:
     """The raw env wrapped, inside out: intervention (if a device is given) → relative frame (if
     configured) → action axes (if the policy commands fewer than the 7 entries) → quaternion to
     euler → flatten → reward classifier (if given; `predicate` ANDed) or the operator's reward (if
-    `human_reward`) → gripper penalty → video (if a path is given), under `PolicyEnv`."""
+    `human_reward`) → gripper penalty → video (if a path is given) → the base policy's action (if
+`base`, a `serl.agents.base_policy.FileBasePolicy`), under `PolicyEnv`."""
     gripper = policy_gripper(getattr(env.unwrapped, "cfg", None))  # False: the env locks it
     if device is not None:
         env = InterventionWrapper(env, device, operator_roundtrip(cfg),
@@ -139,4 +141,6 @@ def make_policy_env(env: gym.Env, cfg: PolicyEnvConfig = PolicyEnvConfig(), clas
     env = GripperPenaltyWrapper(env, cfg.grasp_penalty)
     if video_path is not None:
         env = VideoRecorder(env, video_path, cfg.video_fps)
+    if base is not None:
+        env = BaseActionWrapper(env, base)
     return PolicyEnv(env)

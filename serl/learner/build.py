@@ -63,6 +63,12 @@ def build_learner(config, side: LearnerSide, run_dir: Path, resume: bool) -> Lea
     """The task's learner over `side`, owning `run_dir` (prepared by `serl.run_dir`); `resume`
     continues from its latest checkpoint as a new incarnation."""
     observation_space, action_space = policy_spaces(config.env, config.wrappers)
+    base = None
+    if config.wrappers.base_policy:  # annotates demos recorded without the base's actions
+        from serl.agents.base_policy import FileBasePolicy
+
+        base = FileBasePolicy(config.wrappers.base_policy, config)
     return Learner(config.agent, config.learner, observation_space, action_space, run_dir,
                    side.source, side.publisher, seed=config.seed, resume=resume,
-                   demos_dir=config.demos_dir, prior=PriorSource.of(config), status=side.status)
+                   demos_dir=config.demos_dir, prior=PriorSource.of(config), status=side.status,
+                   base=base)

@@ -98,11 +98,14 @@ class Intake:
         self._unstored: deque = deque()
         self._retry_at = 0.0
 
-    def load_demos(self, folder: Path) -> int:
+    def load_demos(self, folder: Path, base=None) -> int:
         """Append every demo file to the demo buffer, each as its own source: reloading (on resume)
         adds nothing twice. A corrupt or foreign file is reported by name and skipped; a folder of
-        files none of which loads is an `UnusableDemos` error."""
+        files none of which loads is an `UnusableDemos` error. With a base policy (`base`, a
+        `FileBasePolicy`), files recorded without its action get it here (`annotate`)."""
         episodes, problems = load_demos(folder, self.spec)
+        if base is not None and problems:
+            episodes, problems = with_base_actions(folder, self.spec, base, episodes)
         if problems and not episodes:
             raise UnusableDemos(
                 f"none of the {len(problems)} demo files in {folder} loads for this config, "
@@ -204,3 +207,13 @@ class Intake:
         self.demo.close()
         if self.prior is not None:
             self.prior.close()
+
+
+def with_base_actions(folder: Path, spec, base, episodes: dict) -> tuple[dict, list[str]]:
+    """`episodes` (the files of `folder` that load with `spec`) and the files recorded without the
+    base action, annotated by `base`; the problems of files neither spec loads."""
+    from serl.agents.base_policy import annotate, spec_without_base
+
+    bare, problems = load_demos(folder, spec_without_base(spec))
+    episodes = {**episodes, **{n: annotate(b, base) for n, b in bare.items() if n not in episodes}}
+    return episodes, [p for p in problems if p.split(".npz:")[0] not in episodes]

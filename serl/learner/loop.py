@@ -38,12 +38,14 @@ class Learner:
     """Owns the run's buffers, agent, checkpoints and logs under `run_dir`. With
     `cfg.prior_fraction` > 0, `prior` (`PriorSource.of(config)`) names the prior episodes and the
     classifier that rewards them (`serl.learner.prior`). `status` receives the learner's status
-every second (the actors' dashboards show it)."""
+every second (the actors' dashboards show it). `base` (a `FileBasePolicy`) gives demos recorded
+without it their base actions."""
 
     def __init__(self, agent_cfg: SACConfig, cfg: LearnerConfig, observation_space, action_space,
                  run_dir: Path, source: TransitionSource, publisher: WeightsPublisher,
                  seed: int = 0, resume: bool = False, demos_dir: str | Path | None = None,
-                 prior: PriorSource | None = None, status: StatusPublisher | None = None):
+                 prior: PriorSource | None = None, status: StatusPublisher | None = None,
+                 base=None):
         if cfg.prior_fraction > 0:  # refused before anything is opened
             require_classifier(prior, cfg.prior_fraction)
         self.disk = DiskErrors(cfg.on_disk_error, lambda: self.records.latest_step())
@@ -66,6 +68,7 @@ every second (the actors' dashboards show it)."""
             agent, self.counters, self.redone_updates = self.records.restore(self.agent)
             if agent is not None:
                 self.training.restored(agent)
+        self.base = base
         if demos_dir is not None:
             self.load_demos(Path(demos_dir))
         if self.intake.prior is not None:
@@ -107,7 +110,7 @@ every second (the actors' dashboards show it)."""
     # ---------- what callers use ----------
     def load_demos(self, folder: Path) -> int:
         """Append every demo file to the demo buffer (see `Intake.load_demos`)."""
-        return self.intake.load_demos(Path(folder))
+        return self.intake.load_demos(Path(folder), self.base)
 
     def ingest(self, timeout: float) -> int:
         """Receive, store durably, acknowledge; the number of batches received (`Intake.ingest`)."""

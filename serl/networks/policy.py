@@ -16,12 +16,21 @@ class TanhGaussianHead(nn.Module):
 
     hidden_dims: tuple[int, ...]
     action_dim: int
+    # a residual policy: the mean starts at exactly zero and the spread at `initial_log_std`
+    residual: bool = False
+    initial_log_std: float = -2.3
 
     @nn.compact
     def __call__(self, features: jnp.ndarray) -> tuple[jnp.ndarray, jnp.ndarray]:
         x = MLP(self.hidden_dims, activate_final=True)(features)
-        mean = nn.Dense(self.action_dim, kernel_init=default_init())(x)
-        log_std = nn.Dense(self.action_dim, kernel_init=default_init())(x)
+        if self.residual:
+            zeros = nn.initializers.zeros
+            mean = nn.Dense(self.action_dim, kernel_init=zeros)(x)
+            log_std = nn.Dense(self.action_dim, kernel_init=zeros,
+                               bias_init=nn.initializers.constant(self.initial_log_std))(x)
+        else:
+            mean = nn.Dense(self.action_dim, kernel_init=default_init())(x)
+            log_std = nn.Dense(self.action_dim, kernel_init=default_init())(x)
         return mean, jnp.clip(log_std, LOG_STD_MIN, LOG_STD_MAX)
 
 

@@ -104,6 +104,7 @@ def test_the_page_follows_a_real_actor_and_controls_it(tmp_path):
             page.wait_for_function("document.getElementById('learner').textContent"
                                    ".includes('connected')", timeout=20_000)
             assert "buffers: online" in page.text_content("#learner")
+            assert "acting with weights 0:" in page.text_content("#learner")
             # abort: the actor ends its episode at once (long before its 400 steps)
             page.click("button[data-control=abort]")
             page.wait_for_function("document.getElementById('last-episode').dataset.outcome "

@@ -40,17 +40,18 @@ def test_a_step_becomes_the_pages_sections():
     info = {"intervened": True, "intervene_action": np.array([0.5, -1.0]), "classifier_prob": 0.7,
             "classifier_threshold": 0.9, "marked": "success", "safety_clip_m": 0.004,
             "safety_hold": None}
-    feed.step(1, obs(2), np.array([0.1, 1.0]), 1.0, info)
+    feed.step(1, obs(2), np.array([0.1, 1.0]), 1.0, info, ([0, 7], 2.04))
     feed.episode_end({"episode_id": 3, "return": 1.0, "length": 1, "success": 1.0,
                       "aborted": 0.0})
     state = board.snapshot()[1]
     assert state["episode"]["who"] == "operator" and state["episode"]["return"] == 1.0
+    assert state["episode"]["weights"] == [0, 7] and state["episode"]["weights_age_s"] == 2.0
     assert state["action"]["policy"] == [0.1, 1.0] and state["action"]["operator"] == [0.5, -1.0]
     assert state["action"]["safety_clip_m"] == 0.004
     assert state["reward"]["probs"] == [0.7] and state["reward"]["marks"] == [[1, "success"]]
     assert state["learner"]["status"] == {"updates": 5} and state["learner"]["connected"]
     assert state["spool"] == {"fill": 0.25} and state["frames"]["front"]["seq"] == 1
-    assert state["last_episode"]["success"] == 1.0 and len(state["recent"]) == 1
+    assert state["last_episode"]["success"] == 1.0
 
 
 def test_a_failing_feed_switches_off_and_the_actor_goes_on(caplog):

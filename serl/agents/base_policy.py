@@ -1,0 +1,89 @@
+"""A base policy for RL to improve on: a policy file's deterministic policy (`serl train-bc`),
+called on each observation the env gives (`serl.envs.base_action.BaseActionWrapper`) and on the
+demonstrations the learner loads (`annotate`), never on sampled batches: transitions carry the
+base's action for their observation and next observation (`BASE_ACTION_KEY`).
+
+The base sees the observation without its own entry, as it was trained. Its action is checked
+(shape, finite, in [-1, 1]); a base that breaks its contract raises `BasePolicyError`, which stops
+the step before anything moves."""
+
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+
+from serl.data.schema import TransitionSpec
+from serl.envs.contract import BASE_ACTION_KEY
+
+
+class BasePolicyError(RuntimeError):
+    """The base policy gave no usable action (wrong shape, not finite, out of range)."""
+
+
+def without_base(config):
+    """`config` as the base policy was trained for: no base entry, no residual."""
+    return dataclasses.replace(
+        config, wrappers=dataclasses.replace(config.wrappers, base_policy=""),
+        agent=dataclasses.replace(config.agent, residual_scale=None))
+
+
+def spec_without_base(spec: TransitionSpec) -> TransitionSpec:
+    """`spec` without the base action entry (what demonstrations recorded without a base hold)."""
+    return TransitionSpec({k: (s, d) for k, s, d in spec.observations if k != BASE_ACTION_KEY},
+                          spec.action_dim)
+
+
+def checked_action(action, action_dim: int) -> np.ndarray:
+    """`action` as float32 (..., action_dim), or BasePolicyError naming what is wrong."""
+    action = np.asarray(action, np.float32)
+    if action.shape[-1:] != (action_dim,):
+        raise BasePolicyError(f"the base policy's action has shape {action.shape}, expected "
+                              f"(..., {action_dim})")
+    if not np.isfinite(action).all():
+        raise BasePolicyError("the base policy's action is not finite")
+    if np.abs(action).max(initial=0.0) > 1.0 + 1e-6:
+        raise BasePolicyError(f"the base policy's action leaves [-1, 1] (max |a| "
+                              f"{np.abs(action).max():.3f})")
+    return np.clip(action, -1.0, 1.0)
+
+
+class FileBasePolicy:
+    """The deterministic policy of the policy file at `path`, checked against `config` (the run's
+    task config: the file must see and act as its policy does without the base entry)."""
+
+    def __init__(self, path: str | Path, config):
+        import jax
+
+        from serl.agents.policy_file import check_task, load_policy
+
+        policy = load_policy(path)
+        check_task(policy, without_base(config), "this run's task")
+        self.path, self.identity, self.action_dim = Path(path), policy.identity, policy.action_dim
+        self._evaluate = policy.policy_function()
+        self._params = jax.device_put(policy.params)
+
+    def __call__(self, obs: dict) -> np.ndarray:
+        """The base's action for one observation or a batch (`BASE_ACTION_KEY` ignored)."""
+        obs = {k: v for k, v in obs.items() if k != BASE_ACTION_KEY}
+        return checked_action(self._evaluate(self._params, obs), self.action_dim)
+
+
+def annotate(batch: dict, base, chunk: int = 256) -> dict:
+    """An episode batch with the base's actions for its observations and next observations."""
+    out = dict(batch)
+    for field in ("observations", "next_observations"):
+        obs = batch[field]
+        n = len(next(iter(obs.values())))
+        actions = [base({k: v[i:i + chunk] for k, v in obs.items()}) for i in range(0, n, chunk)]
+        out[field] = {**obs, BASE_ACTION_KEY: np.concatenate(actions).astype(np.float32)}
+    return out
+
+
+def base_identity(path: str | Path) -> str:
+    """The identity a policy file records (what runs and handshakes compare), read from its
+    header alone."""
+    from serl.agents.policy_file import read_header
+
+    return str(read_header(path)[0].get("identity", "unknown"))
