@@ -21,6 +21,9 @@ COMMANDS: dict[str, tuple[str, str]] = {
                      "train the reward classifier on the labels folder; next version"),
     "train-bc": ("serl.commands.train_bc",
                  "behaviour-clone a policy from the task's demos: held-out error, success, file"),
+    "serve-policy": ("serl.commands.serve_policy",
+                     "serve a policy file as a base policy over ZeroMQ: serl serve-policy FILE "
+                     "--port P"),
     "train": ("serl.commands.train",
               "train a task: learner and actor (scripted operator in simulation)"),
     "eval": ("serl.commands.eval",

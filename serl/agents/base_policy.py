@@ -1,11 +1,12 @@
-"""A base policy for RL to improve on: a policy file's deterministic policy (`serl train-bc`),
-called on each observation the env gives (`serl.envs.base_action.BaseActionWrapper`) and on the
-demonstrations the learner loads (`annotate`), never on sampled batches: transitions carry the
-base's action for their observation and next observation (`BASE_ACTION_KEY`).
+"""A base policy for RL to improve on: a policy file's deterministic policy (`serl train-bc`), or
+one served by another process (`serl.serving`), called on each observation the env gives
+(`serl.envs.base_action.BaseActionWrapper`) and on the demonstrations the learner loads
+(`annotate`), never on sampled batches: transitions carry the base's action for their observation
+and next observation (`BASE_ACTION_KEY`).
 
 The base sees the observation without its own entry, as it was trained. Its action is checked
-(shape, finite, in [-1, 1]); a base that breaks its contract raises `BasePolicyError`, which stops
-the step before anything moves."""
+(shape, finite, in [-1, 1]); a base that breaks its contract or does not answer raises
+`BasePolicyError`, and nothing is sent for that observation."""
 
 from __future__ import annotations
 
@@ -69,6 +70,9 @@ class FileBasePolicy:
         obs = {k: v for k, v in obs.items() if k != BASE_ACTION_KEY}
         return checked_action(self._evaluate(self._params, obs), self.action_dim)
 
+    def close(self) -> None:
+        """Nothing to release (a served base closes its socket)."""
+
 
 def annotate(batch: dict, base, chunk: int = 256) -> dict:
     """An episode batch with the base's actions for its observations and next observations."""
@@ -81,9 +85,34 @@ def annotate(batch: dict, base, chunk: int = 256) -> dict:
     return out
 
 
-def base_identity(path: str | Path) -> str:
-    """The identity a policy file records (what runs and handshakes compare), read from its
-    header alone."""
-    from serl.agents.policy_file import read_header
+def is_served(base_policy: str) -> bool:
+    """`wrappers.base_policy` names a served base (tcp://host:port), not a file."""
+    return base_policy.startswith("tcp://")
 
-    return str(read_header(path)[0].get("identity", "unknown"))
+
+def open_base(config):
+    """The base policy `config.wrappers.base_policy` names: a `FileBasePolicy`, or a
+    `ServedBasePolicy` connected to its server (BasePolicyError if it refuses or is silent)."""
+    w = config.wrappers
+    if not is_served(w.base_policy):
+        return FileBasePolicy(w.base_policy, config)
+    from serl.actor.build import actor_spec
+    from serl.serving.client import ServedBasePolicy
+
+    return ServedBasePolicy(w.base_policy, spec_without_base(actor_spec(config)),
+                            deadline_s=w.base_deadline_ms / 1000.0)
+
+
+def base_identity(config) -> str:
+    """The identity of `config`'s base policy (what runs and handshakes compare): a file's from
+    its header alone, a served one's from its server's welcome."""
+    base_policy = config.wrappers.base_policy
+    if not is_served(base_policy):
+        from serl.agents.policy_file import read_header
+
+        return str(read_header(base_policy)[0].get("identity", "unknown"))
+    base = open_base(config)
+    try:
+        return base.identity
+    finally:
+        base.close()

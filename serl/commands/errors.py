@@ -19,11 +19,15 @@ EXIT_INSECURE = 4
 # the config cannot train as it stands (a frozen trunk without weights, demos for another spec,
 # the wandb switch on without wandb)
 EXIT_CONFIG = 5
+# the base policy cannot be used: its file is refused, or a served one refuses or does not answer
+EXIT_BASE = 6
 
 
 def known_failures() -> tuple[tuple[type[BaseException], int], ...]:
     """(exception type, exit code) of each failure a command reports without a traceback."""
     from serl.actor.config import LearnerRefused, MissingKey
+    from serl.agents.base_policy import BasePolicyError
+    from serl.agents.policy_file import PolicyFileError
     from serl.data.demos import UnusableDemos
     from serl.learner.config import DiskWriteError, ListenError
     from serl.learner.prior import PriorDataError
@@ -35,7 +39,8 @@ def known_failures() -> tuple[tuple[type[BaseException], int], ...]:
             (DiskWriteError, EXIT_DISK), (InsecureBindError, EXIT_INSECURE),
             (MissingKey, EXIT_INSECURE), (MissingTrunkWeights, EXIT_CONFIG),
             (UnusableDemos, EXIT_CONFIG), (WandbUnavailable, EXIT_CONFIG),
-            (PriorDataError, EXIT_CONFIG))
+            (PriorDataError, EXIT_CONFIG), (BasePolicyError, EXIT_BASE),
+            (PolicyFileError, EXIT_BASE))
 
 
 def known_cause(err: BaseException | None) -> tuple[BaseException, int] | None:

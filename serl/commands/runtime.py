@@ -47,9 +47,9 @@ def build_env(config, *, operator: bool = True, video_path=None, page_controls=N
     classifier = ClassifierFolder(reward.classifier_dir) if reward.classifier_dir else None
     base = None
     if config.wrappers.base_policy:
-        from serl.agents.base_policy import FileBasePolicy
+        from serl.agents.base_policy import open_base
 
-        base = FileBasePolicy(config.wrappers.base_policy, config)
+        base = open_base(config)
     return make_policy_env(
         raw,
         config.wrappers,
@@ -105,12 +105,12 @@ def handshake_info(config, spec: TransitionSpec, run: str) -> dict:
 
 
 def base_policy_identity(config) -> str:
-    """The identity of the config's base policy file ("" without one)."""
+    """The identity of the config's base policy ("" without one)."""
     if not config.wrappers.base_policy:
         return ""
     from serl.agents.base_policy import base_identity
 
-    return base_identity(config.wrappers.base_policy)
+    return base_identity(config)
 
 
 def configure_logging() -> None:

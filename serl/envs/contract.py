@@ -189,7 +189,9 @@ class StepInfo(TypedDict, total=False):
     error: str  # FrankaEnv: a transient server or camera failure truncated the episode
     # intervention wrapper
     intervened: bool  # the operator's action was executed this step
-    executed: bool  # the env was stepped (False: an abort moved nothing; no transition)
+    # False: no transition (an abort moved nothing; a base policy gave no action for the next
+    # observation, so the episode ended there)
+    executed: bool
     buttons: tuple  # the device's operator controls in this read
     held: tuple  # the controls pressed in this episode and held since
     paused_s: float  # seconds the step waited paused (not episode time)

@@ -28,9 +28,15 @@ class PolicyEnvConfig:
     operator_poll_s: float = 0.05
     # "mark_success" ends the episode; False: it only labels the steps it is held
     marks_end_episode: bool = True
-    # a base policy file (`serl train-bc`): its action for each observation is the observation's
-    # "base_action" entry (residual RL corrects it: agent.residual_scale); "": none
+    # a base policy file (`serl train-bc`), or the tcp://host:port of a `serl serve-policy`: its
+    # action for each observation is the observation's "base_action" entry (residual RL corrects
+    # it: agent.residual_scale); "": none
     base_policy: str = ""
+    # a served base's answer to one step must come within this; later, the episode ends and the
+    # arm holds
+    base_deadline_ms: float = 100.0
+    # at a reset, how long to keep asking a served base that does not answer (the arm holds)
+    base_reset_wait_s: float = 30.0
 
     def __post_init__(self) -> None:
         check_axes(self.arm_axes)

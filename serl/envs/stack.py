@@ -142,5 +142,5 @@ def make_policy_env(env: gym.Env, cfg: PolicyEnvConfig = PolicyEnvConfig(), clas
     if video_path is not None:
         env = VideoRecorder(env, video_path, cfg.video_fps)
     if base is not None:
-        env = BaseActionWrapper(env, base)
+        env = BaseActionWrapper(env, base, cfg.base_reset_wait_s)
     return PolicyEnv(env)

@@ -65,10 +65,14 @@ def build_learner(config, side: LearnerSide, run_dir: Path, resume: bool) -> Lea
     observation_space, action_space = policy_spaces(config.env, config.wrappers)
     base = None
     if config.wrappers.base_policy:  # annotates demos recorded without the base's actions
-        from serl.agents.base_policy import FileBasePolicy
+        from serl.agents.base_policy import open_base
 
-        base = FileBasePolicy(config.wrappers.base_policy, config)
-    return Learner(config.agent, config.learner, observation_space, action_space, run_dir,
-                   side.source, side.publisher, seed=config.seed, resume=resume,
-                   demos_dir=config.demos_dir, prior=PriorSource.of(config), status=side.status,
-                   base=base)
+        base = open_base(config)
+    try:
+        return Learner(config.agent, config.learner, observation_space, action_space, run_dir,
+                       side.source, side.publisher, seed=config.seed, resume=resume,
+                       demos_dir=config.demos_dir, prior=PriorSource.of(config),
+                       status=side.status, base=base)
+    finally:
+        if base is not None:  # the demos are annotated: the learner never calls it again
+            base.close()

@@ -34,7 +34,7 @@ class BadMessage(ValueError):
 
     def __init__(self, category: str, detail: str):
         super().__init__(f"{category}: {detail}")
-        self.category = category
+        self.category, self.detail = category, detail
 
 
 def unpack(data: Any, max_bytes: int) -> Any:
