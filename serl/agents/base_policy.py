@@ -98,9 +98,14 @@ def open_base(config):
         return FileBasePolicy(w.base_policy, config)
     from serl.actor.build import actor_spec
     from serl.serving.client import ServedBasePolicy
+    from serl.transport.keys import ActorCurve
 
+    curve = None
+    if config.transport.curve_keys:  # the actor's own key, as for the learner
+        curve = ActorCurve.for_actor(Path(config.transport.curve_keys) / "actor",
+                                     config.actor.actor_id)
     return ServedBasePolicy(w.base_policy, spec_without_base(actor_spec(config)),
-                            deadline_s=w.base_deadline_ms / 1000.0)
+                            deadline_s=w.base_deadline_ms / 1000.0, curve=curve)
 
 
 def base_identity(config) -> str:
