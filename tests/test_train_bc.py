@@ -331,3 +331,54 @@ def test_a_residual_needs_its_base_and_a_plain_agent(trained):
     assert info["base_policy"] == load_policy(tmp / "policy.npz").identity
     assert ("base_action", (7,), "float32") in actor_spec(with_base).observations
     assert handshake_info(config, actor_spec(config), "run")["base_policy"] == ""
+    # the command line's two modes
+    import argparse
+
+    from serl.commands.config_args import parse_task_config
+
+    base = str(tmp / "policy.npz")
+    _, residual = parse_task_config(argparse.ArgumentParser(), [
+        "sim_pick_cube_state", "--base-policy", base, "--agent.no-grasp-critic"])
+    assert residual.wrappers.base_policy == base and residual.agent.residual_scale == 0.5
+    _, warm = parse_task_config(argparse.ArgumentParser(), [
+        "sim_pick_cube_state", "--base-policy", base, "--base-mode", "warm-start"])
+    assert warm.learner.warm_start == base and not warm.wrappers.base_policy
+
+
+@pytest.mark.timeout(120)
+def test_warm_start_begins_as_the_base_and_pretrains_only_the_critics(trained, tmp_path):
+    """`--base-mode warm-start`: a fresh learner's policy is the file's exactly; the critic
+    pre-training on the demos changes the critics and leaves the policy as it was; a file of
+    another layout is refused naming the leaf."""
+    import jax
+
+    from serl.agents.policy_file import PolicyFileError
+    from serl.learner.build import build_learner, inprocess_learner_side
+    from serl.run_dir import prepare_run_dir
+    from serl.transport.inprocess import InProcessTransport
+
+    _, tmp = trained
+    base = experiments.load("sim_pick_cube_state")
+    config = dataclasses.replace(
+        base, demos_dir=str(tmp / "demos"),
+        agent=dataclasses.replace(base.agent, hidden_dims=(32, 32), batch_size=16),
+        learner=dataclasses.replace(base.learner, warm_start=str(tmp / "policy.npz"),
+                                    warm_start_critic_updates=5))
+    run = prepare_run_dir(tmp_path / "run", config, resume=False)
+    learner = build_learner(config, inprocess_learner_side(InProcessTransport()), run, False)
+    try:
+        policy = load_policy(tmp / "policy.npz").params
+        same = lambda a, b: all(np.array_equal(x, y) for x, y in zip(  # noqa: E731
+            jax.tree.leaves(a), jax.tree.leaves(b), strict=True))
+        assert same(learner.training.policy_params(), policy)
+        critics = jax.device_get(learner.agent.sac.critic.params["q"])
+        learner.pretrain_critic()
+        assert same(learner.training.policy_params(), policy)
+        assert not same(jax.device_get(learner.agent.sac.critic.params["q"]), critics)
+    finally:
+        learner.close()
+    wider = dataclasses.replace(config, agent=dataclasses.replace(config.agent,
+                                                                  hidden_dims=(64, 64)))
+    run = prepare_run_dir(tmp_path / "wider", wider, resume=False)
+    with pytest.raises(PolicyFileError, match="not this run's layout"):
+        build_learner(wider, inprocess_learner_side(InProcessTransport()), run, False)

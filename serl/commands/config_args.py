@@ -26,9 +26,12 @@ def parse_task_config(parser: argparse.ArgumentParser, argv: list[str]):
     # refused there.
     task.nargs, task.required = "?", False
     parser.add_argument("--base-policy", metavar="FILE", default=None,
-                        help="residual RL on this base policy file (serl train-bc): sets "
-                        "--wrappers.base-policy FILE and, unless given, --agent.residual-scale "
-                        f"{DEFAULT_RESIDUAL_SCALE}")
+                        help="RL on this base policy (a serl train-bc file, or tcp://HOST:PORT of "
+                        "serl serve-policy); residual mode sets --wrappers.base-policy FILE and, "
+                        f"unless given, --agent.residual-scale {DEFAULT_RESIDUAL_SCALE}")
+    parser.add_argument("--base-mode", choices=("residual", "warm-start"), default="residual",
+                        help="warm-start: the policy starts as the file's (--learner.warm-start "
+                        "FILE) and the critics are pre-trained on the demos first")
     parser.epilog = (parser.epilog + "\n\n" if parser.epilog else "") + (
         "Any config field can be overridden, e.g. --env.max-episode-steps 50 "
         "(TASK --help lists them).")
@@ -48,7 +51,9 @@ def parse_task_config(parser: argparse.ArgumentParser, argv: list[str]):
     if wants_help:
         parser.print_help()
         print()
-    if args.base_policy is not None:
+    if args.base_policy is not None and args.base_mode == "warm-start":
+        rest = [*rest, "--learner.warm-start", args.base_policy]
+    elif args.base_policy is not None:
         rest = [*rest, "--wrappers.base-policy", args.base_policy]
         if not any(a.startswith("--agent.residual-scale") for a in rest):
             rest += ["--agent.residual-scale", str(DEFAULT_RESIDUAL_SCALE)]

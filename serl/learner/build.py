@@ -68,11 +68,18 @@ def build_learner(config, side: LearnerSide, run_dir: Path, resume: bool) -> Lea
         from serl.agents.base_policy import open_base
 
         base = open_base(config)
+    warm = None
+    if config.learner.warm_start:
+        from serl.agents.policy_file import check_task, load_policy
+
+        policy = load_policy(config.learner.warm_start)
+        check_task(policy, config, "this run's task")
+        warm = policy.params
     try:
         return Learner(config.agent, config.learner, observation_space, action_space, run_dir,
                        side.source, side.publisher, seed=config.seed, resume=resume,
                        demos_dir=config.demos_dir, prior=PriorSource.of(config),
-                       status=side.status, base=base)
+                       status=side.status, base=base, warm_start=warm)
     finally:
         if base is not None:  # the demos are annotated: the learner never calls it again
             base.close()

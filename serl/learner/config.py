@@ -16,6 +16,11 @@ class LearnerConfig:
     buffer_chunk_size: int = 1024
     # online transitions before updates start
     min_online: int = 200
+    # warm start from this policy file (`serl train-bc`, trained with this run's agent config): the
+    # policy starts as it; a fresh run first pre-trains the critics on the demos. "": none
+    warm_start: str = ""
+    # critic-only updates on the demos before the first online one (warm start only)
+    warm_start_critic_updates: int = 500
     # demo transitions before batches take half from the demo buffer (all online until then)
     min_demo: int = 50
     # updates between weight publications

@@ -39,13 +39,14 @@ class Learner:
     `cfg.prior_fraction` > 0, `prior` (`PriorSource.of(config)`) names the prior episodes and the
     classifier that rewards them (`serl.learner.prior`). `status` receives the learner's status
 every second (the actors' dashboards show it). `base` (a `FileBasePolicy`) gives demos recorded
-without it their base actions."""
+without it their base actions. `warm_start` (a policy file's `policy_params()`) starts a fresh run's
+policy as it, and its critics are pre-trained on the demos before the first online update."""
 
     def __init__(self, agent_cfg: SACConfig, cfg: LearnerConfig, observation_space, action_space,
                  run_dir: Path, source: TransitionSource, publisher: WeightsPublisher,
                  seed: int = 0, resume: bool = False, demos_dir: str | Path | None = None,
                  prior: PriorSource | None = None, status: StatusPublisher | None = None,
-                 base=None):
+                 base=None, warm_start: dict | None = None):
         if cfg.prior_fraction > 0:  # refused before anything is opened
             require_classifier(prior, cfg.prior_fraction)
         self.disk = DiskErrors(cfg.on_disk_error, lambda: self.records.latest_step())
@@ -69,6 +70,10 @@ without it their base actions."""
             if agent is not None:
                 self.training.restored(agent)
         self.base = base
+        # a resumed run has its own weights; a fresh one starts as the file's policy
+        self._pretrain = warm_start is not None and self.counters.updates == 0 and not resume
+        if self._pretrain:
+            self.training.warm_start(warm_start)
         if demos_dir is not None:
             self.load_demos(Path(demos_dir))
         if self.intake.prior is not None:
@@ -148,6 +153,8 @@ without it their base actions."""
     def run(self, stop: threading.Event) -> LearnerCounters:
         """Train until `stop` is set or a budget is spent; always ends with a checkpoint."""
         cfg = self.cfg
+        if self._pretrain:
+            self.pretrain_critic()
         self.publish()  # actors start acting with the current weights at once
         start, start_updates = time.monotonic(), self.counters.updates
         self._deadline = None if cfg.max_minutes is None else start + 60.0 * cfg.max_minutes
@@ -190,6 +197,18 @@ without it their base actions."""
                 log.error("the final checkpoint failed too: %s", err)
             self.publish()
         return self.counters
+
+    def pretrain_critic(self) -> None:
+        """The warm start's critic pre-training on the demo buffer (before the first publish)."""
+        self._pretrain, n, start = False, self.cfg.warm_start_critic_updates, time.monotonic()
+        if n <= 0 or self.demo.size < self.agent_cfg.batch_size:
+            log.warning("warm start without critic pre-training (%d demo transitions, %d updates "
+                        "asked)", self.demo.size, n)
+            return
+        info = self.training.pretrain_critic(self.demo, n, self.rng)
+        log.info("warm start: pre-trained the critics for %d updates on %d demo transitions in "
+                 "%.1f s (critic loss %.4f, q %.3f)", n, self.demo.size, time.monotonic() - start,
+                 float(info.get("critic_loss", float("nan"))), float(info.get("q", float("nan"))))
 
     def _budget_spent(self) -> bool:
         if self.monitor.target_reached():

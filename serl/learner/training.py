@@ -100,6 +100,34 @@ class Training:
         """Take a restored agent (from a checkpoint) in place of the fresh one."""
         self.agent = replicate(agent, self.mesh)
 
+    def warm_start(self, params: dict) -> None:
+        """Start the policy as `params` (a policy file's `policy_params()`, of this layout)."""
+        from serl.agents.policy_file import PolicyFileError
+        from serl.agents.warm_start import layout_difference, with_policy
+
+        problem = layout_difference(jax.device_get(self.agent.policy_params()), params)
+        if problem is not None:
+            raise PolicyFileError(f"learner.warm_start: the file's policy is not this run's "
+                                  f"layout ({problem}); train it with this run's agent config "
+                                  "(serl train-bc TASK --bc.hidden-dims ...)")
+        self.agent = replicate(with_policy(jax.device_get(self.agent), params), self.mesh)
+
+    def pretrain_critic(self, demo: ReplayStorage, updates: int,
+                        rng: np.random.Generator) -> dict:
+        """`updates` updates on demo batches with the actor and temperature kept as they are:
+        the critics learn the starting policy's values before it meets online data."""
+        from serl.agents.warm_start import keep_policy, policy_state
+
+        # on-device copies (same placement: no recompile); the update donates the agent's own
+        kept = policy_state(self.agent)
+        info = {}
+        for _ in range(updates):
+            batch = shard_batch(sample_update_batch(demo, demo, self.agent_cfg, 0, rng), self.mesh)
+            with self.clock.phase("update"):
+                self.agent, info = self.agent.update(batch, self.trunk)
+                self.agent = keep_policy(self.agent, kept)
+        return jax.device_get(info)
+
     def update(self, online: ReplayStorage, demo: ReplayStorage, rng: np.random.Generator,
                prior: ReplayStorage | None = None) -> dict:
         """One update; the first call starts the prefetch thread (sampling from these buffers, and
