@@ -12,6 +12,12 @@ seed and their time is reported apart. Minutes count from the start of the `serl
     python $B --task sim_pick_cube_state --seeds 0 1 2 --target 0.9 --max-minutes 20
     python $B --task sim_pick_cube --seeds 0 1 2 --target 0.5 --max-minutes 60
     python $B --task sim_pick_cube --seeds 0 --target 0.5 -- --agent.batch-size 256
+    python $B --task sim_peg_insert --seeds 0 --target 0.9 --max-minutes 60 --base-mode residual
+
+With `--base-mode residual|warm-start` a BC base is trained on the task's demos first (`serl
+train-bc`, once; its time is added to every seed's minutes, as everything from the demos on
+counts) and every seed trains on it (`--base-policy FILE --base-mode MODE`); the protocol records
+the mode. The base's own success: `serl eval FILE` on the file it writes under `--out`.
 
 Overrides after `--` go to every run unchanged. The seeds measured are merged into the task's
 result file, `<results>/sample_efficiency_<task>.json` (`bench/se_results.py`: a seed measured again
@@ -33,6 +39,7 @@ import time
 from pathlib import Path
 
 from header import cpus, load_1m
+from se_plot import plot
 from se_results import ProtocolMismatch, merge, protocol_of
 
 WINDOW = 3  # evaluations averaged by the stopping rule (serl.monitor.RunMonitor.target_reached)
@@ -170,37 +177,25 @@ def ensure_demos(task: str, extra: list[str]) -> float:
     return time.time() - start
 
 
-def plot(results: list[dict], path: Path, target: float) -> None:
-    import matplotlib
+def train_base(task: str, out: Path, mode: str | None, extra: list[str]) -> tuple[float, list]:
+    """With a base mode: `serl train-bc TASK` on the task's demos into `out`; (its seconds, the
+    seeds' overrides with --base-policy and --base-mode). Without: (0, `extra`)."""
+    if mode is None:
+        return 0.0, extra
+    path = out / f"{task}-bc.npz"
+    path.unlink(missing_ok=True)
+    start = time.time()
+    subprocess.check_call([sys.executable, "-m", "serl.cli", "train-bc", task, "--out", str(path),
+                           "--no-eval", *extra], stdout=subprocess.DEVNULL)
+    return time.time() - start, [*extra, "--base-policy", str(path), "--base-mode", mode]
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
 
-    fig, axes = plt.subplots(1, 3, figsize=(16, 4), dpi=100)
-    for r in results:
-        steps, _, minutes, success = (
-            zip(*r["evals"], strict=True) if r["evals"] else ((), (), (), ())
-        )
-        axes[0].plot(steps, success, "o-", ms=3, label=f"seed {r['seed']}")
-        axes[1].plot(minutes, success, "o-", ms=3, label=f"seed {r['seed']}")
-        curve = r.get("intervention_curve") or []
-        axes[2].plot([c[0] for c in curve], [c[1] for c in curve], label=f"seed {r['seed']}")
-    labels = [
-        ("env steps", "evaluation success (no interventions)"),
-        ("minutes (2-process run, start-up included)", "evaluation success (no interventions)"),
-        ("env steps", "intervention rate (last 20 training episodes)"),
-    ]
-    for ax, (xlabel, ylabel) in zip(axes, labels, strict=True):
-        if ylabel.startswith("evaluation"):
-            ax.axhline(target, color="gray", ls="--", lw=1)
-        ax.set_xlabel(xlabel)
-        ax.set_ylabel(ylabel)
-        ax.set_ylim(-0.05, 1.05)
-        ax.grid(alpha=0.3)
-        ax.legend(fontsize=8)
-    fig.tight_layout()
-    fig.savefig(path)
-    plt.close(fig)
+def with_base_time(result: dict, base_s: float) -> dict:
+    """A seed's result with the base's training time in its minutes (all of it from the demos
+    on) and beside them."""
+    minutes = result["minutes"]
+    return {**result, "base_training_s": round(base_s, 1),
+            "minutes": None if minutes is None else round(minutes + base_s / 60, 2)}
 
 
 def commit() -> str:
@@ -252,6 +247,9 @@ def main() -> int:
     parser.add_argument(
         "--replot", type=Path, default=None, help="redraw the plot of an earlier JSON result"
     )
+    parser.add_argument("--base-mode", choices=("residual", "warm-start"), default=None,
+                        help="behaviour-clone a base on the demos first (serl train-bc; its time "
+                        "counts in every seed's minutes), then train each seed on it")
     args = parser.parse_args(argv[: argv.index("--")] if "--" in argv else argv)
     if args.replot:
         earlier = json.loads(args.replot.read_text())
@@ -264,14 +262,16 @@ def main() -> int:
     os.environ.setdefault("MUJOCO_GL", "egl")
     demo_s = ensure_demos(args.task, extra)
     measured = commit()
+    base_s, run_extra = train_base(args.task, args.out, args.base_mode, extra)
 
     def go(seed):
-        return start_seed(args.task, seed, args.out, args.target, args.max_minutes, extra)
+        return start_seed(args.task, seed, args.out, args.target, args.max_minutes, run_extra)
 
     def finish(started):
-        return {**finish_seed(started, args.target), "commit": measured, "cpus": cpus(),
-                "parallel": args.parallel, "max_minutes": args.max_minutes,
-                "load_average_1m": load_1m(2)}
+        return with_base_time({**finish_seed(started, args.target), "commit": measured,
+                               "cpus": cpus(), "parallel": args.parallel,
+                               "max_minutes": args.max_minutes, "load_average_1m": load_1m(2)},
+                              base_s)
 
     # all seeds at once: each gets a share of the CPU, so minutes are not comparable
     if args.parallel:

@@ -13,6 +13,7 @@ Pure functions over plain dicts; `bench/sample_efficiency.py` reads and writes t
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 # What makes two seeds' figures comparable: the protocol of issue 15 (the demos, the evaluation,
 # the scripted take-overs, no base policy), the target and the config overrides.
@@ -28,9 +29,19 @@ def protocol_of(config: dict) -> dict:
         "eval_episodes": config["actor"]["eval_episodes"],
         "takeover_prob": config["operator"]["takeover_prob"],
         "takeover_steps": config["operator"]["takeover_steps"],
-        # no task config has a base policy yet; a run with one records it here
-        "base_policy": config.get("base_policy"),
+        "base_policy": base_of(config),
     }
+
+
+def base_of(config: dict) -> dict | None:
+    """The base policy a run trained on, and how (None: plain RL, issue 15's protocol)."""
+    residual = (config.get("wrappers") or {}).get("base_policy")
+    warm = (config.get("learner") or {}).get("warm_start")
+    if residual:
+        return {"mode": "residual", "base": Path(residual).name}
+    if warm:
+        return {"mode": "warm-start", "base": Path(warm).name}
+    return None
 
 
 class ProtocolMismatch(ValueError):
