@@ -17,7 +17,8 @@ browser:
 	elif [ "$$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1 && grep -q '^ID=debian' /etc/os-release 2>/dev/null; then \
 		echo "make setup: installing Debian's chromium (the dashboard's browser test)"; \
 		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null 2>&1 || \
-		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; }; \
+		{ apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium >/dev/null; } || \
+		echo "make setup: could not install chromium (no network?); the dashboard's browser test will fail"; \
 	else \
 		echo "make setup: no Chromium found; the dashboard's browser test will fail until there is one."; \
 		echo "  Debian: sudo apt-get install chromium"; \

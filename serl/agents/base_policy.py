@@ -75,12 +75,19 @@ class FileBasePolicy:
 
 
 def annotate(batch: dict, base, chunk: int = 256) -> dict:
-    """An episode batch with the base's actions for its observations and next observations."""
+    """An episode batch with the base's actions for its observations and next observations, asked
+    for in chunks of `chunk` (the last padded: one compiled shape whatever the episode's length)."""
     out = dict(batch)
     for field in ("observations", "next_observations"):
         obs = batch[field]
         n = len(next(iter(obs.values())))
-        actions = [base({k: v[i:i + chunk] for k, v in obs.items()}) for i in range(0, n, chunk)]
+        actions = []
+        for i in range(0, n, chunk):
+            part = {k: v[i:i + chunk] for k, v in obs.items()}
+            size = len(next(iter(part.values())))
+            padded = {k: np.concatenate([v, np.repeat(v[-1:], chunk - size, axis=0)])
+                      for k, v in part.items()}
+            actions.append(base(padded)[:size])
         out[field] = {**obs, BASE_ACTION_KEY: np.concatenate(actions).astype(np.float32)}
     return out
 
@@ -106,6 +113,23 @@ def open_base(config):
                                      config.actor.actor_id)
     return ServedBasePolicy(w.base_policy, spec_without_base(actor_spec(config)),
                             deadline_s=w.base_deadline_ms / 1000.0, curve=curve)
+
+
+class LazyBase:
+    """`open_base(config)`, opened at its first call (the learner needs the base only for demos
+    recorded without it: most runs never connect)."""
+
+    def __init__(self, config):
+        self.config, self._base = config, None
+
+    def __call__(self, obs: dict) -> np.ndarray:
+        if self._base is None:
+            self._base = open_base(self.config)
+        return self._base(obs)
+
+    def close(self) -> None:
+        if self._base is not None:
+            self._base.close()
 
 
 def base_identity(config) -> str:

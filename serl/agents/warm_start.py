@@ -16,7 +16,8 @@ from serl.agents.hybrid import HybridAgent
 
 
 def layout_difference(ours: dict, theirs: dict) -> str | None:
-    """The first leaf path whose presence, shape or dtype differs between two trees, or None."""
+    """The first leaf path whose presence or shape differs between two trees, or None (a policy
+    file stores float32 leaves; they are cast to the agent's float32 on loading)."""
     from flax.traverse_util import flatten_dict
 
     a, b = flatten_dict(ours, sep="/"), flatten_dict(theirs, sep="/")

@@ -51,6 +51,8 @@ def parse_task_config(parser: argparse.ArgumentParser, argv: list[str]):
     if wants_help:
         parser.print_help()
         print()
+    if args.base_mode != "residual" and args.base_policy is None:
+        parser.error("--base-mode warm-start needs --base-policy FILE")
     if args.base_policy is not None and args.base_mode == "warm-start":
         rest = [*rest, "--learner.warm-start", args.base_policy]
     elif args.base_policy is not None:

@@ -37,7 +37,8 @@ def serve(args) -> int:
           flush=True)
     try:
         while not stop.wait(1.0):  # a timed wait: signals are handled between waits
-            pass
+            if not server.alive:
+                raise RuntimeError("the policy server's thread ended; see the log above")
     finally:
         server.close()
     print(f"served {server.counters['requests']} requests ({server.counters['errors']} failed, "

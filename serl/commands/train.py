@@ -33,8 +33,13 @@ def run_single_process(config, run_dir: Path, resume: bool, make_env=None) -> di
     # the actor's start-up wait returns at once
     learner.publish()
     actors, failure = [], []
-    dashboard = open_dashboard(config.dashboard,
-                               dashboard_token_path(run_dir / "actor", config))
+    try:  # a custom env (tests) has no page buttons merged in: then the page is a view only
+        dashboard = open_dashboard(config.dashboard, dashboard_token_path(run_dir / "actor",
+                                                                          config),
+                                   controls=make_env is None)
+    except BaseException:
+        learner.close()
+        raise
 
     def act():
         try:

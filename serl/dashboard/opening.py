@@ -51,15 +51,18 @@ def robot_status(raw) -> dict:
             "rtt_ms": round(1000 * float(loop.get("rtt_s", 0.0)), 2)}
 
 
-def open_dashboard(cfg: DashboardConfig, token_path: Path) -> Dashboard | None:
-    """The started dashboard `cfg` describes, its URL printed; None when `cfg.enabled` is off."""
+def open_dashboard(cfg: DashboardConfig, token_path: Path,
+                   controls: bool = True) -> Dashboard | None:
+    """The started dashboard `cfg` describes, its URL printed; None when `cfg.enabled` is off.
+    `controls` False: a view only whatever `cfg` allows (an env built without the page's
+    buttons)."""
     if not cfg.enabled:
         return None
     from serl.dashboard.access import run_token
     from serl.dashboard.server import DashboardServer
 
     board = Board()
-    controls = PageControls() if cfg.controls_enabled else None
+    controls = PageControls() if cfg.controls_enabled and controls else None
     server = DashboardServer(cfg, board, controls, run_token(token_path)).start()
     mode = "" if controls is not None else " (view only)"
     print(f"operator dashboard{mode}: {server.url}", flush=True)

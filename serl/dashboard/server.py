@@ -94,9 +94,11 @@ class DashboardServer(ThreadingHTTPServer):
 class Handler(BaseHTTPRequestHandler):
     server: DashboardServer
     protocol_version = "HTTP/1.1"
+    # a client that stalls mid-request frees its thread after this (the event stream writes)
+    timeout = 10.0
 
     def log_message(self, format, *args) -> None:  # noqa: A002 -- the base class's name
-        log.debug("%s " + format, self.client_address[0], *args)
+        pass  # requests carry the token in their URL: never logged
 
     # ---------- GET ----------
     def do_GET(self) -> None:
@@ -183,9 +185,12 @@ class Handler(BaseHTTPRequestHandler):
 
     # ---------- answers ----------
     def _refuse(self, refused: Refused) -> None:
+        # the path only: the query holds the token
         self.server.refusals.log(logging.WARNING, ("refused", refused.status, self.command),
                                  "dashboard: refused %s %s from %s: %s", self.command,
-                                 self.path[:80], self.client_address[0], refused.reason)
+                                 urlsplit(self.path).path[:80], self.client_address[0],
+                                 refused.reason)
+        self.close_connection = True  # an unread body must not be taken for the next request
         self._json(refused.status, {"error": refused.reason})
 
     def _json(self, status: int, value: dict) -> None:

@@ -1,7 +1,9 @@
 """`BaseActionWrapper`: each observation gets the base policy's action for it
 (`BASE_ACTION_KEY`), so the policy (a residual on it) and every transition carry it and the
-learner never calls the base. The outermost wrapper of the stack: the base sees exactly what the
-policy sees besides its own entry.
+learner never calls the base. The outermost wrapper of the stack: the base sees the observation
+the policy's does, besides its own entry, with the env's own camera frames (the policy sees them
+after the wire codec's round trip, as the learner stores them; demos annotated at load give the
+base the stored frames).
 
 A base that gives no usable action (`BasePolicyError`: a served base late, failed or answering
 out of contract) never leads to a stale or default command. After a step, the episode ends there:
@@ -50,6 +52,13 @@ class BaseActionWrapper(gym.Wrapper):
                 time.sleep(self.retry_s)
         self._failed = False
         return obs, info
+
+    def close(self) -> None:
+        try:
+            if callable(close := getattr(self.base, "close", None)):
+                close()  # a served base's socket
+        finally:
+            super().close()
 
     def step(self, action):
         if self._failed:

@@ -65,17 +65,17 @@ def build_learner(config, side: LearnerSide, run_dir: Path, resume: bool) -> Lea
     observation_space, action_space = policy_spaces(config.env, config.wrappers)
     base = None
     if config.wrappers.base_policy:  # annotates demos recorded without the base's actions
-        from serl.agents.base_policy import open_base
+        from serl.agents.base_policy import LazyBase
 
-        base = open_base(config)
+        base = LazyBase(config)
     warm = None
-    if config.learner.warm_start:
-        from serl.agents.policy_file import check_task, load_policy
-
-        policy = load_policy(config.learner.warm_start)
-        check_task(policy, config, "this run's task")
-        warm = policy.params
     try:
+        if config.learner.warm_start:
+            from serl.agents.policy_file import check_task, load_policy
+
+            policy = load_policy(config.learner.warm_start)
+            check_task(policy, config, "this run's task")
+            warm = policy.params
         return Learner(config.agent, config.learner, observation_space, action_space, run_dir,
                        side.source, side.publisher, seed=config.seed, resume=resume,
                        demos_dir=config.demos_dir, prior=PriorSource.of(config),

@@ -65,13 +65,15 @@ policy as it, and its critics are pre-trained on the demos before the first onli
         self.counters = LearnerCounters()
         # updates done after the restored checkpoint, lost in the crash and redone
         self.redone_updates = 0
+        restored = None
         if resume:
-            agent, self.counters, self.redone_updates = self.records.restore(self.agent)
-            if agent is not None:
-                self.training.restored(agent)
+            restored, self.counters, self.redone_updates = self.records.restore(self.agent)
+            if restored is not None:
+                self.training.restored(restored)
         self.base = base
-        # a resumed run has its own weights; a fresh one starts as the file's policy
-        self._pretrain = warm_start is not None and self.counters.updates == 0 and not resume
+        # a run with a checkpoint has its own weights; one without (fresh, or resumed after a
+        # crash before its first checkpoint) starts as the file's policy
+        self._pretrain = warm_start is not None and restored is None
         if self._pretrain:
             self.training.warm_start(warm_start)
         if demos_dir is not None:
@@ -153,13 +155,13 @@ policy as it, and its critics are pre-trained on the demos before the first onli
     def run(self, stop: threading.Event) -> LearnerCounters:
         """Train until `stop` is set or a budget is spent; always ends with a checkpoint."""
         cfg = self.cfg
-        if self._pretrain:
-            self.pretrain_critic()
         self.publish()  # actors start acting with the current weights at once
         start, start_updates = time.monotonic(), self.counters.updates
         self._deadline = None if cfg.max_minutes is None else start + 60.0 * cfg.max_minutes
         failed = True
         try:
+            if self._pretrain:  # the policy is held: the weights published stay valid
+                self.pretrain_critic(stop)
             clock = self.clock
             while not stop.is_set() and not self._budget_spent():
                 may_update = self.may_update()
@@ -198,14 +200,15 @@ policy as it, and its critics are pre-trained on the demos before the first onli
             self.publish()
         return self.counters
 
-    def pretrain_critic(self) -> None:
-        """The warm start's critic pre-training on the demo buffer (before the first publish)."""
+    def pretrain_critic(self, stop: threading.Event | None = None) -> None:
+        """The warm start's critic pre-training on the demo buffer, before the first online
+        update (the actors act meanwhile with the starting policy, which it holds)."""
         self._pretrain, n, start = False, self.cfg.warm_start_critic_updates, time.monotonic()
         if n <= 0 or self.demo.size < self.agent_cfg.batch_size:
             log.warning("warm start without critic pre-training (%d demo transitions, %d updates "
                         "asked)", self.demo.size, n)
             return
-        info = self.training.pretrain_critic(self.demo, n, self.rng)
+        info = self.training.pretrain_critic(self.demo, n, self.rng, stop)
         log.info("warm start: pre-trained the critics for %d updates on %d demo transitions in "
                  "%.1f s (critic loss %.4f, q %.3f)", n, self.demo.size, time.monotonic() - start,
                  float(info.get("critic_loss", float("nan"))), float(info.get("q", float("nan"))))

@@ -112,16 +112,18 @@ class Training:
                                   "(serl train-bc TASK --bc.hidden-dims ...)")
         self.agent = replicate(with_policy(jax.device_get(self.agent), params), self.mesh)
 
-    def pretrain_critic(self, demo: ReplayStorage, updates: int,
-                        rng: np.random.Generator) -> dict:
-        """`updates` updates on demo batches with the actor and temperature kept as they are:
-        the critics learn the starting policy's values before it meets online data."""
+    def pretrain_critic(self, demo: ReplayStorage, updates: int, rng: np.random.Generator,
+                        stop=None) -> dict:
+        """`updates` updates on demo batches (fewer if `stop` is set) with the policy kept exactly
+        as it is: the critics learn the starting policy's values before it meets online data."""
         from serl.agents.warm_start import keep_policy, policy_state
 
         # on-device copies (same placement: no recompile); the update donates the agent's own
         kept = policy_state(self.agent)
         info = {}
         for _ in range(updates):
+            if stop is not None and stop.is_set():
+                break
             batch = shard_batch(sample_update_batch(demo, demo, self.agent_cfg, 0, rng), self.mesh)
             with self.clock.phase("update"):
                 self.agent, info = self.agent.update(batch, self.trunk)

@@ -30,6 +30,9 @@ class ServedBasePolicy:
         self._ctx = zmq.Context()
         self._socket = self._ctx.socket(zmq.DEALER)
         self._socket.setsockopt(zmq.LINGER, 0)
+        # never queue a request for a server that is not connected, never block on a send
+        self._socket.setsockopt(zmq.IMMEDIATE, 1)
+        self._socket.setsockopt(zmq.SNDTIMEO, 0)
         if curve is not None:
             from serl.transport.keys import client_keys
 
@@ -38,10 +41,14 @@ class ServedBasePolicy:
             self._socket.curve_serverkey = server
         self._socket.connect(address)
         self._next_id = 0
-        self.counters = {"late": 0, "bad": 0, "errors": 0}
-        self._socket.send(m.pack("hello", spec=spec.to_json()))
-        kind, message = self._receive(lambda k, msg: k in ("welcome", "refuse"), hello_timeout_s,
-                                      "the hello")
+        self.counters = {"late": 0, "bad": 0, "errors": 0, "unsent": 0}
+        try:
+            self._send_within(m.pack("hello", spec=spec.to_json()), hello_timeout_s, "the hello")
+            kind, message = self._receive(lambda k, msg: k in ("welcome", "refuse"),
+                                          hello_timeout_s, "the hello")
+        except BaseException:
+            self.close()
+            raise
         if kind == "refuse":
             self.close()
             raise BasePolicyError(f"the base policy at {address} refused: {message['reason']}")
@@ -57,8 +64,8 @@ class ServedBasePolicy:
         n = int(lead[0]) if lead else 0
         request, self._next_id = self._next_id, self._next_id + 1
         deadline = self.batch_deadline_s if n else self.deadline_s
-        self._socket.send(m.pack("act", id=request, n=n, deadline_ms=int(1000 * deadline),
-                                 obs=m.encode_obs(obs)))
+        self._send_within(m.pack("act", id=request, n=n, deadline_ms=int(1000 * deadline),
+                                 obs=m.encode_obs(obs)), deadline, f"request {request}")
         kind, message = self._receive(lambda k, msg: msg.get("id") == request, deadline,
                                       f"request {request}")
         if kind == "error":
@@ -72,6 +79,20 @@ class ServedBasePolicy:
             raise BasePolicyError(f"the base policy at {self.address} answered an unusable "
                                   f"action ({err.detail})") from None
         return checked_action(action, self.action_dim)
+
+    def _send_within(self, data: bytes, timeout_s: float, what: str) -> None:
+        """Send once the server's connection is up (IMMEDIATE), for up to `timeout_s`."""
+        end = time.monotonic() + timeout_s
+        while True:
+            try:
+                return self._socket.send(data, zmq.NOBLOCK)
+            except zmq.Again:
+                if time.monotonic() >= end:
+                    self.counters["unsent"] += 1
+                    raise BasePolicyError(
+                        f"the base policy at {self.address} is not connected: {what} not sent "
+                        f"within {1000 * timeout_s:.0f} ms") from None
+                time.sleep(0.005)
 
     def _receive(self, wanted, timeout_s: float, what: str) -> tuple[str, dict]:
         """The first message `wanted(kind, fields)` accepts within `timeout_s`; others dropped."""

@@ -65,7 +65,8 @@ def decode_obs(value, n, spec: TransitionSpec) -> dict:
     if type(n) is not int or not 0 <= n <= MAX_BATCH:
         raise BadMessage("envelope", f"n: expected an int in [0, {MAX_BATCH}], got {n!r:.40}")
     if not isinstance(value, dict) or set(value) != set(spec.observation_spec):
-        raise BadMessage("envelope", f"obs: keys {sorted(map(str, value or {}))}, expected "
+        keys = sorted(map(str, value)) if isinstance(value, dict) else type(value).__name__
+        raise BadMessage("envelope", f"obs: {keys}, expected the keys "
                          f"{sorted(spec.observation_spec)}")
     lead = (n,) if n else ()
     return {k: decode_array(value[k], lead + tuple(shape), dtype, f"obs.{k}")

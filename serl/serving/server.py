@@ -1,6 +1,8 @@
 """`serl serve-policy FILE`: a policy file's deterministic policy behind a ROUTER socket
 (`messages`). One thread owns the socket; every request is answered (an `action` or an `error`)
-and nothing a client sends can stop it. Loopback by default; another interface only with CURVE
+and nothing a client sends can stop it. A client's requests that queued up while the policy
+was busy are not all answered: only the newest is computed (the older ones' clients have given
+up on them). Loopback by default; another interface only with CURVE
 (`--curve-keys DIR`, made by `serl keys generate DIR`), as the learner."""
 
 from __future__ import annotations
@@ -39,7 +41,8 @@ class PolicyServer:
         # compiled now for one observation: a client's first step must not wait on it
         self._evaluate(self._params, {k: np.zeros(s, d)
                                       for k, (s, d) in self.spec.observation_spec.items()})
-        self.counters = {"requests": 0, "errors": 0, "bad_messages": 0, "refused": 0}
+        self.counters = {"requests": 0, "errors": 0, "bad_messages": 0, "refused": 0,
+                         "superseded": 0}
         self._ctx = zmq.Context()
         self._auth = start_authenticator(self._ctx, curve) if curve is not None else None
         self._socket = self._ctx.socket(zmq.ROUTER)
@@ -47,7 +50,11 @@ class PolicyServer:
         self._socket.setsockopt(zmq.MAXMSGSIZE, m.MAX_BYTES)
         if curve is not None:
             make_server(self._socket, curve)
-        self._socket.bind(f"tcp://{host}:{port or '*'}")
+        try:
+            self._socket.bind(f"tcp://{host}:{port or '*'}")
+        except zmq.ZMQError as err:
+            self._close_context()
+            raise OSError(f"cannot serve on {host}:{port} ({err}): choose another --port") from err
         self.port = int(self._socket.getsockopt_string(zmq.LAST_ENDPOINT).rsplit(":", 1)[1])
         self._log, self._stop = RateLimitedLog(log, 10.0), False
         self._thread = threading.Thread(target=self._run, name="serl-policy-server", daemon=True)
@@ -56,9 +63,19 @@ class PolicyServer:
         self._thread.start()
         return self
 
+    @property
+    def alive(self) -> bool:
+        """The serving thread runs (it only ends at `close`)."""
+        return self._thread.is_alive()
+
     def close(self) -> None:
         self._stop = True
         self._thread.join(timeout=5.0)
+        self._close_context()
+
+    def _close_context(self) -> None:
+        if self._auth is not None:
+            self._auth.stop()
         self._ctx.destroy(linger=0)
 
     def _run(self) -> None:
@@ -67,17 +84,37 @@ class PolicyServer:
         while not self._stop:
             if not poller.poll(100):
                 continue
-            rid, *frames = self._socket.recv_multipart()
-            try:
-                self._handle(rid, frames)
-            except BadMessage as err:
-                self.counters["bad_messages"] += 1
-                self._log.log(logging.WARNING, "bad", "dropped a bad request: %s", err)
+            for rid, kind, message in self._newest_requests():
+                try:
+                    self._answer(rid, kind, message)
+                except Exception as err:  # noqa: BLE001 -- nothing a client sends stops the server
+                    self._bad(err)
 
-    def _handle(self, rid: bytes, frames: list[bytes]) -> None:
-        if len(frames) != 1:
-            raise BadMessage("envelope", f"{len(frames)} frames, expected 1")
-        kind, message = m.parse(frames[0], m.CLIENT_KINDS)
+    def _bad(self, err: Exception) -> None:
+        self.counters["bad_messages"] += 1
+        self._log.log(logging.WARNING, "bad", "dropped a bad request: %s", err)
+
+    def _newest_requests(self, limit: int = 256) -> list[tuple[bytes, str, dict]]:
+        """The messages waiting now, parsed, but of each client's `act` requests only its newest:
+        an older one's deadline passed while it waited (answering it would delay the fresh one)."""
+        waiting = []
+        for _ in range(limit):
+            try:
+                rid, *frames = self._socket.recv_multipart(zmq.NOBLOCK)
+            except zmq.Again:
+                break
+            try:
+                if len(frames) != 1:
+                    raise BadMessage("envelope", f"{len(frames)} frames, expected 1")
+                waiting.append((rid, *m.parse(frames[0], m.CLIENT_KINDS)))
+            except Exception as err:  # noqa: BLE001
+                self._bad(err)
+        newest = {rid: k for k, (rid, kind, _) in enumerate(waiting) if kind == "act"}
+        kept = [w for k, w in enumerate(waiting) if w[1] != "act" or newest[w[0]] == k]
+        self.counters["superseded"] += len(waiting) - len(kept)
+        return kept
+
+    def _answer(self, rid: bytes, kind: str, message: dict) -> None:
         if kind == "hello":
             return self._hello(rid, message["spec"])
         request = m.request_id(message["id"])
@@ -93,14 +130,13 @@ class PolicyServer:
         self._socket.send_multipart([rid, reply])
 
     def _hello(self, rid: bytes, spec) -> None:
-        from serl.agents.policy_file import space_difference
-
         ours = self.spec.to_json()
         if spec != ours:
             self.counters["refused"] += 1
-            problem = space_difference(spec if isinstance(spec, dict) else {}, {}, ours, {})
-            reply = m.pack("refuse", reason=f"this server's policy ({self.identity}) sees "
-                           f"another observation spec: {problem or 'the specs differ'}")
+            reply = m.pack("refuse", reason=f"this server's policy ({self.identity}) sees the "
+                           f"observation spec {str(ours)[:400]}, the client sends "
+                           f"{str(spec)[:400]}")
         else:
             reply = m.pack("welcome", identity=self.identity, action_dim=self.spec.action_dim)
         self._socket.send_multipart([rid, reply])
+

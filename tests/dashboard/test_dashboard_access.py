@@ -139,7 +139,8 @@ def test_the_token_is_kept_for_the_run(tmp_path):
 @pytest.mark.timeout(30)
 def test_a_reader_that_stops_reading_never_slows_the_writer(dashboard):
     """A browser that opened the event stream and stopped reading (its socket buffers fill): the
-    actor's thread still writes each state in well under a millisecond."""
+    actor's thread still writes each state in well under a millisecond (the median; the worst
+    within a scheduler slice or two on a loaded machine)."""
     base, token = dashboard.url.split("/?token=")
     port = int(base.rsplit(":", 1)[1])
     stalled = socket.create_connection(("127.0.0.1", port), timeout=5)
@@ -147,17 +148,19 @@ def test_a_reader_that_stops_reading_never_slows_the_writer(dashboard):
     stalled.sendall(f"GET /events?token={token} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n\r\n"
                     .encode())
     big = {"probs": [0.5] * 2000}  # ~14 kB a state: the stalled socket fills within a few
-    worst = 0.0
+    times = []
     try:
         for k in range(300):
             start = time.perf_counter()
             dashboard.board.update({"front": (b"\xff\xd8" + bytes(20000), time.time())},
                                    reward=big, episode={"step": k})
-            worst = max(worst, time.perf_counter() - start)
+            times.append(time.perf_counter() - start)
             time.sleep(0.002)
     finally:
         stalled.close()
-    assert worst < 0.005, f"a write took {1000 * worst:.2f} ms"
+    times.sort()
+    assert times[150] < 0.001 and times[-1] < 0.05, f"median {1000 * times[150]:.3f} ms, worst "\
+        f"{1000 * times[-1]:.2f} ms"
     assert dashboard.board.snapshot()[1]["episode"] == {"step": 299}
 
 

@@ -52,6 +52,6 @@ def test_the_status_message_is_checked():
            m.pack("status", status={"k": [1]}, evals=[], train=[]),
            m.pack("status", status={}, evals=[])]
     for data, says in zip(bad, ["status.evals[0]", "status.train[0]", "status.status/k",
-                                "fields"]):
+                                "fields"], strict=True):
         with pytest.raises(BadMessage, match=says.replace("[", r"\[").replace("]", r"\]")):
             m.parse(data, m.LEARNER_MESSAGES, 1 << 20)
