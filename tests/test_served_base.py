@@ -11,6 +11,7 @@ import subprocess
 import sys
 import threading
 import time
+from contextlib import contextmanager
 
 import msgpack
 import numpy as np
@@ -176,6 +177,20 @@ class FakeServer:
         self.ctx.destroy(linger=0)
 
 
+@contextmanager
+def fake_served(answer):
+    """(a client with a 200 ms deadline, one observation) against a `FakeServer(answer)`."""
+    fake = FakeServer(answer)
+    config = task_config(f"tcp://127.0.0.1:{fake.port}")
+    client = ServedBasePolicy(f"tcp://127.0.0.1:{fake.port}",
+                              spec_without_base(actor_spec(config)), deadline_s=0.2)
+    try:
+        yield client, {k: v[0] for k, v in observations(config, 1).items()}
+    finally:
+        client.close()
+        fake.close()
+
+
 def action(request: int, value, shape=(7,), dtype=np.float32) -> bytes:
     return m.pack("action", id=request, action=encode_array(np.full(shape, value, dtype)))
 
@@ -192,17 +207,9 @@ def action(request: int, value, shape=(7,), dtype=np.float32) -> bytes:
     (lambda r: [b"\x93garbage"], "did not answer"),
 ])
 def test_a_bad_reply_is_never_used(answer, says):
-    fake = FakeServer(answer)
-    config = task_config(f"tcp://127.0.0.1:{fake.port}")
-    client = ServedBasePolicy(f"tcp://127.0.0.1:{fake.port}",
-                              spec_without_base(actor_spec(config)), deadline_s=0.2)
-    try:
-        obs = {k: v[0] for k, v in observations(config, 1).items()}
+    with fake_served(answer) as (client, obs):
         with pytest.raises(BasePolicyError, match=re.escape(says)):
             client(obs)
-    finally:
-        client.close()
-        fake.close()
 
 
 @pytest.mark.timeout(60)
@@ -213,17 +220,9 @@ def test_a_late_answer_is_dropped_and_the_next_request_gets_its_own():
         time.sleep(next(delays))
         return [action(r, 0.25 * (r + 1))]
 
-    fake = FakeServer(answer)
-    config = task_config(f"tcp://127.0.0.1:{fake.port}")
-    client = ServedBasePolicy(f"tcp://127.0.0.1:{fake.port}",
-                              spec_without_base(actor_spec(config)), deadline_s=0.2)
-    try:
-        obs = {k: v[0] for k, v in observations(config, 1).items()}
+    with fake_served(answer) as (client, obs):
         with pytest.raises(BasePolicyError, match="did not answer request 0"):
             client(obs)
         time.sleep(0.3)  # request 0's answer arrives now, late
         np.testing.assert_allclose(client(obs), np.full(7, 0.5))  # request 1's own answer
         assert client.counters["late"] == 1
-    finally:
-        client.close()
-        fake.close()
