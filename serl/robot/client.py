@@ -144,8 +144,10 @@ class RobotClient:
             args["pose"] = np.asarray(pose, dtype=np.float64)
         return self.request("reset", args, timeout_s=timeout_s)
 
-    def recover(self, timeout_s: float = 5.0) -> dict:
-        """Clear the fault; the server re-arms at the measured pose, never a stale target."""
+    def recover(self, timeout_s: float = 15.0) -> dict:
+        """Clear the fault; the server re-arms at the measured pose, never a stale target. The
+        wait is above the server's own bound on the job (clearing errors 5 s, then up to 2 s for a
+        fresh fault-free state): a shorter one gave up on recoveries a loaded CPU had slowed."""
         return self.request("recover", timeout_s=timeout_s)
 
     def set_impedance(self, params: dict[str, float]) -> dict:
