@@ -2,13 +2,16 @@
 dashboard fed and a headless Chromium showing the page (frames, events), against the same loop
 with no dashboard, in alternating blocks of the same actor on the same env (resets excluded).
 
-The env runs unpaced (as fast as the CPU allows), so the browser asks for frames several times
-faster than at a rig's 10 Hz: the cost measured is an upper bound. Also reports the feed's own time
-per step on the actor's thread (`DashboardFeed.seconds`). Weights are the policy's template (zeros:
-the same compute as trained weights); the transport is in-process, drained between episodes.
+By default the env runs unpaced (as fast as the CPU allows): the browser then competes with a loop
+that never waits, an upper bound. `--paced` runs it at its control rate, as a rig does; then the
+loop's own work per step (outside `env.step`, which sleeps) is the figure that matters. Also
+reports the feed's own time per step on the actor's thread (`DashboardFeed.seconds`). Weights are
+the policy's template (zeros: the same compute as trained weights); the transport is in-process,
+drained between episodes.
 
 Run: `MUJOCO_GL=egl .venv/bin/python bench/actor_step.py [--task sim_pick_cube] [--blocks 4]
-[--steps-per-block 200] [--no-browser]`. Prints one JSON line; target: <= 0.5 ms added per step.
+[--steps-per-block 200] [--no-browser] [--paced]`. Prints one JSON line; target: <= 0.5 ms added
+per step.
 """
 
 from __future__ import annotations
@@ -35,10 +38,12 @@ def log(msg: str) -> None:
 
 class StepClock:
     """The env as the actor sees it, with the wall time between one step's return and the next
-    step's return summed (the whole loop iteration: policy, env, spool, feed), resets excluded."""
+    step's return summed (the whole loop iteration: policy, env, spool, feed), resets excluded,
+    and the part of it outside `env.step` (the actor's own work: the policy, the spool, the feed;
+    a paced env sleeps inside its step)."""
 
     def __init__(self, env):
-        self.env, self.seconds, self.steps, self._last = env, 0.0, 0, None
+        self.env, self.seconds, self.outside, self.steps, self._last = env, 0.0, 0.0, 0, None
 
     def reset(self, **kwargs):
         out = self.env.reset(**kwargs)
@@ -46,9 +51,11 @@ class StepClock:
         return out
 
     def step(self, action):
+        called = time.perf_counter()
         out = self.env.step(action)
         now = time.perf_counter()
         self.seconds += now - self._last
+        self.outside += called - self._last
         self.steps += 1
         self._last = now
         return out
@@ -57,28 +64,31 @@ class StepClock:
         return getattr(self.env, name)
 
 
-def task_config(task: str, folder: Path):
+def task_config(task: str, folder: Path, paced: bool):
     import experiments
 
     base = experiments.load(task)
     return dataclasses.replace(
         base, runs_dir=str(folder),
-        env=dataclasses.replace(base.env, realtime=False, max_episode_steps=100),
+        env=dataclasses.replace(base.env, realtime=paced, max_episode_steps=100),
         actor=dataclasses.replace(base.actor, eval_every_episodes=0, max_steps_per_update=None),
         dashboard=dataclasses.replace(base.dashboard, port=0))
 
 
-def block(actor, clock: StepClock, steps: int, source) -> float:
-    """Mean ms per step over at least `steps` steps of whole episodes."""
-    seconds, count, stop = clock.seconds, clock.steps, threading.Event()
+def block(actor, clock: StepClock, steps: int, source) -> tuple[float, float]:
+    """(ms per step, ms per step outside env.step) over at least `steps` steps of whole
+    episodes."""
+    seconds, outside, count = clock.seconds, clock.outside, clock.steps
+    stop = threading.Event()
     while clock.steps - count < steps:
         actor.run_episode(stop)
         for batch in source.receive(1000, 0.0):  # the in-process spool is memory: drain it
             source.acknowledge(batch.actor_id, batch.last_sequence)
-    return 1000 * (clock.seconds - seconds) / (clock.steps - count)
+    n = clock.steps - count
+    return 1000 * (clock.seconds - seconds) / n, 1000 * (clock.outside - outside) / n
 
 
-def run(task: str, blocks: int, steps: int, browser: bool) -> dict:
+def run(task: str, blocks: int, steps: int, browser: bool, paced: bool) -> dict:
     from serl.actor.build import build_actor, inprocess_actor_side
     from serl.agents.factory import policy_params_template
     from serl.dashboard.browser import dashboard_page
@@ -88,7 +98,7 @@ def run(task: str, blocks: int, steps: int, browser: bool) -> dict:
     from serl.transport.interfaces import WeightsVersion
 
     folder = Path(tempfile.mkdtemp(prefix="actor_step_"))
-    config = task_config(task, folder)
+    config = task_config(task, folder, paced)
     observation_space, action_space = policy_spaces(config.env, config.wrappers)
     transport = InProcessTransport()
     template = policy_params_template(config.agent, observation_space, action_space.shape[0])
@@ -114,7 +124,8 @@ def run(task: str, blocks: int, steps: int, browser: bool) -> dict:
                 off.append(block(actor, clock, steps, source))
                 actor.feed = feed
                 on.append(block(actor, clock, steps, source))
-                log(f"block {k}: {off[-1]:.3f} ms without, {on[-1]:.3f} ms with the dashboard")
+                log(f"block {k}: {off[-1][0]:.3f} ms ({off[-1][1]:.3f} outside the env) without, "
+                    f"{on[-1][0]:.3f} ms ({on[-1][1]:.3f}) with the dashboard")
             if page is not None:
                 shown = int(page.evaluate("document.body.dataset.states || 0"))
         finally:
@@ -123,14 +134,21 @@ def run(task: str, blocks: int, steps: int, browser: bool) -> dict:
     finally:
         dashboard.close()
         actor.env.env.close()
-    diffs = [b - a for a, b in zip(off, on, strict=True)]
-    return {"step_ms_without": round(statistics.mean(off), 3),
-            "step_ms_with": round(statistics.mean(on), 3),
-            "added_ms": round(statistics.mean(diffs), 3),
-            "added_ms_se": round(statistics.stdev(diffs) / len(diffs) ** 0.5, 3)
-            if len(diffs) > 1 else None,
+    return {**compare(off, on, 0, ""), **compare(off, on, 1, "outside_env_"),
             "feed_ms_per_call": round(1000 * feed.seconds / max(1, feed.calls), 4),
             "page_states_shown": shown, "cameras": list(side.view.camera_keys)}
+
+
+def compare(off: list, on: list, k: int, prefix: str) -> dict:
+    """Means of measure `k` without and with the dashboard, their difference and its standard
+    error over the paired blocks."""
+    a, b = [x[k] for x in off], [x[k] for x in on]
+    diffs = [y - x for x, y in zip(a, b, strict=True)]
+    se = statistics.stdev(diffs) / len(diffs) ** 0.5 if len(diffs) > 1 else None
+    return {f"{prefix}step_ms_without": round(statistics.mean(a), 3),
+            f"{prefix}step_ms_with": round(statistics.mean(b), 3),
+            f"{prefix}added_ms": round(statistics.mean(diffs), 3),
+            f"{prefix}added_ms_se": None if se is None else round(se, 3)}
 
 
 def main() -> None:
@@ -141,11 +159,15 @@ def main() -> None:
     parser.add_argument("--steps-per-block", type=int, default=200)
     parser.add_argument("--no-browser", action="store_true",
                         help="feed the dashboard with no page open")
+    parser.add_argument("--paced", action="store_true",
+                        help="the env paced at its control rate, as a rig's (the browser then "
+                        "works while the loop waits)")
     args = parser.parse_args()
     os.environ.setdefault("MUJOCO_GL", "egl")
     started, load_start = time.perf_counter(), load_1m()
-    result = run(args.task, args.blocks, args.steps_per_block, not args.no_browser)
-    print(json.dumps({"bench": "actor_step", "task": args.task, "blocks": args.blocks,
+    result = run(args.task, args.blocks, args.steps_per_block, not args.no_browser, args.paced)
+    print(json.dumps({"bench": "actor_step", "task": args.task, "paced": args.paced,
+                      "blocks": args.blocks,
                       "steps_per_block": args.steps_per_block, "browser": not args.no_browser,
                       **result, "target_added_ms": TARGET_ADDED_MS, "cores": cpus(),
                       "machine": machine(), **run_footer(load_start, started)}))

@@ -43,9 +43,9 @@ log = logging.getLogger("serl.dashboard")
 PAGE = resources.files("serl.dashboard").joinpath("page.html").read_bytes()
 # frames of a lossless codec are JPEG-encoded here, on the server's thread
 DISPLAY_CODEC = FrameCodec(85)
-# at most this many states a second to each page (above a rig's 10 Hz; an unpaced simulation steps
-# faster, and the page need not follow every step)
-MAX_EVENTS_HZ = 15.0
+# at most this many states a second to each page: a rig's control rate (an unpaced simulation steps
+# faster, and the page need not follow every step; each state shown costs the browser's CPU)
+MAX_EVENTS_HZ = 10.0
 
 
 class DashboardServer(ThreadingHTTPServer):
