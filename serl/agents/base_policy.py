@@ -16,11 +16,11 @@ from pathlib import Path
 import numpy as np
 
 from serl.data.schema import TransitionSpec
-from serl.envs.contract import BASE_ACTION_KEY
+from serl.envs.base_action import BasePolicyError, checked_action
+from serl.envs.contract import BASE_ACTION_KEY, policy_spaces
 
-
-class BasePolicyError(RuntimeError):
-    """The base policy gave no usable action (wrong shape, not finite, out of range)."""
+__all__ = ["BasePolicyError", "FileBasePolicy", "LazyBase", "annotate", "base_identity",
+           "checked_action", "open_base", "spec_without_base", "without_base"]
 
 
 def without_base(config):
@@ -34,20 +34,6 @@ def spec_without_base(spec: TransitionSpec) -> TransitionSpec:
     """`spec` without the base action entry (what demonstrations recorded without a base hold)."""
     return TransitionSpec({k: (s, d) for k, s, d in spec.observations if k != BASE_ACTION_KEY},
                           spec.action_dim)
-
-
-def checked_action(action, action_dim: int) -> np.ndarray:
-    """`action` as float32 (..., action_dim), or BasePolicyError naming what is wrong."""
-    action = np.asarray(action, np.float32)
-    if action.shape[-1:] != (action_dim,):
-        raise BasePolicyError(f"the base policy's action has shape {action.shape}, expected "
-                              f"(..., {action_dim})")
-    if not np.isfinite(action).all():
-        raise BasePolicyError("the base policy's action is not finite")
-    if np.abs(action).max(initial=0.0) > 1.0 + 1e-6:
-        raise BasePolicyError(f"the base policy's action leaves [-1, 1] (max |a| "
-                              f"{np.abs(action).max():.3f})")
-    return np.clip(action, -1.0, 1.0)
 
 
 class FileBasePolicy:
@@ -103,7 +89,6 @@ def open_base(config):
     w = config.wrappers
     if not is_served(w.base_policy):
         return FileBasePolicy(w.base_policy, config)
-    from serl.actor.build import actor_spec
     from serl.serving.client import ServedBasePolicy
     from serl.transport.keys import ActorCurve
 
@@ -111,7 +96,8 @@ def open_base(config):
     if config.transport.curve_keys:  # the actor's own key, as for the learner
         curve = ActorCurve.for_actor(Path(config.transport.curve_keys) / "actor",
                                      config.actor.actor_id)
-    return ServedBasePolicy(w.base_policy, spec_without_base(actor_spec(config)),
+    spec = TransitionSpec.from_spaces(*policy_spaces(config.env, config.wrappers))
+    return ServedBasePolicy(w.base_policy, spec_without_base(spec),
                             deadline_s=w.base_deadline_ms / 1000.0, curve=curve)
 
 

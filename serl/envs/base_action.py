@@ -20,10 +20,28 @@ from collections.abc import Callable
 import gymnasium as gym
 import numpy as np
 
-from serl.agents.base_policy import BasePolicyError
 from serl.envs.contract import BASE_ACTION_KEY, with_base_action
 
 log = logging.getLogger("serl.envs")
+
+
+class BasePolicyError(RuntimeError):
+    """The base policy gave no usable action: none in time (a served one), or one of the wrong
+    shape, not finite or out of range."""
+
+
+def checked_action(action, action_dim: int) -> np.ndarray:
+    """`action` as float32 (..., action_dim), or BasePolicyError naming what is wrong."""
+    action = np.asarray(action, np.float32)
+    if action.shape[-1:] != (action_dim,):
+        raise BasePolicyError(f"the base policy's action has shape {action.shape}, expected "
+                              f"(..., {action_dim})")
+    if not np.isfinite(action).all():
+        raise BasePolicyError("the base policy's action is not finite")
+    if np.abs(action).max(initial=0.0) > 1.0 + 1e-6:
+        raise BasePolicyError(f"the base policy's action leaves [-1, 1] (max |a| "
+                              f"{np.abs(action).max():.3f})")
+    return np.clip(action, -1.0, 1.0)
 
 
 class BaseActionWrapper(gym.Wrapper):

@@ -11,8 +11,8 @@ import time
 import numpy as np
 import zmq
 
-from serl.agents.base_policy import BasePolicyError, checked_action
 from serl.data.schema import TransitionSpec
+from serl.envs.base_action import BasePolicyError, checked_action
 from serl.envs.contract import BASE_ACTION_KEY
 from serl.serving import messages as m
 from serl.transport.wire import BadMessage

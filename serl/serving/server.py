@@ -13,8 +13,8 @@ import threading
 import numpy as np
 import zmq
 
-from serl.agents.base_policy import checked_action
 from serl.data.schema import TransitionSpec
+from serl.envs.base_action import checked_action
 from serl.serving import messages as m
 from serl.transport.rate_log import RateLimitedLog
 from serl.transport.wire import BadMessage
