@@ -38,9 +38,10 @@ class Learner:
     """Owns the run's buffers, agent, checkpoints and logs under `run_dir`. With
     `cfg.prior_fraction` > 0, `prior` (`PriorSource.of(config)`) names the prior episodes and the
     classifier that rewards them (`serl.learner.prior`). `status` receives the learner's status
-every second (the actors' dashboards show it). `base` (a `FileBasePolicy`) gives demos recorded
-without it their base actions. `warm_start` (a policy file's `policy_params()`) starts a fresh run's
-policy as it, and its critics are pre-trained on the demos before the first online update."""
+    every second (the actors' dashboards show it). `base` (a `FileBasePolicy`) gives demos recorded
+    without it their base actions. `warm_start` (a policy file's `policy_params()`) starts the
+    policy of a run without a checkpoint as it, and its critics are pre-trained on the demos
+    before the first online update."""
 
     def __init__(self, agent_cfg: SACConfig, cfg: LearnerConfig, observation_space, action_space,
                  run_dir: Path, source: TransitionSource, publisher: WeightsPublisher,
