@@ -4,9 +4,10 @@ count only once the file PATH exists, so a test picks the time and the point pic
 Real failures at chosen moments, for tests and `bench/chaos.py`; a no-op in normal runs (one
 environment lookup).
 
-Points: `after_append` (learner: a batch durably stored, not yet acknowledged), `during_checkpoint`
-(learner: while orbax writes a checkpoint, before it is committed), `mid_episode` (actor: a
-transition spooled, its episode not finished).
+Points: `after_append` (learner: a batch durably stored, not yet acknowledged), `between_buffers`
+(learner: a batch's intervention steps in the demo buffer, its online write not yet done),
+`during_checkpoint` (learner: while orbax writes a checkpoint, before it is committed),
+`mid_episode` (actor: a transition spooled, its episode not finished).
 """
 
 from __future__ import annotations

@@ -81,6 +81,10 @@ def test_kills_lose_nothing_and_duplicate_nothing(tmp_path):
         learner = run.start("learner", fault="after_append:4")
         actor = run.start("actor")
         assert learner.wait(timeout=120) == -signal.SIGKILL
+        #    Restarted, it SIGKILLs itself between its two writes of a batch with intervention
+        #    steps (the online and the demo buffer): the resent batch must complete both.
+        learner = run.start("learner", "--resume", fault="between_buffers:2")
+        assert learner.wait(timeout=120) == -signal.SIGKILL
         # 2. Restarted, then killed at an arbitrary moment once training has begun.
         learner = run.start("learner", "--resume")
         wait_for(lambda: (run.run_dir / "checkpoints" / "20").exists(), 120,

@@ -146,8 +146,7 @@ class Intake:
         self._unstored.clear()
         batches = merged(received)
         for i, batch in enumerate(batches):
-            # Resolved once and kept: a retry after a failed demo write must not resolve again
-            # (the online append already committed, so the online tail has moved on).
+            # resolved once, and kept for a retry after a failed write
             batch = batches[i] = IncomingBatch(batch.actor_id, batch.first_sequence,
                                                self._continued(batch))
             try:
@@ -163,15 +162,12 @@ class Intake:
         return len(received)
 
     def _store(self, batch) -> None:
+        """The demo buffer's write first, then the online buffer's: a learner killed between them
+        gets the batch again (unacknowledged), and the online tail still precedes it, so a resent
+        reference (`Continues`) resolves and both buffers end up with it once. (The other order
+        would leave a resent intervention step that opens a batch unresolvable for the demo
+        buffer.)"""
         transitions = batch.transitions
-        # A list, not a stacked batch: the storage validates each transition and drops only the
-        # bad ones.
-        result = self.online.append(transitions, batch.actor_id, batch.first_sequence,
-                                    on_invalid="drop")
-        if result.invalid:
-            self.invalid_transitions += result.invalid
-            log.warning("dropped %d invalid transitions from %s: %s", result.invalid,
-                        batch.actor_id, result.first_error)
         steps = np.array([intervened(t) for t in transitions], bool)
         # intervention steps go to the demo buffer too; its watermark covers the batch
         if steps.any():
@@ -180,6 +176,15 @@ class Intake:
             if demo.invalid:
                 log.warning("dropped %d invalid intervention steps of %s from the demo buffer: "
                             "%s", demo.invalid, batch.actor_id, demo.first_error)
+            fault_point("between_buffers")
+        # A list, not a stacked batch: the storage validates each transition and drops only the
+        # bad ones.
+        result = self.online.append(transitions, batch.actor_id, batch.first_sequence,
+                                    on_invalid="drop")
+        if result.invalid:
+            self.invalid_transitions += result.invalid
+            log.warning("dropped %d invalid transitions from %s: %s", result.invalid,
+                        batch.actor_id, result.first_error)
 
     def _continued(self, batch) -> list:
         """The batch's transitions with each `Continues` (observations the transport could not

@@ -104,6 +104,52 @@ def test_references_resolve_across_batches_restarts_and_reconnects(tmp_path):
         learner.close()
 
 
+class KilledBetweenBuffers(Exception):
+    pass
+
+
+def kill_between_buffers(point: str) -> None:
+    """The fault seam (`serl.faults.fault_point`), in-process: the learner dies at that point."""
+    if point == "between_buffers":
+        raise KilledBetweenBuffers
+
+
+@pytest.mark.timeout(60)
+def test_a_learner_killed_between_its_two_writes_completes_both_from_the_resent_batch(
+        tmp_path, monkeypatch):
+    import serl.learner.intake as intake_module
+
+    learner = make_learner()
+    ports = (learner.data_port, learner.weights_port)
+    stores = intake(learner, tmp_path / "run")
+    actor = make_actor(learner, "a", tmp_path / "spool")
+    steps = episode(50)  # every fifth step is an intervention step, 40 among them
+    try:
+        adder = actor.adder()
+        for t in steps[:40]:
+            adder.add(t)
+        drain(stores, adder)
+        monkeypatch.setattr(intake_module, "fault_point", kill_between_buffers)
+        for t in steps[40:]:  # a batch that opens with an intervention step
+            adder.add(t)
+        with pytest.raises(KilledBetweenBuffers):
+            wait_until(lambda: stores.ingest(0.05) < 0, 15)
+        monkeypatch.undo()
+        stores.close()
+        learner.close()
+        # restarted, it gets the batch again, step 40 as a reference to step 39's frames
+        learner = make_learner(*ports)
+        stores = intake(learner, tmp_path / "run")
+        drain(stores, adder)
+        assert stores.invalid_transitions == 0
+        assert_pairs(stores.online, dict(enumerate(steps)))
+        assert_pairs(stores.demo, {s: t for s, t in enumerate(steps) if s % 5 == 0})
+    finally:
+        actor.close()
+        stores.close()
+        learner.close()
+
+
 @pytest.mark.timeout(60)
 def test_a_bad_predecessor_costs_only_itself_and_a_forged_reference_is_dropped_and_named(
         tmp_path, caplog):
