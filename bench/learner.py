@@ -107,12 +107,13 @@ def peak_memory(device) -> dict:
     return out
 
 
-def make_batch(variant: str, seed: int, feature_shape: tuple[int, ...]):
+def make_batch(variant: str, seed: int, feature_shape: tuple[int, ...],
+               batch: int = BATCH):
     """Host-side random batch, leaves shaped (ratio, batch, ...)."""
     import numpy as np
 
     rng = np.random.default_rng(seed)
-    lead = (RATIO, BATCH)
+    lead = (RATIO, batch)
 
     def obs():
         o = {"state": rng.standard_normal((*lead, STATE_DIM), dtype=np.float32)}
@@ -149,10 +150,12 @@ def run_variant(variant: str, args) -> dict:
     device = jax.devices()[0]
     trunk = "small" if variant == "small" else "resnet10"
     encoder = EncoderConfig(image_keys=CAMERAS, trunk=trunk, frozen_trunk=trunk == "resnet10",
-                            random_frozen_trunk=trunk == "resnet10")
+                            random_frozen_trunk=trunk == "resnet10",
+                            num_spatial_features=args.spatial_features,
+                            bottleneck_dim=args.bottleneck_dim)
     # cached features cannot be cropped: no augmentation for those variants (as the config says)
-    cfg = SACConfig(encoder=encoder, critic_ensemble_size=ENSEMBLE, critic_actor_ratio=RATIO,
-                    batch_size=BATCH, grasp_critic=True,
+    cfg = SACConfig(encoder=encoder, critic_ensemble_size=args.ensemble, critic_actor_ratio=RATIO,
+                    batch_size=args.batch, grasp_critic=True,
                     augment_pad=0 if variant in FEATURE_DTYPES else 4)
     example = {"state": np.zeros(STATE_DIM, np.float32),
                **{cam: np.zeros((CAMERA, CAMERA, 3), np.uint8) for cam in CAMERAS}}
@@ -170,7 +173,7 @@ def run_variant(variant: str, args) -> dict:
     feature_shape = ()
     if variant in FEATURE_DTYPES:
         feature_shape = tuple(trunk_feature_shape(encoder, (CAMERA, CAMERA, 3)))
-    host = make_batch(variant, args.seed, feature_shape)
+    host = make_batch(variant, args.seed, feature_shape, args.batch)
     if variant in FEATURE_DTYPES:
         dtype = jnp.dtype(FEATURE_DTYPES[variant])
         for field in ("observations", "next_observations"):
@@ -223,6 +226,8 @@ def run_variant(variant: str, args) -> dict:
     out = {
         "trunk": trunk,
         "trunk_trained": trunk == "small",
+        "head": {"spatial_features": args.spatial_features, "bottleneck_dim": args.bottleneck_dim},
+        "batch": args.batch, "critics": args.ensemble,
         "inputs": (
             "cached features " + str(list(feature_shape)) + " " + FEATURE_DTYPES[variant]
             if variant in FEATURE_DTYPES
@@ -285,6 +290,12 @@ def main() -> None:
         "each still runs; 0: no limit",
     )
     parser.add_argument("--seed", type=int, default=0)
+    # the trainable head on each camera's trunk features, and the batch (DESIGN's comparison: the
+    # defaults)
+    parser.add_argument("--spatial-features", type=int, default=8)
+    parser.add_argument("--bottleneck-dim", type=int, default=256)
+    parser.add_argument("--batch", type=int, default=BATCH)
+    parser.add_argument("--ensemble", type=int, default=ENSEMBLE, help="critics")
     parser.add_argument(
         "--in-process",
         action="store_true",
@@ -314,7 +325,9 @@ def main() -> None:
     load_start = load_1m()
     results: dict[str, dict] = {}
     common = ["--updates", str(args.updates), "--warmup", str(args.warmup), "--variant-budget-s",
-              str(args.variant_budget_s), "--seed", str(args.seed)]
+              str(args.variant_budget_s), "--seed", str(args.seed), "--spatial-features",
+              str(args.spatial_features), "--bottleneck-dim", str(args.bottleneck_dim), "--batch",
+              str(args.batch), "--ensemble", str(args.ensemble)]
     for variant in args.variants:
         log(f"--- {variant}")
         if args.in_process:
@@ -340,13 +353,13 @@ def main() -> None:
                 "bench": "learner",
                 **jax_fields(),
                 "config": {
-                    "batch_size": BATCH,
+                    "batch_size": args.batch,
                     "cameras": list(CAMERAS),
                     "image": [CAMERA, CAMERA, 3],
                     "state_dim": STATE_DIM,
                     "action_dim": ACTION_DIM,
                     "agent": "hybrid (grasp_critic=True)",
-                    "critic_ensemble": ENSEMBLE,
+                    "critic_ensemble": args.ensemble,
                     "critic_actor_ratio": RATIO,
                     "update": "critic-only + full (critic, actor, temperature, grasp)",
                     "warmup": args.warmup,
