@@ -66,7 +66,16 @@ def explain(err: Exception, host: str) -> str:
         )
     if "Connection to FCI refused" in str(err) or "Connection refused" in str(err):
         return f"no FCI at {host} (is FCI activated in Desk, the robot on this network?): {text}"
+    if is_lost_link(err):
+        return f"lost the connection to the robot at {host} (cable, switch, robot power?): {text}"
     return text
+
+
+def is_lost_link(err: Exception) -> bool:
+    """libfranka's network exception, or the RuntimeError franky raises from its control thread
+    when the link drops mid-motion ("Net Exception")."""
+    return isinstance(err, franky.NetworkException) or (
+        isinstance(err, RuntimeError) and "net" in str(err).lower())
 
 
 @dataclass

@@ -9,6 +9,7 @@ import socket
 import struct
 import threading
 
+import franky
 import numpy as np
 import pytest
 import yaml
@@ -59,6 +60,16 @@ def test_no_robot_at_the_address_names_fci():
     host = free_fci_host()
     with pytest.raises(fl.LinkError, match=f"no FCI at {host}"):
         fl.connect(LibfrankaSection(fci_host=host, realtime="ignore"))
+
+
+@pytest.mark.timeout(10)
+def test_a_link_lost_mid_motion_says_so_and_other_errors_keep_their_text():
+    # franky raises "Net Exception" from its control thread when the link drops mid-motion
+    text = fl.explain(RuntimeError("Net Exception"), "172.16.0.2")
+    assert text.startswith("lost the connection to the robot at 172.16.0.2"), text
+    assert "Net Exception" in text
+    reflex = fl.explain(franky.ControlException("cartesian_reflex"), "172.16.0.2")
+    assert reflex == "ControlException: cartesian_reflex"
 
 
 @pytest.mark.timeout(30)
