@@ -75,7 +75,7 @@ def is_lost_link(err: Exception) -> bool:
     """libfranka's network exception, or the RuntimeError franky raises from its control thread
     when the link drops mid-motion ("Net Exception")."""
     return isinstance(err, franky.NetworkException) or (
-        isinstance(err, RuntimeError) and "net" in str(err).lower())
+        isinstance(err, RuntimeError) and re.search(r"\bnet(work)?\b", str(err), re.I) is not None)
 
 
 @dataclass

@@ -68,6 +68,7 @@ def test_a_link_lost_mid_motion_says_so_and_other_errors_keep_their_text():
     text = fl.explain(RuntimeError("Net Exception"), "172.16.0.2")
     assert text.startswith("lost the connection to the robot at 172.16.0.2"), text
     assert "Net Exception" in text
+    assert not fl.explain(RuntimeError("the cabinet is open"), "h").startswith("lost")
     reflex = fl.explain(franky.ControlException("cartesian_reflex"), "172.16.0.2")
     assert reflex == "ControlException: cartesian_reflex"
 
