@@ -18,10 +18,11 @@ import numpy as np
 import pytest
 
 STEPS = 60  # the actor's budget: 6 s of acting at the rig's 10 Hz, plus resets
+EPISODE_STEPS = 20
 TINY = ["--demo-episodes", "0", "--learner.min-online", "20", "--learner.min-demo", "10",
         "--learner.publish-every", "5", "--agent.batch-size", "16", "--agent.hidden-dims", "32",
         "32", "--operator.takeover-prob", "0.2", "--operator.takeover-steps", "5",
-        "--env.max-episode-steps", "20", "--actor.eval-every-episodes", "0",
+        "--env.max-episode-steps", str(EPISODE_STEPS), "--actor.eval-every-episodes", "0",
         "--actor.max-env-steps", str(STEPS),
         # at most 2 steps an update after the first 20: the actor cannot finish before the
         # learner's updates (a cold JAX cache compiles for ~30 s) reach it
@@ -110,7 +111,12 @@ def test_serl_train_on_the_franky_sim_rig_then_serl_eval_launches_it_again(tmp_p
         assert trained.returncode == 0, trained.stderr[-3000:]
         assert training.seen == set(RIG_MODULES), training.seen
         rows = stored(run)
-        assert rows["origins"] == [("actor-0", s) for s in range(STEPS)]  # every transition
+        # every transition, in order; the budget ends the run at the first episode end at or past
+        # it (an episode that succeeds early leaves the budget inside the next one)
+        produced = len(rows["origins"])
+        assert STEPS <= produced < STEPS + EPISODE_STEPS, produced
+        assert rows["origins"] == [("actor-0", s) for s in range(produced)]
+        assert rows["dones"][-1], "the run stopped inside an episode"
         assert json.loads((run / "learner_progress.json").read_text())["updates"] > 0
         # the actor acted with weights the learner trained (version = (incarnation, update))
         assert rows["policy_version"][:, 1].max() > 0, rows["policy_version"][-5:]
