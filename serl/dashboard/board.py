@@ -42,6 +42,16 @@ class Board:
             self._version += 1
             self._cond.notify_all()
 
+    def mirror(self, state: dict[str, Any], frames: dict[str, Frame]) -> None:
+        """Take another board's whole state and the frames it replaced, as they are (the
+        dashboard's server process mirrors the actor's board this way)."""
+        with self._cond:
+            if frames:
+                self._frames = {**self._frames, **frames}
+            self._state = state
+            self._version += 1
+            self._cond.notify_all()
+
     def snapshot(self) -> tuple[int, dict[str, Any]]:
         """(version, state): the state with each camera's frame seq and capture time (no bytes)."""
         with self._cond:

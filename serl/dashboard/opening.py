@@ -1,6 +1,7 @@
-"""`open_dashboard`: the board, the page's controls and the server for one actor, and the feed
-that ties them to its loop. The token lives in the actor's folder, so a restarted actor serves the
-same URL and an open page reconnects to it."""
+"""`open_dashboard`: the board, the page's controls and the server (a child process,
+`serl.dashboard.process`) for one actor, and the feed that ties them to its loop. The token lives
+in the actor's folder, so a restarted actor serves the same URL and an open page reconnects to
+it."""
 
 from __future__ import annotations
 
@@ -18,8 +19,8 @@ log = logging.getLogger("serl.dashboard")
 
 @dataclass
 class Dashboard:
-    server: object  # a started DashboardServer
-    board: Board
+    server: object  # a started `serl.dashboard.process.ServerProcess`
+    board: Board  # the actor's board (a RemoteBoard: each update also goes to the server)
     # the page's buttons, for the env's intervention device (None: view only)
     controls: PageControls | None
 
@@ -59,11 +60,12 @@ def open_dashboard(cfg: DashboardConfig, token_path: Path,
     if not cfg.enabled:
         return None
     from serl.dashboard.access import run_token
-    from serl.dashboard.server import DashboardServer
+    from serl.dashboard.process import RemoteBoard, RemoteControls, ServerProcess
 
-    board = Board()
-    controls = PageControls() if cfg.controls_enabled and controls else None
-    server = DashboardServer(cfg, board, controls, run_token(token_path)).start()
+    with_controls = cfg.controls_enabled and controls
+    server = ServerProcess(cfg, run_token(token_path), with_controls)
+    board = RemoteBoard(server.feed)
+    controls = RemoteControls(server.presses) if with_controls else None
     mode = "" if controls is not None else " (view only)"
     print(f"operator dashboard{mode}: {server.url}", flush=True)
     log.info("operator dashboard%s at %s", mode, server.url)

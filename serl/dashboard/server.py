@@ -1,5 +1,5 @@
 """The dashboard's HTTP server (the standard library's threading server, one thread per browser
-connection; every thread a daemon, none the actor's):
+connection, every thread a daemon; it runs in the dashboard's own process, `serl.dashboard.child`):
 
     GET  /?token=T              the page
     GET  /state?token=T         the newest state as JSON
