@@ -226,3 +226,35 @@ def test_a_late_answer_is_dropped_and_the_next_request_gets_its_own():
         time.sleep(0.3)  # request 0's answer arrives now, late
         np.testing.assert_allclose(client(obs), np.full(7, 0.5))  # request 1's own answer
         assert client.counters["late"] == 1
+
+
+@pytest.mark.timeout(90)
+def test_a_curve_served_base_answers_only_the_rigs_keys(policy_file, tmp_path):
+    """`serl serve-policy --curve-keys DIR` (what another interface needs): an actor's key from
+    DIR gets the file's answers; a client without CURVE, or with another rig's key, never gets
+    a welcome (so it never gets an action)."""
+    from serl.transport.keys import ActorCurve, generate_keys
+
+    rig, stranger = generate_keys(tmp_path / "rig"), generate_keys(tmp_path / "stranger")
+    port = free_port()
+    proc = subprocess.Popen([sys.executable, "-m", "serl.cli", "serve-policy", str(policy_file),
+                             "--port", str(port), "--curve-keys", str(tmp_path / "rig")],
+                            stdout=subprocess.PIPE, text=True, start_new_session=True)
+    address = f"tcp://127.0.0.1:{port}"
+    try:
+        assert address in proc.stdout.readline()
+        config = task_config(address)
+        spec = spec_without_base(actor_spec(config))
+        served = ServedBasePolicy(address, spec, curve=ActorCurve.from_dir(rig["actor"]))
+        try:
+            batch = observations(config, 4)
+            np.testing.assert_allclose(served(batch), FileBasePolicy(policy_file, config)(batch),
+                                       atol=1e-6)
+        finally:
+            served.close()
+        for curve in (None, ActorCurve.from_dir(stranger["actor"])):
+            with pytest.raises(BasePolicyError, match="not connected|did not answer the hello"):
+                ServedBasePolicy(address, spec, hello_timeout_s=1.0, curve=curve)
+    finally:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait()

@@ -309,6 +309,29 @@ def test_residual_training_on_the_bc_base(trained):
     assert "observation.base_action" in table.column_names
 
 
+@pytest.mark.timeout(150)
+def test_warm_start_training_on_the_bc_base(trained):
+    """`serl train --base-policy FILE --base-mode warm-start` as a user runs it: the run records the
+    file as its warm start (no base in the observation), pre-trains the critics on the demos
+    before any online update and trains online on the actor's transitions."""
+    _, tmp = trained
+    base_file = tmp / "policy.npz"
+    tiny = [a for a in RESIDUAL_TINY if a != "--agent.no-grasp-critic"]
+    out = serl("train", "sim_pick_cube_state", "--runs-dir", tmp / "warm", "--demos-dir",
+               tmp / "demos", "--base-policy", base_file, "--base-mode", "warm-start",
+               "--learner.warm-start-critic-updates", "5", *tiny, timeout=170)
+    assert out.returncode == 0, out.stderr[-3000:]
+    run = tmp / "warm" / "sim_pick_cube_state"
+    recorded = json.loads((run / "config.json").read_text())["config"]
+    assert recorded["learner"]["warm_start"] == str(base_file)
+    assert not recorded["wrappers"]["base_policy"]
+    logged = out.stdout + out.stderr
+    pretrained = logged.find("warm start: pre-trained the critics for 5 updates")
+    assert pretrained >= 0, logged[-3000:]
+    progress = json.loads((run / "learner_progress.json").read_text())
+    assert progress["updates"] >= 20, progress
+
+
 def test_a_residual_needs_its_base_and_a_plain_agent(trained):
     """A residual without a base (or a base without a residual) and a residual hybrid agent are
     refused naming the fields; the base's identity (not its path) is in the handshake, and its
