@@ -312,8 +312,8 @@ def test_residual_training_on_the_bc_base(trained):
 @pytest.mark.timeout(150)
 def test_warm_start_training_on_the_bc_base(trained):
     """`serl train --base-policy FILE --base-mode warm-start` as a user runs it: the run records the
-    file as its warm start (no base in the observation), pre-trains the critics on the demos
-    before any online update and trains online on the actor's transitions."""
+    file as its warm start (no base in the observation), logs the critics' pre-training on the
+    demos and trains online on the actor's transitions."""
     _, tmp = trained
     base_file = tmp / "policy.npz"
     tiny = [a for a in RESIDUAL_TINY if a != "--agent.no-grasp-critic"]
