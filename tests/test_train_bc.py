@@ -166,8 +166,8 @@ def test_a_policy_on_another_frozen_trunk_is_refused(tmp_path):
     from serl.agents.factory import example_observation
     from serl.envs.contract import policy_spaces
 
-    space, _ = policy_spaces(config.env, config.wrappers)
-    params = bc.init_params(agent, example_observation(space), 7, seed=0)
+    space, actions = policy_spaces(config.env, config.wrappers)
+    params = bc.init_params(agent, example_observation(space), actions.shape[0], seed=0)
     path = tmp_path / "pixels.npz"
     save_policy(path, params, kind="bc", config=config, task="sim_pick_cube", agent=agent,
                 report={})

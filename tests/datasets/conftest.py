@@ -12,15 +12,21 @@ import pytest
 
 import experiments
 from serl.datasets.export import export_demos
+from serl.envs.action_axes import ARM_AXES
 
 STEPS = 8  # transitions per episode
+# the dataset tests keep the six arm axes (and the gripper) of LeRobot's HIL-SERL recorder and of
+# the LeRobot fixture, whatever the task's own default
+SIX_AXES = ["--wrappers.arm-axes", *ARM_AXES]
 
 
 def short_config(**env):
-    """sim_pick_cube with episodes of STEPS steps (plus any env overrides)."""
+    """sim_pick_cube on all six arm axes, with episodes of STEPS steps (plus any env
+    overrides)."""
     base = experiments.load("sim_pick_cube")
     return dataclasses.replace(base, env=dataclasses.replace(base.env, max_episode_steps=STEPS,
-                                                             **env))
+                                                             **env),
+                               wrappers=dataclasses.replace(base.wrappers, arm_axes=ARM_AXES))
 
 
 def record(folder: Path, config, episodes: int = 2) -> list[Path]:

@@ -14,7 +14,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.parquet as pq
 import pytest
-from conftest import short_config
+from conftest import SIX_AXES, short_config
 
 from serl.commands.export import main as export_main
 from serl.commands.import_demos import main as import_main
@@ -61,8 +61,8 @@ def scaled_actions(exported: Path, out: Path, factor: float) -> Path:
 ])
 def test_a_mismatch_is_refused_by_feature_name(exported, tmp_path, capsys, flags, says):
     folder = tmp_path / "demos"
-    err = refused(capsys, [str(exported), "sim_pick_cube", "--demos-dir", str(folder), *flags],
-                  folder)
+    err = refused(capsys, [str(exported), "sim_pick_cube", *SIX_AXES, "--demos-dir", str(folder),
+                           *flags], folder)
     for text in says:
         assert text in err, err
 
@@ -71,7 +71,8 @@ def test_a_mismatch_is_refused_by_feature_name(exported, tmp_path, capsys, flags
 def test_actions_outside_the_policy_scale_are_refused(exported, tmp_path, capsys):
     dataset = scaled_actions(exported, tmp_path / "loud", 3.0)
     folder = tmp_path / "demos"
-    err = refused(capsys, [str(dataset), "sim_pick_cube", "--demos-dir", str(folder)], folder)
+    err = refused(capsys, [str(dataset), "sim_pick_cube", *SIX_AXES, "--demos-dir", str(folder)],
+                  folder)
     assert "action: values outside [-1, 1]" in err and "episodes 0, 1" in err
     assert "map `action`" in err
 
@@ -80,21 +81,21 @@ def test_actions_outside_the_policy_scale_are_refused(exported, tmp_path, capsys
 def test_a_mapping_file_and_bad_input_are_clear(exported, tmp_path, capsys):
     folder = tmp_path / "demos"
     (tmp_path / "bad.yaml").write_text("stat: observation.state\n")
-    err = refused(capsys, [str(exported), "sim_pick_cube", "--map", str(tmp_path / "bad.yaml"),
-                           "--demos-dir", str(folder)], folder)
+    err = refused(capsys, [str(exported), "sim_pick_cube", *SIX_AXES, "--map",
+                           str(tmp_path / "bad.yaml"), "--demos-dir", str(folder)], folder)
     assert "unknown key(s) ['stat']" in err
-    err = refused(capsys, [str(tmp_path / "nowhere"), "sim_pick_cube", "--demos-dir",
+    err = refused(capsys, [str(tmp_path / "nowhere"), "sim_pick_cube", *SIX_AXES, "--demos-dir",
                            str(folder)], folder)
     assert "not a LeRobot dataset's info" in err
     # a mapping file renaming what the dataset calls its parts (here, to the same features)
     (tmp_path / "map.yaml").write_text(
         "state: [observation.state]\ncameras: {front: observation.images.front}\n"
         "action: action\nreward: next.reward\nterminated: next.terminated\n")
-    assert import_main([str(exported), "sim_pick_cube", "--map", str(tmp_path / "map.yaml"),
-                        "--demos-dir", str(folder)]) == 0
+    assert import_main([str(exported), "sim_pick_cube", *SIX_AXES, "--map",
+                        str(tmp_path / "map.yaml"), "--demos-dir", str(folder)]) == 0
     assert len(list(folder.glob("*.npz"))) == 2
     # export: an existing OUT, and a SOURCE that is neither a run nor a demos folder
-    assert export_main([str(folder), str(exported), "--task", "sim_pick_cube"]) == 2
+    assert export_main([str(folder), str(exported), "--task", "sim_pick_cube", *SIX_AXES]) == 2
     assert "exists; name a new folder" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
         export_main([str(tmp_path / "nowhere"), str(tmp_path / "out")])
@@ -105,7 +106,7 @@ def test_a_mapping_file_and_bad_input_are_clear(exported, tmp_path, capsys):
 @pytest.mark.timeout(60)
 def test_a_dataset_written_by_lerobot_imports(tmp_path):
     folder = tmp_path / "demos"
-    assert import_main([str(FIXTURE), "sim_pick_cube", "--demos-dir", str(folder)]) == 0
+    assert import_main([str(FIXTURE), "sim_pick_cube", *SIX_AXES, "--demos-dir", str(folder)]) == 0
     batches, problems = load_demos(folder, task_spec(short_config()))
     assert not problems
     got = sorted(batches.values(), key=lambda b: int(b["episode_id"][0]))
@@ -165,7 +166,7 @@ def to_v21(exported: Path, out: Path) -> Path:
 def imported_beside_recorded(dataset, demos, folder):
     """(imported, recorded) episode pairs, in episode order, after importing `dataset` into
     `folder`; their actions are equal."""
-    assert import_main([str(dataset), "sim_pick_cube", "--demos-dir", str(folder)]) == 0
+    assert import_main([str(dataset), "sim_pick_cube", *SIX_AXES, "--demos-dir", str(folder)]) == 0
     spec = task_spec(short_config())
     got, _ = load_demos(folder, spec)
     want, _ = load_demos(demos, spec)

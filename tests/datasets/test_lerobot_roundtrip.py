@@ -12,7 +12,7 @@ from pathlib import Path
 import numpy as np
 import pyarrow.parquet as pq
 import pytest
-from conftest import STEPS, short_config
+from conftest import SIX_AXES, STEPS, short_config
 
 from serl.commands.export import main as export_main
 from serl.commands.import_demos import main as import_main
@@ -55,8 +55,8 @@ def test_demos_export_import_export(demos, exported, tmp_path):
     out = tmp_path / "by_command"
     run = subprocess.run([sys.executable, "-m", "serl.cli", "export", str(demos), str(out),
                           "--format", "lerobot", "--instruction", "pick up the cube",
-                          "--env.max-episode-steps", str(STEPS)], cwd=ROOT, capture_output=True,
-                         text=True, timeout=60)
+                          "--env.max-episode-steps", str(STEPS), *SIX_AXES], cwd=ROOT,
+                         capture_output=True, text=True, timeout=60)
     assert run.returncode == 0, run.stderr
     assert "exported 16/16 transitions | 2 episodes" in run.stdout
     assert "wrote 2 episodes" in run.stdout
@@ -64,7 +64,8 @@ def test_demos_export_import_export(demos, exported, tmp_path):
     assert pq.read_table(out / data).equals(pq.read_table(exported / data))
 
     imported = tmp_path / "imported"
-    assert import_main([str(exported), "sim_pick_cube", "--demos-dir", str(imported)]) == 0
+    assert import_main([str(exported), "sim_pick_cube", *SIX_AXES, "--demos-dir",
+                        str(imported)]) == 0
     for got, want in zip(episodes(imported), episodes(demos), strict=True):
         assert_same_transitions(got, want)
 
@@ -113,7 +114,7 @@ def test_run_buffers_export_import(demos, tmp_path, capsys):
     assert demo_flags == [False, False, True, True]
 
     imported = tmp_path / "imported"
-    assert import_main([str(out), "sim_pick_cube", "--demos-dir", str(imported)]) == 0
+    assert import_main([str(out), "sim_pick_cube", *SIX_AXES, "--demos-dir", str(imported)]) == 0
     got = episodes(imported)
     want = [recorded[0], take(recorded[0], slice(2, 5)), take(recorded[0], slice(6, 8)),
             recorded[1]]
@@ -143,7 +144,7 @@ def test_small_file_limits_roll_data_and_video_files(demos, tmp_path):
     assert table.column("data/file_index").to_pylist() == [0, 1]
     assert table.column("videos/observation.images.front/from_timestamp").to_pylist() == [0, 0]
     imported = tmp_path / "imported"
-    assert import_main([str(tmp_path / "rolled"), "sim_pick_cube", "--demos-dir",
+    assert import_main([str(tmp_path / "rolled"), "sim_pick_cube", *SIX_AXES, "--demos-dir",
                         str(imported)]) == 0
     for got, want in zip(episodes(imported), episodes(demos), strict=True):
         assert_same_transitions(got, want)
