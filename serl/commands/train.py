@@ -193,7 +193,7 @@ def run_summary(run_dir: Path, task: str) -> str:
     commands = [(f"serl eval {run_dir} --episodes 20", "success of this checkpoint, with videos"),
                 (f"serl train {task} --run {run_dir.name} --resume", "continue this run"),
                 ("serl train sim_pick_cube",
-                 "the same skill from two 128x128 cameras (pixels, ~12 min to 50% here)"),
+                 "the same skill from two 128x128 cameras (pixels, ~21 min to 90% here)"),
                 (f"tensorboard --logdir {run_dir.parent}", "learner and episode curves")]
     width = max(len(c) for c, _ in commands)
     lines += ["next:"] + [f"  {c:<{width}}  # {why}" for c, why in commands]
