@@ -14,6 +14,7 @@ import threading
 import msgpack
 import zmq
 
+from serl.dashboard.access import Refused
 from serl.dashboard.board import Board, Frame
 from serl.dashboard.config import DashboardConfig
 from serl.dashboard.process import unpack_frame
@@ -32,7 +33,10 @@ class PressForwarder:
     def press(self, name: str) -> None:
         check_controls([name])
         with self._lock:  # one socket, many server threads
-            self._socket.send(name.encode(), zmq.NOBLOCK)
+            try:
+                self._socket.send(name.encode(), zmq.NOBLOCK)
+            except zmq.Again:
+                raise Refused(503, f"the actor is not taking presses: {name} not sent") from None
 
 
 def mirror(board: Board, message: bytes) -> None:

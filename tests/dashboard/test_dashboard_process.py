@@ -81,3 +81,21 @@ def test_an_address_the_server_cannot_bind_is_one_clear_error(tmp_path):
         open_dashboard(DashboardConfig(host="192.0.2.1", port=0), tmp_path / "token")
     assert not [c for c in psutil.Process().children() if "serl.dashboard.child" in
                 " ".join(c.cmdline()) and c.status() != psutil.STATUS_ZOMBIE]
+
+
+def test_a_press_the_actor_cannot_take_is_refused_not_lost_silently():
+    import zmq
+
+    from serl.dashboard.access import Refused
+    from serl.dashboard.child import PressForwarder
+
+    socket = zmq.Context.instance().socket(zmq.PUSH)  # no actor connected: nowhere to go
+    socket.setsockopt(zmq.LINGER, 0)
+    try:
+        with pytest.raises(Refused, match="not taking presses: abort") as refused:
+            PressForwarder(socket).press("abort")
+        assert refused.value.status == 503
+        with pytest.raises(ValueError):
+            PressForwarder(socket).press("launch")
+    finally:
+        socket.close()
