@@ -38,12 +38,12 @@ FEED_HWM = 4  # states queued for the child at most; newer ones are dropped whil
 
 
 def pack_frame(frame) -> list:
-    """[seq, captured, JPEG bytes] or, for a lossless codec's array, [seq, captured, raw bytes,
-    dtype, shape]."""
+    """[seq, captured, JPEG bytes] or, for a lossless codec's array, [seq, captured, its raw
+    buffer, dtype, shape]."""
     if isinstance(frame.jpeg, bytes):
         return [frame.seq, frame.captured, frame.jpeg]
-    data = np.ascontiguousarray(frame.jpeg)
-    return [frame.seq, frame.captured, data.tobytes(), data.dtype.str, list(data.shape)]
+    data = np.ascontiguousarray(frame.jpeg)  # msgpack packs its buffer as is: no extra copy
+    return [frame.seq, frame.captured, data.data, data.dtype.str, list(data.shape)]
 
 
 def unpack_frame(packed: list) -> tuple[int, bytes | np.ndarray, float]:
