@@ -72,6 +72,9 @@ def main(argv: list[str]) -> int:
     if overrides and not overrides[0].startswith("--"):
         parser.error(f"unrecognized arguments: {' '.join(overrides)}")
     source = args.source
+    if args.out.exists():  # before anything is read: a run's buffers take a while to load
+        print(f"{parser.prog}: {args.out} exists; name a new folder", file=sys.stderr)
+        return 2
     task, config = source_config(source, args.task, overrides, parser)
     from serl.datasets.export import export_buffers, export_demos
     from serl.datasets.sources import run_buffers

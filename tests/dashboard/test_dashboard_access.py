@@ -188,3 +188,43 @@ def test_the_board_keeps_the_newest_frame_per_camera():
     assert version == 2 and state["frames"] == {"front": {"seq": 1, "captured": 2.0},
                                                 "wrist": {"seq": 0, "captured": 3.0}}
     assert board.frame("front").jpeg == b"b" and board.wait_newer(version, 0.01) is None
+
+
+def next_event(stream) -> dict:
+    """The next state event of an open /events stream (comments and `retry` skipped)."""
+    while True:
+        line = stream.readline()
+        assert line, "the event stream ended"
+        if line.startswith(b"data: "):
+            return json.loads(line[len(b"data: "):])
+
+
+@pytest.mark.timeout(30)
+def test_the_event_stream_carries_each_frame_once_inline(dashboard):
+    """A camera's frame rides in the first event after it changed, as a JPEG data URL of the
+    actor's own bytes; events with no new frame carry no image."""
+    import base64
+
+    jpeg = b"\xff\xd8" + bytes(range(256)) + b"\xff\xd9"
+    deadline = time.monotonic() + 10
+    while "front" not in request(dashboard.url.replace("/?", "/state?"))[1].get("frames", {}):
+        assert time.monotonic() < deadline, "the frame never reached the server"
+        # an update sent before the server's process is listening is dropped, not queued
+        dashboard.board.update({"front": (jpeg, 123.0)}, episode={"step": 0})
+        time.sleep(0.05)
+    with urllib.request.urlopen(dashboard.url.replace("/?", "/events?"), timeout=5) as stream:
+        image = next_event(stream)["images"]["front"]
+        seq = image["seq"]
+        assert image["captured"] == 123.0
+        assert base64.b64decode(image["src"].split("base64,", 1)[1]) == jpeg
+        dashboard.board.update(episode={"step": 1})
+        event = next_event(stream)
+        while event["episode"] != {"step": 1}:
+            event = next_event(stream)
+        assert event["images"] == {}
+        dashboard.board.update({"front": (jpeg[::-1], 124.0)}, episode={"step": 2})
+        event = next_event(stream)
+        while "front" not in event["images"]:
+            assert event["images"] == {}
+            event = next_event(stream)
+        assert event["images"]["front"]["seq"] == seq + 1

@@ -97,6 +97,9 @@ def test_a_mapping_file_and_bad_input_are_clear(exported, tmp_path, capsys):
     # export: an existing OUT, and a SOURCE that is neither a run nor a demos folder
     assert export_main([str(folder), str(exported), "--task", "sim_pick_cube", *SIX_AXES]) == 2
     assert "exists; name a new folder" in capsys.readouterr().err
+    # refused before SOURCE is read: here SOURCE is not even a folder
+    assert export_main([str(tmp_path / "nowhere"), str(exported)]) == 2
+    assert "exists; name a new folder" in capsys.readouterr().err
     with pytest.raises(SystemExit) as exit_:
         export_main([str(tmp_path / "nowhere"), str(tmp_path / "out")])
     assert exit_.value.code == 2
