@@ -6,8 +6,8 @@ be constant in demos and random in policy data, a spurious "this is a demo" cue)
 z and yaw: the hole turns about z only, so roll and pitch would only be more to explore. Trained
 with the CPU pixel recipe (`experiments.base.on_cpu_from_pixels`: a frozen, randomly initialised
 ResNet-10 with cached features and a cheap head, no random crop since batches carry features, at
-least one update per env step). Measured on 2 CPU cores, seeds 0 and 1: 80% evaluation success
-(last three evaluations) in 23.3 and 47.2 minutes (the file in `bench/results/`:
+least one update per env step). Measured on 2 CPU cores, seeds 0, 1 and 2: 80% evaluation success
+(last three evaluations) in 23.3, 47.2 and 28.1 minutes (the file in `bench/results/`:
 `sample_efficiency_sim_peg_insert_recipe.json`); the previous recipe (six axes, 8 spatial features
 and a 256-d bottleneck, two env steps per update) had a best evaluation of 30% in 20 minutes.
 Stops at 80% or after an hour."""
