@@ -30,6 +30,8 @@ from pathlib import Path
 from header import cpus, load_1m, machine, run_footer
 
 TARGET_ADDED_MS = 0.5
+BROWSER = ("chrom", "headless_shell")  # Chromium's processes
+SERVER = ("python",)  # the dashboard's server process (the only python child here)
 
 
 def log(msg: str) -> None:
@@ -62,6 +64,22 @@ class StepClock:
 
     def __getattr__(self, name):
         return getattr(self.env, name)
+
+
+def cpu_seconds(prefixes: tuple[str, ...]) -> float:
+    """CPU seconds used so far by this process's descendants whose name starts with one of
+    `prefixes` (the browser's processes; the dashboard's server, a python child)."""
+    import psutil
+
+    total = 0.0
+    for child in psutil.Process().children(recursive=True):
+        try:
+            if child.name().startswith(prefixes):
+                times = child.cpu_times()
+                total += times.user + times.system
+        except psutil.Error:  # ended meanwhile
+            pass
+    return total
 
 
 def task_config(task: str, folder: Path, paced: bool):
@@ -109,7 +127,7 @@ def run(task: str, blocks: int, steps: int, browser: bool, paced: bool) -> dict:
     feed, clock = actor.feed, StepClock(actor.env)
     actor.env = clock
     actor.wait_for_weights()
-    off, on, shown = [], [], None
+    off, on, shown, on_steps = [], [], None, 0
     try:
         page_context = dashboard_page(dashboard.url) if browser else None
         page = page_context.__enter__() if page_context else None
@@ -119,11 +137,16 @@ def run(task: str, blocks: int, steps: int, browser: bool, paced: bool) -> dict:
             actor.feed = None
             block(actor, clock, 50, source)
             feed.seconds, feed.calls = 0.0, 0
+            browser_s = server_s = 0.0
             for k in range(blocks):
                 actor.feed = None
                 off.append(block(actor, clock, steps, source))
                 actor.feed = feed
+                before = cpu_seconds(BROWSER), cpu_seconds(SERVER), clock.steps
                 on.append(block(actor, clock, steps, source))
+                browser_s += cpu_seconds(BROWSER) - before[0]
+                server_s += cpu_seconds(SERVER) - before[1]
+                on_steps += clock.steps - before[2]
                 log(f"block {k}: {off[-1][0]:.3f} ms ({off[-1][1]:.3f} outside the env) without, "
                     f"{on[-1][0]:.3f} ms ({on[-1][1]:.3f}) with the dashboard")
             if page is not None:
@@ -136,6 +159,9 @@ def run(task: str, blocks: int, steps: int, browser: bool, paced: bool) -> dict:
         actor.env.env.close()
     return {**compare(off, on, 0, ""), **compare(off, on, 1, "outside_env_"),
             "feed_ms_per_call": round(1000 * feed.seconds / max(1, feed.calls), 4),
+            # CPU per step with the dashboard on, in the browser and in the dashboard's server
+            "browser_cpu_ms_per_step": round(1000 * browser_s / max(1, on_steps), 3),
+            "server_cpu_ms_per_step": round(1000 * server_s / max(1, on_steps), 3),
             "page_states_shown": shown, "cameras": list(side.view.camera_keys)}
 
 
