@@ -5,7 +5,8 @@ with no dashboard, in alternating blocks of the same actor on the same env (rese
 By default the env runs unpaced (as fast as the CPU allows): the browser then competes with a loop
 that never waits, an upper bound. `--paced` runs it at its control rate, as a rig does; then the
 loop's own work per step (outside `env.step`, which sleeps) is the figure that matters. Also
-reports the feed's own time per step on the actor's thread (`DashboardFeed.seconds`). Weights are
+reports the feed's own time per step on the actor's thread (`DashboardFeed.seconds`) and the CPU
+the browser and the dashboard's server use per step. Weights are
 the policy's template (zeros: the same compute as trained weights); the transport is in-process,
 drained between episodes.
 
@@ -158,7 +159,7 @@ def run(task: str, blocks: int, steps: int, browser: bool, paced: bool) -> dict:
         dashboard.close()
         actor.env.env.close()
     return {**compare(off, on, 0, ""), **compare(off, on, 1, "outside_env_"),
-            "feed_ms_per_call": round(1000 * feed.seconds / max(1, feed.calls), 4),
+            "feed_ms_per_step": round(1000 * feed.seconds / max(1, on_steps), 4),
             # CPU per step with the dashboard on, in the browser and in the dashboard's server
             "browser_cpu_ms_per_step": round(1000 * browser_s / max(1, on_steps), 3),
             "server_cpu_ms_per_step": round(1000 * server_s / max(1, on_steps), 3),

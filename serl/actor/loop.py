@@ -61,7 +61,7 @@ class Actor:
         `link_error` returns why the learner refused this actor (a handshake mismatch), if it
         did; `video_dir` receives a video of each evaluation's first episode
         (`eval_<env steps>.mp4`); `feed` (a `serl.dashboard.feed.DashboardFeed`) is told every
-        reset, step and episode end."""
+        reset, step and episode end, and flushed as each action goes to the env."""
         self.env, self.cfg, self.adder, self.client, self.stats = env, cfg, adder, client, stats
         self.controls = getattr(env, "controls", None) or NoControls()
         action_dim = int(np.prod(env.action_space.shape))
@@ -186,6 +186,8 @@ class Actor:
             if video:
                 video.capture()
             action = np.asarray(self.evaluate(self.params, self.policy_view(obs)))
+            if self.feed:
+                self.feed.flush()
             obs, reward, terminated, truncated, info = self.env.step(action)
             done, step, ret = terminated or truncated, step + 1, ret + float(reward)
             if self.feed:
@@ -213,6 +215,8 @@ class Actor:
                 time.sleep(0.01)
                 self._take(self.client.poll())
             action = self.act(obs)
+            if self.feed:
+                self.feed.flush()  # the last step's state, while the env waits for its period
             next_obs, reward, terminated, truncated, info = self.env.step(action)
             # False: an abort ended the episode and moved nothing, so no transition happened (the
             # episode's last recorded one stays as it was)

@@ -1,8 +1,11 @@
 """`DashboardFeed`: what the actor loop tells the dashboard, on the actor's thread, at each reset,
 step and episode end. Each call reads what the loop already has (the policy's action, the step's
 `info`, the JPEG bytes the wire codec made for the policy's view of each frame) and replaces
-sections of the `Board`; nothing here waits. A failure in the feed is logged once and switches the
-feed off: the robot goes on without its dashboard."""
+sections of the `Board`; nothing here waits. A step's state is published by the next `flush`, which
+the loop calls once it has the next action, as it hands it to the env: the page and the server then
+work while the loop waits for its control period, not while it computes (measured: with the state
+published at once, their CPU cost the actor's own work 0.66 ms a step on 2 cores). A failure in the
+feed is logged once and switches the feed off: the robot goes on without its dashboard."""
 
 from __future__ import annotations
 
@@ -36,7 +39,7 @@ def wall_time(monotonic_stamp: float | None) -> float:
 
 
 def vector(value) -> list[float] | None:
-    return None if value is None else [round(float(v), 4) for v in np.ravel(value)]
+    return None if value is None else np.round(np.ravel(value).astype(float), 4).tolist()
 
 
 class DashboardFeed:
@@ -59,6 +62,7 @@ class DashboardFeed:
         self._probs: tuple = ()
         self._marks: tuple = ()
         self._status_seen, self._learner = None, {}
+        self._unpublished: tuple | None = None  # (frames, sections) of the last step
 
     def _guard(self, method, *args) -> None:
         if self.broken:
@@ -81,8 +85,19 @@ class DashboardFeed:
         """`weights`: the actor's weights in use ([incarnation, step]) and their age in s."""
         self._guard(self._step, step, obs, action, reward, info, weights)
 
+    def flush(self) -> None:
+        """Publish the last step's state (the loop calls it as it hands the env the next
+        action); a no-op when it is published already."""
+        if self._unpublished is not None:
+            self._guard(self._flush)
+
     def episode_end(self, summary: Mapping) -> None:
         self._guard(self._episode_end, summary)
+
+    def _flush(self) -> None:
+        frames, sections = self._unpublished
+        self._unpublished = None
+        self.board.update(frames, **sections)
 
     # ---------- sections ----------
     def _frames(self, obs: Mapping, info: Mapping) -> dict:
@@ -107,7 +122,7 @@ class DashboardFeed:
         self._episode = {"actor_id": self.actor_id, "episode": int(episode),
                          "mode": "evaluation" if evaluation else "training", "step": 0,
                          "return": 0.0, "started": time.time()}
-        self._probs, self._marks = (), ()
+        self._probs, self._marks, self._unpublished = (), (), None
         self.board.update(self._frames(obs, info), episode=self._episode, action=None,
                           reward={"probs": [], "marks": []}, updated=time.time(), **self._context())
 
@@ -134,12 +149,15 @@ class DashboardFeed:
             "threshold": info.get("classifier_threshold"), "probs": list(self._probs),
             "marks": list(self._marks), "error": info.get("classifier_error"),
             "aborted": bool(info.get("aborted", False))}
-        self.board.update(self._frames(obs, info), episode=episode, action=action_section,
-                          reward=reward_section, updated=time.time(), **self._context())
+        self._unpublished = (self._frames(obs, info), {
+            "episode": episode, "action": action_section, "reward": reward_section,
+            "updated": time.time(), **self._context()})
 
     def _episode_end(self, summary) -> None:
         last = {k: summary.get(k) for k in ("episode_id", "return", "length", "success",
                                             "aborted", "interventions", "intervention_rate",
                                             "env_steps")}
         last["mode"] = self._episode.get("mode", "training")
+        if self._unpublished is not None:
+            self._flush()
         self.board.update(last_episode=last)

@@ -41,6 +41,10 @@ def test_a_step_becomes_the_pages_sections():
             "classifier_threshold": 0.9, "marked": "success", "safety_clip_m": 0.004,
             "safety_hold": None}
     feed.step(1, obs(2), np.array([0.1, 1.0]), 1.0, info, ([0, 7], 2.04))
+    # published when the loop hands the env its next action (or at the episode's end)
+    assert board.snapshot()[1]["action"] is None and board.frame("front").seq == 0
+    feed.flush()
+    assert board.snapshot()[1]["action"]["policy"] == [0.1, 1.0]
     feed.episode_end({"episode_id": 3, "return": 1.0, "length": 1, "success": 1.0,
                       "aborted": 0.0})
     state = board.snapshot()[1]
