@@ -211,6 +211,8 @@ class Actor:
         tracker, done, step = EpisodeTracker(), False, 0
         while not done:
             self._take(self.client.poll())
+            if self.feed and self._rate_limited():
+                self.feed.flush()  # the page shows where the robot is while the loop waits
             while self._rate_limited() and not stop.is_set():
                 time.sleep(0.01)
                 self._take(self.client.poll())

@@ -54,17 +54,24 @@ class Board:
 
     def snapshot(self) -> tuple[int, dict[str, Any]]:
         """(version, state): the state with each camera's frame seq and capture time (no bytes)."""
+        version, state, _ = self.snapshot_with_frames()
+        return version, state
+
+    def snapshot_with_frames(self) -> tuple[int, dict[str, Any], dict[str, Frame]]:
+        """The snapshot and the frames it describes (taken together: the frames are that
+        state's, never a later step's)."""
         with self._cond:
             version, state, frames = self._version, self._state, self._frames
         return version, {**state, "frames": {k: {"seq": f.seq, "captured": f.captured}
-                                             for k, f in frames.items()}}
+                                             for k, f in frames.items()}}, frames
 
-    def wait_newer(self, version: int, timeout: float) -> tuple[int, dict[str, Any]] | None:
-        """The snapshot once it is newer than `version`, or None after `timeout` seconds."""
+    def wait_newer(self, version: int, timeout: float):
+        """`snapshot_with_frames()` once it is newer than `version`, or None after `timeout`
+        seconds."""
         with self._cond:
             if not self._cond.wait_for(lambda: self._version > version, timeout):
                 return None
-        return self.snapshot()
+        return self.snapshot_with_frames()
 
     def frame(self, key: str) -> Frame | None:
         return self._frames.get(key)

@@ -42,6 +42,7 @@ from serl.dashboard.config import DashboardConfig
 from serl.dashboard.controls import PageControls
 from serl.transport.frames import FrameCodec
 from serl.transport.rate_log import RateLimitedLog
+from serl.transport.wire import JPEG_EXT
 
 log = logging.getLogger("serl.dashboard")
 PAGE = resources.files("serl.dashboard").joinpath("page.html").read_bytes()
@@ -54,11 +55,15 @@ MAX_EVENTS_HZ = 10.0
 
 def display_jpeg(frame) -> bytes | None:
     """The frame as JPEG bytes: the actor's own where it made them, else encoded here (None for a
-    camera whose frames are not RGB images)."""
+    camera whose frames JPEG cannot hold: not 8-bit RGB)."""
     if isinstance(frame.jpeg, bytes):
         return frame.jpeg
-    encoded = DISPLAY_CODEC.encode(frame.jpeg)
-    return encoded.data if isinstance(encoded, msgpack.ExtType) else None
+    try:
+        encoded = DISPLAY_CODEC.encode(frame.jpeg)
+    except ValueError:  # a dtype the wire cannot carry either
+        return None
+    jpeg = isinstance(encoded, msgpack.ExtType) and encoded.code == JPEG_EXT
+    return encoded.data if jpeg else None
 
 
 class DashboardServer(ThreadingHTTPServer):
@@ -143,17 +148,16 @@ class Handler(BaseHTTPRequestHandler):
             raise Refused(415, f"camera {key[:40]!r} frames are not RGB images")
         self._send(200, data, "image/jpeg")
 
-    def _event(self, state: dict, sent: dict[str, int]) -> bytes:
-        """One event: the state, and a data URL for each camera whose frame this stream has not
-        sent yet (`sent`: camera -> seq sent, updated here)."""
+    def _event(self, state: dict, frames: dict, sent: dict[str, int]) -> bytes:
+        """One event: the state, and a data URL for each of its `frames` this stream has not sent
+        yet (`sent`: camera -> seq sent, updated here; a frame JPEG cannot hold is skipped)."""
         images = {}
-        for key, meta in state.get("frames", {}).items():
-            frame = self.server.board.frame(key)
-            if frame is None or sent.get(key) == frame.seq:
+        for key, frame in frames.items():
+            if sent.get(key) == frame.seq:
                 continue
+            sent[key] = frame.seq
             data = display_jpeg(frame)
             if data is not None:
-                sent[key] = frame.seq
                 images[key] = {"seq": frame.seq, "captured": frame.captured,
                                "src": "data:image/jpeg;base64," + base64.b64encode(data).decode()}
         return b"data: " + json.dumps({**self._state(state), "images": images}).encode() + b"\n\n"
@@ -173,8 +177,8 @@ class Handler(BaseHTTPRequestHandler):
                 if got is None:
                     self.wfile.write(b": idle\n\n")
                 else:
-                    version, state = got
-                    self.wfile.write(self._event(state, sent))
+                    version, state, frames = got
+                    self.wfile.write(self._event(state, frames, sent))
                 self.wfile.flush()
                 if got is not None:
                     time.sleep(1.0 / MAX_EVENTS_HZ)

@@ -228,3 +228,29 @@ def test_the_event_stream_carries_each_frame_once_inline(dashboard):
             assert event["images"] == {}
             event = next_event(stream)
         assert event["images"]["front"]["seq"] == seq + 1
+    # another stream (a second page, or this one reconnected) starts with the current frame
+    with urllib.request.urlopen(dashboard.url.replace("/?", "/events?"), timeout=5) as stream:
+        image = next_event(stream)["images"]["front"]
+        assert image["seq"] == seq + 1 and image["captured"] == 124.0
+
+
+@pytest.mark.timeout(30)
+def test_a_frame_jpeg_cannot_hold_is_left_out_and_the_stream_goes_on(dashboard):
+    """A lossless camera whose frames are not 8-bit RGB (a depth image): no image, no broken
+    stream; its frame endpoint says why."""
+    import numpy as np
+
+    depth = np.zeros((8, 8), np.uint16)
+    deadline = time.monotonic() + 10
+    while "depth" not in request(dashboard.url.replace("/?", "/state?"))[1].get("frames", {}):
+        assert time.monotonic() < deadline, "the frame never reached the server"
+        dashboard.board.update({"depth": (depth, 1.0)}, episode={"step": 0})
+        time.sleep(0.05)
+    with urllib.request.urlopen(dashboard.url.replace("/?", "/events?"), timeout=5) as stream:
+        assert next_event(stream)["images"] == {}
+        dashboard.board.update(episode={"step": 1})
+        while next_event(stream)["episode"] != {"step": 1}:
+            pass
+    base, token = dashboard.url.split("/?token=")
+    status, body = request(f"{base}/frame/depth?token={token}")
+    assert status == 415 and "not RGB" in body["error"]
