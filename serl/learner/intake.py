@@ -220,5 +220,5 @@ def with_base_actions(folder: Path, spec, base, episodes: dict) -> tuple[dict, l
     from serl.agents.base_policy import annotate, spec_without_base
 
     bare, problems = load_demos(folder, spec_without_base(spec))
-    episodes = {**episodes, **{n: annotate(b, base) for n, b in bare.items() if n not in episodes}}
+    episodes = {**episodes, **annotate({n: b for n, b in bare.items() if n not in episodes}, base)}
     return episodes, [p for p in problems if p.split(".npz:")[0] not in episodes]
