@@ -95,6 +95,8 @@ class DashboardFeed:
         self._guard(self._episode_end, summary)
 
     def _flush(self) -> None:
+        if self._unpublished is None:
+            return
         frames, sections = self._unpublished
         self._unpublished = None
         self.board.update(frames, **sections)
@@ -158,6 +160,5 @@ class DashboardFeed:
                                             "aborted", "interventions", "intervention_rate",
                                             "env_steps")}
         last["mode"] = self._episode.get("mode", "training")
-        if self._unpublished is not None:
-            self._flush()
+        self._flush()
         self.board.update(last_episode=last)

@@ -6,8 +6,8 @@ connection, every thread a daemon; it runs in the dashboard's own process, `serl
     GET  /events?token=T        the same as Server-Sent Events, one per new state (a slow reader
                                 skips states), a comment every second when nothing changes; each
                                 event carries, under "images", a JPEG data URL for every camera
-                                whose frame changed since this stream's last event (a frame fetched
-                                by its own request costs the browser ~8 ms of CPU; inline, ~1 ms)
+                                whose frame changed since this stream's last event (no request per
+                                frame: less of the browser's CPU, docs/design-notes.md)
     GET  /frame/<camera>?token=T  the camera's newest frame as the policy sees it (JPEG)
     POST /control               {"control": NAME}, with the X-Serl-Token header (`access`)
 

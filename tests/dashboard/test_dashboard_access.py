@@ -199,6 +199,24 @@ def next_event(stream) -> dict:
             return json.loads(line[len(b"data: "):])
 
 
+def serve_frame(dashboard, key: str, frame, captured: float) -> None:
+    """Update the board with `frame` until the server's process shows it (an update sent before
+    that process is listening is dropped, not queued)."""
+    deadline = time.monotonic() + 10
+    while key not in request(dashboard.url.replace("/?", "/state?"))[1].get("frames", {}):
+        assert time.monotonic() < deadline, "the frame never reached the server"
+        dashboard.board.update({key: (frame, captured)}, episode={"step": 0})
+        time.sleep(0.05)
+
+
+def event_at_step(stream, step: int) -> dict:
+    """The first event of `stream` whose episode is at `step`."""
+    event = next_event(stream)
+    while event["episode"] != {"step": step}:
+        event = next_event(stream)
+    return event
+
+
 @pytest.mark.timeout(30)
 def test_the_event_stream_carries_each_frame_once_inline(dashboard):
     """A camera's frame rides in the first event after it changed, as a JPEG data URL of the
@@ -206,22 +224,14 @@ def test_the_event_stream_carries_each_frame_once_inline(dashboard):
     import base64
 
     jpeg = b"\xff\xd8" + bytes(range(256)) + b"\xff\xd9"
-    deadline = time.monotonic() + 10
-    while "front" not in request(dashboard.url.replace("/?", "/state?"))[1].get("frames", {}):
-        assert time.monotonic() < deadline, "the frame never reached the server"
-        # an update sent before the server's process is listening is dropped, not queued
-        dashboard.board.update({"front": (jpeg, 123.0)}, episode={"step": 0})
-        time.sleep(0.05)
+    serve_frame(dashboard, "front", jpeg, 123.0)
     with urllib.request.urlopen(dashboard.url.replace("/?", "/events?"), timeout=5) as stream:
         image = next_event(stream)["images"]["front"]
         seq = image["seq"]
         assert image["captured"] == 123.0
         assert base64.b64decode(image["src"].split("base64,", 1)[1]) == jpeg
         dashboard.board.update(episode={"step": 1})
-        event = next_event(stream)
-        while event["episode"] != {"step": 1}:
-            event = next_event(stream)
-        assert event["images"] == {}
+        assert event_at_step(stream, 1)["images"] == {}
         dashboard.board.update({"front": (jpeg[::-1], 124.0)}, episode={"step": 2})
         event = next_event(stream)
         while "front" not in event["images"]:
@@ -240,17 +250,11 @@ def test_a_frame_jpeg_cannot_hold_is_left_out_and_the_stream_goes_on(dashboard):
     stream; its frame endpoint says why."""
     import numpy as np
 
-    depth = np.zeros((8, 8), np.uint16)
-    deadline = time.monotonic() + 10
-    while "depth" not in request(dashboard.url.replace("/?", "/state?"))[1].get("frames", {}):
-        assert time.monotonic() < deadline, "the frame never reached the server"
-        dashboard.board.update({"depth": (depth, 1.0)}, episode={"step": 0})
-        time.sleep(0.05)
+    serve_frame(dashboard, "depth", np.zeros((8, 8), np.uint16), 1.0)
     with urllib.request.urlopen(dashboard.url.replace("/?", "/events?"), timeout=5) as stream:
         assert next_event(stream)["images"] == {}
         dashboard.board.update(episode={"step": 1})
-        while next_event(stream)["episode"] != {"step": 1}:
-            pass
+        assert event_at_step(stream, 1)["images"] == {}
     base, token = dashboard.url.split("/?token=")
     status, body = request(f"{base}/frame/depth?token={token}")
     assert status == 415 and "not RGB" in body["error"]
