@@ -103,7 +103,8 @@ def build_actor(config, side: ActorSide, actor_dir: Path, env=None, dashboard=No
     spaces; the caller closes it (`actor.env`). `dashboard` (`serl.dashboard.opening.Dashboard`)
     is fed at every step."""
     if env is None:
-        env = build_env(config, page_controls=dashboard.controls if dashboard else None)
+        env = build_env(config, page_controls=dashboard.controls if dashboard else None,
+                        frame_view=side.view)
     expected, built = actor_spec(config), transition_spec(env)
     if built != expected:
         env.close()

@@ -50,12 +50,14 @@ def with_policy(agent, params: dict):
     return sac_with(agent)
 
 
-def policy_state(agent) -> dict:
+def policy_state(agent, with_encoder: bool = True) -> dict:
     """On-device copies of what `keep_policy` puts back: the actor's and temperature's train
-    states, the shared encoder and a hybrid agent's grasp critic (its gripper policy)."""
+    states, the shared encoder (unless `with_encoder` is False: a residual's zero correction does
+    not depend on it, so the critics may train it) and a hybrid agent's grasp critic."""
     sac = agent.sac if isinstance(agent, HybridAgent) else agent
-    kept = {"actor": sac.actor, "temperature": sac.temperature,
-            "encoder": sac.critic.params["encoder"]}
+    kept = {"actor": sac.actor, "temperature": sac.temperature}
+    if with_encoder:
+        kept["encoder"] = sac.critic.params["encoder"]
     if isinstance(agent, HybridAgent):
         kept["grasp"] = agent.grasp
     return jax.tree.map(jnp.copy, kept)
@@ -66,11 +68,12 @@ def keep_policy(agent, kept: dict):
     pre-training: the policy whose values the critics learn stays exactly the starting one)."""
     sac = agent.sac if isinstance(agent, HybridAgent) else agent
     kept = jax.tree.map(jnp.copy, kept)  # fresh buffers: the next update donates these
-    sac = sac.replace(
-        actor=kept["actor"], temperature=kept["temperature"],
-        critic=sac.critic.replace(params={**sac.critic.params, "encoder": kept["encoder"]}),
-        target_critic_params={**sac.target_critic_params,
-                              "encoder": jax.tree.map(jnp.copy, kept["encoder"])})
+    sac = sac.replace(actor=kept["actor"], temperature=kept["temperature"])
+    if "encoder" in kept:
+        sac = sac.replace(
+            critic=sac.critic.replace(params={**sac.critic.params, "encoder": kept["encoder"]}),
+            target_critic_params={**sac.target_critic_params,
+                                  "encoder": jax.tree.map(jnp.copy, kept["encoder"])})
     if isinstance(agent, HybridAgent):
         return agent.replace(sac=sac, grasp=kept["grasp"],
                              grasp_target_params=jax.tree.map(jnp.copy, kept["grasp"].params))

@@ -69,7 +69,9 @@ def main(argv: list[str]) -> int:
     from serl.networks.trunk import trunk_fingerprint
 
     video = None if args.no_video else args.run / "eval"
-    env = build_env(config, operator=False)
+    # the policy (and a residual's base) sees frames as in training: after the wire's codec
+    view = frame_view(config)
+    env = build_env(config, operator=False, frame_view=view)
     action_dim = int(np.prod(env.action_space.shape))
     agent = make_agent(config.agent, example_observation(env.observation_space), action_dim,
                        config.seed)
@@ -84,7 +86,6 @@ def main(argv: list[str]) -> int:
     agent, counters = checkpointer.restore(agent)
     _, evaluate = policy_functions(config.agent, action_dim)
     params = agent.policy_params()
-    view = frame_view(config)  # the policy sees frames as in training: after the wire's codec
     wins = run_episodes(env, lambda obs: evaluate(params, obs), view, args.episodes, args.seed,
                         video, out=lambda line: print(line, flush=True))
     env.close()

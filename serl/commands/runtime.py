@@ -19,12 +19,15 @@ from serl.transport.messages import PROTOCOL_VERSION
 LOG_FORMAT = "%(asctime)s %(name)s %(levelname)s %(message)s"
 
 
-def build_env(config, *, operator: bool = True, video_path=None, page_controls=None):
+def build_env(config, *, operator: bool = True, video_path=None, page_controls=None,
+              frame_view=None):
     """The policy env of a task config; with `operator` the configured device (`config.device`, the
     scripted operator by default) sits at the intervention device, with the dashboard's buttons
     (`page_controls`, a `PageControls`) merged in when given; a device that cannot produce a
     control the config waits for (and has no page beside it) is refused before anything is
-    opened."""
+    opened. A base policy sees observations through `frame_view` (the policy's own
+    `serl.actor.frames.FrameView`, whose cache then encodes each frame once; default: the
+    config's `frame_view`)."""
     import serl  # noqa: F401  (registers the envs)
     from serl.devices import WithControls, check_device_controls, make_device
     from serl.envs.franka_config import attach_confirmation
@@ -50,6 +53,10 @@ def build_env(config, *, operator: bool = True, video_path=None, page_controls=N
         from serl.agents.base_policy import open_base
 
         base = open_base(config)
+        if frame_view is None:
+            from serl.actor.build import frame_view as config_view
+
+            frame_view = config_view(config)
     return make_policy_env(
         raw,
         config.wrappers,
@@ -59,6 +66,7 @@ def build_env(config, *, operator: bool = True, video_path=None, page_controls=N
         predicate=reward.predicate if reward.predicate.name != "none" else None,
         human_reward=reward.human,
         base=base,
+        base_view=None if frame_view is None else frame_view.observation,
     )
 
 

@@ -1,9 +1,11 @@
 """`BaseActionWrapper`: each observation gets the base policy's action for it
 (`BASE_ACTION_KEY`), so the policy (a residual on it) and every transition carry it and the
-learner never calls the base. The outermost wrapper of the stack: the base sees the observation
-the policy's does, besides its own entry, with the env's own camera frames (the policy sees them
-after the wire codec's round trip, as the learner stores them; demos annotated at load give the
-base the stored frames).
+learner never calls the base. The outermost wrapper of the stack. The base sees the observation as
+the policy does (`view`: camera frames after the wire codec's round trip, as the learner stores
+them and as a BC base was trained on them), so a transition's base action is the base's action
+for its stored observation, online as for demos annotated at load. (Raw frames instead cost a BC
+base on sim_peg_insert most of its success: about 20% in a run's evaluations against 55% in
+`serl eval`, which shows it the codec's frames.)
 
 A base that gives no usable action (`BasePolicyError`: a served base late, failed or answering
 out of contract) never leads to a stale or default command. After a step, the episode ends there:
@@ -46,14 +48,15 @@ def checked_action(action, action_dim: int) -> np.ndarray:
 
 class BaseActionWrapper(gym.Wrapper):
     def __init__(self, env: gym.Env, base: Callable[[dict], np.ndarray],
-                 reset_wait_s: float = 30.0, retry_s: float = 0.5):
+                 view: Callable[[dict], dict], reset_wait_s: float = 30.0, retry_s: float = 0.5):
         super().__init__(env)
-        self.base, self.reset_wait_s, self.retry_s = base, reset_wait_s, retry_s
+        self.base, self.view = base, view
+        self.reset_wait_s, self.retry_s = reset_wait_s, retry_s
         self.observation_space = with_base_action(env.observation_space, env.action_space)
         self._failed = False  # the episode ended on a base failure: no step until a reset
 
     def _with_base(self, obs: dict) -> dict:
-        return {**obs, BASE_ACTION_KEY: self.base(obs)}
+        return {**obs, BASE_ACTION_KEY: self.base(self.view(obs))}
 
     def reset(self, **kwargs):
         obs, info = self.env.reset(**kwargs)

@@ -118,12 +118,13 @@ def operator_roundtrip(cfg: PolicyEnvConfig):
 def make_policy_env(env: gym.Env, cfg: PolicyEnvConfig = PolicyEnvConfig(), classifier=None,
                     device: InterventionDevice | None = None,
                     video_path: str | Path | None = None, predicate=None,
-                    human_reward: bool = False, base=None) -> PolicyEnv:
+                    human_reward: bool = False, base=None, base_view=None) -> PolicyEnv:
     """The raw env wrapped, inside out: intervention (if a device is given) → relative frame (if
     configured) → action axes (if the policy commands fewer than the 7 entries) → quaternion to
     euler → flatten → reward classifier (if given; `predicate` ANDed) or the operator's reward (if
     `human_reward`) → gripper penalty → video (if a path is given) → the base policy's action (if
-`base`, a `serl.agents.base_policy.FileBasePolicy`), under `PolicyEnv`."""
+`base`, a `serl.agents.base_policy.FileBasePolicy`, seeing observations through `base_view`: the
+policy's frame view), under `PolicyEnv`."""
     gripper = policy_gripper(getattr(env.unwrapped, "cfg", None))  # False: the env locks it
     if device is not None:
         env = InterventionWrapper(env, device, operator_roundtrip(cfg),
@@ -142,5 +143,7 @@ def make_policy_env(env: gym.Env, cfg: PolicyEnvConfig = PolicyEnvConfig(), clas
     if video_path is not None:
         env = VideoRecorder(env, video_path, cfg.video_fps)
     if base is not None:
-        env = BaseActionWrapper(env, base, cfg.base_reset_wait_s)
+        if base_view is None:
+            raise ValueError("a base policy needs the frame view its observations go through")
+        env = BaseActionWrapper(env, base, base_view, cfg.base_reset_wait_s)
     return PolicyEnv(env)

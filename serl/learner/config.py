@@ -21,6 +21,10 @@ class LearnerConfig:
     warm_start: str = ""
     # critic-only updates on the demos before the first online one (warm start only)
     warm_start_critic_updates: int = 500
+    # the first this many online updates train the critics only: the policy stays the starting
+    # one (a residual's correction zero, so the base acts alone; a warm start's the file's), and
+    # the critics learn its values from its own episodes before the actor follows them
+    policy_hold_updates: int = 0
     # demo transitions before batches take half from the demo buffer (all online until then)
     min_demo: int = 50
     # updates between weight publications

@@ -173,7 +173,9 @@ class Learner:
                 if not self.may_update():
                     continue
                 # its own phases: "sampling" and "update"
-                info = self.training.update(self.online, self.demo, self.rng, self.intake.prior)
+                hold = self.counters.updates < cfg.policy_hold_updates
+                info = self.training.update(self.online, self.demo, self.rng, self.intake.prior,
+                                            hold_policy=hold)
                 self.counters.updates += 1
                 u = self.counters.updates
                 if u == start_updates + 1:

@@ -87,6 +87,7 @@ class Training:
         self.agent = replicate(agent, self.mesh)
         self.trunk = None if trunk is None else replicate(trunk, self.mesh)
         self._prefetch: PrefetchIterator | None = None
+        self._held: dict | None = None  # the held policy's parts, while it is held
 
     def _timed(self, feature_fn):
         """`feature_fn` timed into the clock as "trunk_features" (inside intake)."""
@@ -131,7 +132,7 @@ class Training:
         return jax.device_get(info)
 
     def update(self, online: ReplayStorage, demo: ReplayStorage, rng: np.random.Generator,
-               prior: ReplayStorage | None = None) -> dict:
+               prior: ReplayStorage | None = None, hold_policy: bool = False) -> dict:
         """One update; the first call starts the prefetch thread (sampling from these buffers, and
         `prior` at `learner.prior_fraction` when given).
         It returns once the update is done, so the clock's "update" is the update's own time. (One
@@ -147,9 +148,28 @@ class Training:
         with self.clock.phase("sampling"):
             batch = next(self._prefetch)
         with self.clock.phase("update"):
+            if hold_policy and self._held is None:
+                self._held = self._policy_state()
             self.agent, info = self.agent.update(batch, self.trunk)
+            if hold_policy:
+                self.agent = self._keep_policy(self.agent, self._held)
+            else:
+                self._held = None
             jax.block_until_ready(info)
         return info
+
+    def _policy_state(self) -> dict:
+        """What a held policy keeps (`learner.policy_hold_updates`): its actor, temperature and,
+        unless it is a residual (whose zero correction does not read it), the shared encoder."""
+        from serl.agents.warm_start import policy_state
+
+        return policy_state(self.agent, with_encoder=self.agent_cfg.residual_scale is None)
+
+    @staticmethod
+    def _keep_policy(agent, held: dict):
+        from serl.agents.warm_start import keep_policy
+
+        return keep_policy(agent, held)
 
     def policy_params(self) -> dict:
         """The policy's weights on the host, as published."""
