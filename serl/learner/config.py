@@ -76,6 +76,10 @@ class LearnerConfig:
                              "and demo halves share the rest); 0 turns prior data off")
         if self.min_prior < 1:
             raise ValueError(f"learner.min_prior {self.min_prior} must be at least 1")
+        if self.policy_hold_updates < 0 or self.warm_start_critic_updates < 0:
+            raise ValueError(f"learner.policy_hold_updates ({self.policy_hold_updates}) and "
+                             f"learner.warm_start_critic_updates ({self.warm_start_critic_updates})"
+                             " must be at least 0")
 
 
 class DiskWriteError(RuntimeError):

@@ -152,7 +152,9 @@ class Training:
                 self._held = self._policy_state()
             self.agent, info = self.agent.update(batch, self.trunk)
             if hold_policy:
-                self.agent = self._keep_policy(self.agent, self._held)
+                from serl.agents.warm_start import keep_policy
+
+                self.agent = keep_policy(self.agent, self._held)
             else:
                 self._held = None
             jax.block_until_ready(info)
@@ -164,12 +166,6 @@ class Training:
         from serl.agents.warm_start import policy_state
 
         return policy_state(self.agent, with_encoder=self.agent_cfg.residual_scale is None)
-
-    @staticmethod
-    def _keep_policy(agent, held: dict):
-        from serl.agents.warm_start import keep_policy
-
-        return keep_policy(agent, held)
 
     def policy_params(self) -> dict:
         """The policy's weights on the host, as published."""

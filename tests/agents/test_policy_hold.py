@@ -64,3 +64,14 @@ def test_a_held_warm_start_also_keeps_the_encoder_its_policy_reads():
     assert _same(kept.critic.params["encoder"], agent.critic.params["encoder"])
     assert _same(kept.target_critic_params["encoder"], agent.critic.params["encoder"])
     assert _same(kept.critic.params["q"], moved.critic.params["q"])
+
+
+@pytest.mark.timeout(30)
+def test_a_negative_hold_or_pre_training_is_refused_naming_the_field():
+    from serl.learner.config import LearnerConfig
+
+    with pytest.raises(ValueError, match=r"policy_hold_updates \(-1\)"):
+        LearnerConfig(policy_hold_updates=-1)
+    with pytest.raises(ValueError, match=r"warm_start_critic_updates \(-5\)"):
+        LearnerConfig(warm_start_critic_updates=-5)
+    assert LearnerConfig(policy_hold_updates=2000).policy_hold_updates == 2000
