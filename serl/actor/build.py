@@ -11,12 +11,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from serl.actor.config import MissingKey
-from serl.actor.frames import FrameView, RoundtripAdder
+from serl.actor.frames import FrameView, RoundtripAdder, frame_view
 from serl.actor.loop import Actor
 from serl.commands.runtime import build_env, handshake_info, transition_spec
 from serl.data import TransitionSpec
 from serl.envs.contract import policy_gripper, policy_spaces
-from serl.transport.codec import FrameCodec
 from serl.transport.interfaces import Adder, StatsSink, VariableClient
 
 
@@ -49,11 +48,6 @@ class ActorSide:
 def actor_spec(config) -> TransitionSpec:
     """The transitions a task's actor produces, by the contract (what its learner stores)."""
     return TransitionSpec.from_spaces(*policy_spaces(config.env, config.wrappers))
-
-
-def frame_view(config) -> FrameView:
-    """The task's wire codec (`transport.jpeg_quality`) over its camera keys."""
-    return FrameView(FrameCodec(config.transport.jpeg_quality), actor_spec(config).camera_keys)
 
 
 def inprocess_actor_side(transport, config, first_sequence: int = 0) -> ActorSide:

@@ -8,6 +8,8 @@ from collections.abc import Mapping
 
 import numpy as np
 
+from serl.data import TransitionSpec
+from serl.envs.contract import policy_spaces
 from serl.transport.codec import FrameCodec
 from serl.transport.frames import FrameCache
 from serl.transport.interfaces import Adder, Transition
@@ -63,3 +65,9 @@ class RoundtripAdder:
 
     def pending(self) -> int:
         return self.adder.pending()
+
+
+def frame_view(config) -> FrameView:
+    """The task's wire codec (`transport.jpeg_quality`) over its camera keys (the contract's)."""
+    spec = TransitionSpec.from_spaces(*policy_spaces(config.env, config.wrappers))
+    return FrameView(FrameCodec(config.transport.jpeg_quality), spec.camera_keys)

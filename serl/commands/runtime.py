@@ -54,7 +54,7 @@ def build_env(config, *, operator: bool = True, video_path=None, page_controls=N
 
         base = open_base(config)
         if frame_view is None:
-            from serl.actor.build import frame_view as config_view
+            from serl.actor.frames import frame_view as config_view
 
             frame_view = config_view(config)
     return make_policy_env(
